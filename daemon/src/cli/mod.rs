@@ -1,0 +1,5 @@
+//! One module per command family; each is owned by the crate it fronts.
+
+pub mod audio;
+pub mod intents;
+pub mod models;
