@@ -1,0 +1,399 @@
+//! The daemon's one typed configuration: parsed from TOML with unknown keys refused, then validated
+//! as a whole so that every mistake is reported at once with its key path.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// One configuration problem, located by its key path (`stt.timeout_s`, `wake.models[1].name`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigIssue {
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Why a configuration could not be used: the file, and every issue found in it.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub source: String,
+    pub issues: Vec<ConfigIssue>,
+}
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} problem(s)", self.source, self.issues.len())?;
+        for issue in &self.issues {
+            write!(f, "\n  {issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Names this device in MQTT topics and Hermes events.
+    pub site_id: String,
+    pub models: ModelsConfig,
+    pub audio: AudioConfig,
+    pub wake: WakeConfig,
+    pub vad: VadConfig,
+    pub stt: SttConfig,
+    pub intents: IntentsConfig,
+    pub slm: SlmConfig,
+    pub mqtt: crate::mqtt::MqttSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            site_id: "default".into(),
+            models: ModelsConfig::default(),
+            audio: AudioConfig::default(),
+            wake: WakeConfig::default(),
+            vad: VadConfig::default(),
+            stt: SttConfig::default(),
+            intents: IntentsConfig::default(),
+            slm: SlmConfig::default(),
+            mqtt: crate::mqtt::MqttSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Model profile of the manifest (`default`, `tiny`, or one of the user's).
+    pub profile: String,
+    /// Model cache directory; default `$SOTTO_MODELS` or the XDG data dir.
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig { profile: "default".into(), dir: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioSource {
+    Microphone,
+    Stdin,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    pub source: AudioSource,
+    /// Capture device name as `sotto audio devices` lists it; empty = the system default.
+    pub device: String,
+    /// Sample rate of raw PCM on stdin (signed 16-bit little-endian, mono).
+    pub stdin_sample_rate: u32,
+}
+
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig { source: AudioSource::Microphone, device: String::new(), stdin_sample_rate: 16_000 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WakeConfig {
+    pub models: Vec<WakeModelConfig>,
+}
+
+impl Default for WakeConfig {
+    fn default() -> Self {
+        WakeConfig { models: vec![WakeModelConfig::default()] }
+    }
+}
+
+pub const SHIPPED_WAKE_WORDS: &[&str] = &["hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy"];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WakeModelConfig {
+    /// A shipped wake word (`hey_jarvis`, `alexa`, `hey_mycroft`, `hey_rhasspy`).
+    pub name: String,
+    /// Score in 0..1 above which a frame counts.
+    pub threshold: f32,
+    /// Consecutive frames (80 ms each) over the threshold before a detection.
+    pub trigger_frames: u32,
+    /// Seconds after a detection during which this model cannot fire again.
+    pub refractory_s: f32,
+}
+
+impl Default for WakeModelConfig {
+    fn default() -> Self {
+        WakeModelConfig { name: "hey_jarvis".into(), threshold: 0.5, trigger_frames: 1, refractory_s: 2.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VadConfig {
+    /// Silero speech probability above which a 32 ms window is speech.
+    pub threshold: f32,
+    /// Audio kept from before the detected speech start, so the first word is not cut.
+    pub preroll_ms: u32,
+    /// Silence that ends an utterance.
+    pub trailing_silence_ms: u32,
+    /// Hard cap on an utterance; longer speech is cut here.
+    pub max_utterance_s: f32,
+    /// Return to idle when no speech starts this long after the wake word.
+    pub no_speech_timeout_s: f32,
+}
+
+impl Default for VadConfig {
+    fn default() -> Self {
+        VadConfig {
+            threshold: 0.5,
+            preroll_ms: 300,
+            trailing_silence_ms: 600,
+            max_utterance_s: 10.0,
+            no_speech_timeout_s: 4.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SttConfig {
+    /// Whisper language code.
+    pub language: String,
+    /// A transcription taking longer fails, and the worker is restarted.
+    pub timeout_s: f32,
+    /// Bias Whisper towards the loaded domains' vocabulary.
+    pub vocabulary_prompt: bool,
+}
+
+impl Default for SttConfig {
+    fn default() -> Self {
+        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntentsConfig {
+    /// Shipped domain names (`vehicle`, `factory`, `home`, `barista`) or paths to domain TOML files.
+    pub domains: Vec<String>,
+    /// Seconds a pending confirmation waits for "yes"/"no" before it is dropped.
+    pub confirm_timeout_s: f32,
+}
+
+pub const SHIPPED_DOMAINS: &[&str] = &["vehicle", "factory", "home", "barista"];
+
+impl Default for IntentsConfig {
+    fn default() -> Self {
+        IntentsConfig {
+            domains: SHIPPED_DOMAINS.iter().map(|d| d.to_string()).collect(),
+            confirm_timeout_s: 10.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlmConfig {
+    /// Ask the language model when the grammar matcher finds nothing.
+    pub enabled: bool,
+    pub timeout_s: f32,
+    pub max_tokens: u32,
+}
+
+impl Default for SlmConfig {
+    fn default() -> Self {
+        SlmConfig { enabled: true, timeout_s: 10.0, max_tokens: 48 }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file; every problem is reported at once.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigErrors {
+            source: source.clone(),
+            issues: vec![ConfigIssue { key: "(file)".into(), message: format!("cannot read: {err}") }],
+        })?;
+        Self::from_toml(&text, &source)
+    }
+
+    pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+        let config: Config = toml::from_str(text).map_err(|err| ConfigErrors {
+            source: source.to_string(),
+            issues: vec![toml_issue(text, &err)],
+        })?;
+        let issues = config.validate();
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors { source: source.to_string(), issues })
+        }
+    }
+
+    /// Checks values that the types alone cannot; files and models are checked by `check-config`.
+    pub fn validate(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut bad = |key: String, message: String| issues.push(ConfigIssue { key, message });
+        if self.site_id.is_empty() || self.site_id.contains(['/', '+', '#']) {
+            bad("site_id".into(), format!("{:?} must be non-empty and contain no '/', '+' or '#'", self.site_id));
+        }
+        if self.wake.models.is_empty() {
+            bad("wake.models".into(), "at least one wake word is needed".into());
+        }
+        for (i, model) in self.wake.models.iter().enumerate() {
+            if !SHIPPED_WAKE_WORDS.contains(&model.name.as_str()) {
+                bad(
+                    format!("wake.models[{i}].name"),
+                    format!("unknown wake word {:?}; shipped: {}", model.name, SHIPPED_WAKE_WORDS.join(", ")),
+                );
+            }
+            if !(model.threshold > 0.0 && model.threshold < 1.0) {
+                bad(format!("wake.models[{i}].threshold"), format!("{} is not in (0, 1)", model.threshold));
+            }
+            if model.trigger_frames == 0 {
+                bad(format!("wake.models[{i}].trigger_frames"), "must be at least 1".into());
+            }
+            if !(model.refractory_s >= 0.0) {
+                bad(format!("wake.models[{i}].refractory_s"), format!("{} must be >= 0", model.refractory_s));
+            }
+        }
+        if !(self.vad.threshold > 0.0 && self.vad.threshold < 1.0) {
+            bad("vad.threshold".into(), format!("{} is not in (0, 1)", self.vad.threshold));
+        }
+        if !(100..=5000).contains(&self.vad.trailing_silence_ms) {
+            bad("vad.trailing_silence_ms".into(), format!("{} is not in 100..=5000", self.vad.trailing_silence_ms));
+        }
+        if self.vad.preroll_ms > 2000 {
+            bad("vad.preroll_ms".into(), format!("{} is over 2000", self.vad.preroll_ms));
+        }
+        if !(1.0..=30.0).contains(&self.vad.max_utterance_s) {
+            bad("vad.max_utterance_s".into(), format!("{} is not in 1..=30 (Whisper hears 30 s at most)", self.vad.max_utterance_s));
+        }
+        if !(0.5..=60.0).contains(&self.vad.no_speech_timeout_s) {
+            bad("vad.no_speech_timeout_s".into(), format!("{} is not in 0.5..=60", self.vad.no_speech_timeout_s));
+        }
+        if self.stt.language.len() < 2 || !self.stt.language.chars().all(|c| c.is_ascii_lowercase()) {
+            bad("stt.language".into(), format!("{:?} is not a Whisper language code such as \"en\"", self.stt.language));
+        }
+        for (key, value) in [("stt.timeout_s", self.stt.timeout_s), ("slm.timeout_s", self.slm.timeout_s)] {
+            if !(0.1..=300.0).contains(&value) {
+                bad(key.into(), format!("{value} is not in 0.1..=300"));
+            }
+        }
+        if !(1..=512).contains(&self.slm.max_tokens) {
+            bad("slm.max_tokens".into(), format!("{} is not in 1..=512", self.slm.max_tokens));
+        }
+        if !(1.0..=300.0).contains(&self.intents.confirm_timeout_s) {
+            bad("intents.confirm_timeout_s".into(), format!("{} is not in 1..=300", self.intents.confirm_timeout_s));
+        }
+        if self.intents.domains.is_empty() {
+            bad("intents.domains".into(), "at least one domain is needed".into());
+        }
+        for (i, domain) in self.intents.domains.iter().enumerate() {
+            let is_shipped = SHIPPED_DOMAINS.contains(&domain.as_str());
+            if !is_shipped && !Path::new(domain).is_file() {
+                bad(
+                    format!("intents.domains[{i}]"),
+                    format!("{domain:?} is neither a shipped domain ({}) nor an existing file", SHIPPED_DOMAINS.join(", ")),
+                );
+            }
+        }
+        for (key, message) in self.mqtt.validate() {
+            bad(format!("mqtt.{key}"), message);
+        }
+        issues
+    }
+
+    pub fn stt_timeout(&self) -> Duration {
+        Duration::from_secs_f32(self.stt.timeout_s)
+    }
+
+    pub fn slm_timeout(&self) -> Duration {
+        Duration::from_secs_f32(self.slm.timeout_s)
+    }
+}
+
+/// Turns a TOML/serde error into an issue located by key path (`stt.languag`), found from the
+/// error's byte span: the nearest table header above it plus the key on its line.
+fn toml_issue(text: &str, err: &toml::de::Error) -> ConfigIssue {
+    let message = err.message().trim().to_string();
+    let Some(span) = err.span() else {
+        return ConfigIssue { key: "(file)".into(), message };
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line = text[line_start..line_end].trim();
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = if line.starts_with('[') {
+        line.trim_matches(|c| c == '[' || c == ']').trim().to_string()
+    } else {
+        let own = line.split('=').next().unwrap_or("").trim();
+        match table {
+            Some(table) if !own.is_empty() => format!("{table}.{own}"),
+            Some(table) => table,
+            None => own.to_string(),
+        }
+    };
+    let line_number = before.matches('\n').count() + 1;
+    ConfigIssue { key: if key.is_empty() { format!("(line {line_number})") } else { key }, message: format!("{message} (line {line_number})") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let config = Config::from_toml("", "test").unwrap();
+        assert_eq!(config.site_id, "default");
+        assert_eq!(config.wake.models[0].name, "hey_jarvis");
+        assert_eq!(config.intents.domains, SHIPPED_DOMAINS);
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_with_its_key() {
+        let text = r#"
+            site_id = "a/b"
+            [[wake.models]]
+            name = "hey_siri"
+            threshold = 1.5
+            [vad]
+            trailing_silence_ms = 10
+            [intents]
+            domains = ["vehicle", "/nonexistent/pizza.toml"]
+        "#;
+        let errors = Config::from_toml(text, "bad.toml").unwrap_err();
+        let keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            ["site_id", "wake.models[0].name", "wake.models[0].threshold", "vad.trailing_silence_ms", "intents.domains[1]"]
+        );
+        assert!(errors.to_string().contains("hey_siri"));
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_by_name() {
+        let errors = Config::from_toml("[stt]\nlanguag = \"en\"\n", "typo.toml").unwrap_err();
+        assert_eq!(errors.issues[0].key, "stt.languag", "{errors}");
+        assert!(errors.issues[0].message.contains("unknown field"), "{errors}");
+    }
+}
