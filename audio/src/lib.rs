@@ -1,1 +1,40 @@
-//! (to be written)
+//! `sotto-audio`: everything up to "here is one utterance to transcribe".
+//!
+//! Sources produce 16 kHz mono `f32` samples: [`read_wav`] (any rate, bit depth and channel count,
+//! band-limited resampling with `rubato`), [`PcmReader`] (raw PCM, e.g. stdin) and [`Capture`]
+//! (`cpal` microphone into a lock-free ring buffer, device by name, reopened with backoff).
+//!
+//! Stages, one small trait each:
+//! - [`WakeDetector`] — feed chunks of any length, get [`Detection`]s `{ wake, sample, score }`.
+//!   [`OpenWakeWord`] is openWakeWord's three ONNX stages (mel → embedding → per-word classifier)
+//!   computed exactly as the Python reference does, several wake words sharing the first two.
+//! - [`Vad`] — speech probability per 512-sample window; [`SileroVad`] carries the LSTM state.
+//! - [`Endpointer`] — after a wake: pre-roll, speech start, trailing silence, maximum length,
+//!   no-speech timeout → [`Utterance`] `{ samples, start_sample, end_sample }` or `NoSpeech`.
+//!
+//! [`FrontEnd`] wires a detector and an endpointer on one stream; [`process_file`] runs a WAV file
+//! through it and returns detections and utterances. ONNX Runtime is loaded at run time from the
+//! model store: call [`init_onnx_runtime`] with the `onnxruntime` model path once per process.
+
+mod capture;
+mod endpoint;
+mod error;
+mod onnx;
+mod pipeline;
+mod resample;
+mod vad;
+mod wake;
+mod wav;
+
+pub use capture::{list_devices, Capture, CaptureConfig, CaptureStatus, DeviceInfo};
+pub use endpoint::{EndpointConfig, EndpointEvent, Endpointer, Utterance};
+pub use error::AudioError;
+pub use onnx::init_onnx_runtime;
+pub use pipeline::{process_file, run_samples, wake_specs, Event, FrontEnd, FrontEndModels, Report, ONNXRUNTIME_ID};
+pub use resample::{downmix, resample_to_16k, StreamResampler, SAMPLE_RATE};
+pub use vad::{SileroVad, Vad, VAD_WINDOW};
+pub use wake::{Detection, Frame, OpenWakeWord, OwwFiles, TriggerConfig, WakeDetector, WakeSpec, FRAME};
+pub use wav::{read_wav, PcmEncoding, PcmFormat, PcmReader};
+
+/// Names of the wake words shipped in the model store (`wake-<name>` ids).
+pub const SHIPPED_WAKE_WORDS: [&str; 4] = ["hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy"];

@@ -1,0 +1,367 @@
+//! After a wake word: find the command's speech with the VAD and cut it out.
+//!
+//! States: idle → (wake) wake tail → waiting for speech → in speech → utterance, or → no speech.
+//! The wake tail skips the end of the wake word itself when the detector fires while it is still
+//! being spoken; speech that simply goes on (no pause after the wake word) becomes the command.
+
+use std::collections::VecDeque;
+
+use crate::vad::{Vad, VAD_WINDOW};
+use crate::AudioError;
+
+const MS: u64 = 16; // samples per millisecond at 16 kHz
+
+/// Timing of endpointing; all durations in milliseconds.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EndpointConfig {
+    /// Speech probability at which speech starts.
+    pub speech_threshold: f32,
+    /// Below this probability, speech counts as paused (hysteresis under `speech_threshold`).
+    pub silence_threshold: f32,
+    /// Audio kept before the detected start of speech, so a soft first sound is not cut.
+    pub pre_roll_ms: u32,
+    /// Audio kept after the last speech window.
+    pub post_roll_ms: u32,
+    /// Silence that ends the utterance.
+    pub trailing_silence_ms: u32,
+    /// Speech shorter than this (a click, a cough) does not start an utterance.
+    pub min_speech_ms: u32,
+    /// Longest utterance; longer speech is cut here.
+    pub max_utterance_ms: u32,
+    /// Without speech this long after the wake word, go back to idle.
+    pub no_speech_timeout_ms: u32,
+    /// Speech still going on at the detection that stops within this time is the wake word's end.
+    pub wake_tail_ms: u32,
+}
+
+impl Default for EndpointConfig {
+    fn default() -> Self {
+        Self {
+            speech_threshold: 0.5,
+            silence_threshold: 0.35,
+            pre_roll_ms: 64,
+            post_roll_ms: 32,
+            trailing_silence_ms: 700,
+            min_speech_ms: 90,
+            max_utterance_ms: 10_000,
+            no_speech_timeout_ms: 4_000,
+            wake_tail_ms: 400,
+        }
+    }
+}
+
+impl EndpointConfig {
+    /// Every problem, each with its key path under `prefix`.
+    pub fn problems(&self, prefix: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(self.speech_threshold > 0.0 && self.speech_threshold < 1.0) {
+            p.push(format!("{prefix}.speech_threshold = {}: must be in (0, 1)", self.speech_threshold));
+        }
+        if !(self.silence_threshold > 0.0 && self.silence_threshold <= self.speech_threshold) {
+            p.push(format!(
+                "{prefix}.silence_threshold = {}: must be in (0, speech_threshold = {}]",
+                self.silence_threshold, self.speech_threshold
+            ));
+        }
+        if self.trailing_silence_ms < 100 {
+            p.push(format!("{prefix}.trailing_silence_ms = {}: must be at least 100", self.trailing_silence_ms));
+        }
+        if self.max_utterance_ms < 1000 || self.max_utterance_ms > 60_000 {
+            p.push(format!("{prefix}.max_utterance_ms = {}: must be 1000..=60000", self.max_utterance_ms));
+        }
+        if self.no_speech_timeout_ms < 500 || self.no_speech_timeout_ms > 60_000 {
+            p.push(format!("{prefix}.no_speech_timeout_ms = {}: must be 500..=60000", self.no_speech_timeout_ms));
+        }
+        if self.pre_roll_ms > 1000 || self.post_roll_ms > 1000 {
+            p.push(format!("{prefix}.pre_roll_ms/post_roll_ms: must be at most 1000"));
+        }
+        p
+    }
+}
+
+/// One command to transcribe.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Utterance {
+    /// 16 kHz mono samples from `start_sample` to `end_sample`.
+    pub samples: Vec<f32>,
+    pub start_sample: u64,
+    pub end_sample: u64,
+    /// The utterance hit `max_utterance_ms` and was cut.
+    pub truncated: bool,
+}
+
+/// What endpointing produced for one wake word.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EndpointEvent {
+    Utterance(Utterance),
+    /// No speech within the timeout after the wake word at `wake_sample`.
+    NoSpeech { wake_sample: u64, end_sample: u64 },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum State {
+    Idle,
+    WakeTail { wake: u64 },
+    Waiting { wake: u64 },
+    Speech { wake: u64, start: u64, last_speech: u64 },
+}
+
+/// The endpointing state machine; owns the VAD and the recent audio.
+pub struct Endpointer {
+    cfg: EndpointConfig,
+    vad: Box<dyn Vad>,
+    state: State,
+    /// Recent audio; `base` is the stream index of its first sample.
+    audio: VecDeque<f32>,
+    base: u64,
+    /// Next VAD window starts here (stream index) while active.
+    cursor: u64,
+}
+
+/// Idle audio kept so that a wake detection that lags the stream can still start from its sample.
+const IDLE_KEEP: u64 = 4 * 16_000;
+
+impl Endpointer {
+    pub fn new(cfg: EndpointConfig, vad: Box<dyn Vad>) -> Result<Self, AudioError> {
+        let problems = cfg.problems("endpoint");
+        if !problems.is_empty() {
+            return Err(AudioError::Config(problems.join("; ")));
+        }
+        Ok(Self { cfg, vad, state: State::Idle, audio: VecDeque::new(), base: 0, cursor: 0 })
+    }
+
+    /// Stream index just past the last sample fed.
+    pub fn position(&self) -> u64 {
+        self.base + self.audio.len() as u64
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.state != State::Idle
+    }
+
+    /// Appends stream audio; while active, advances the state machine over it.
+    pub fn feed(&mut self, samples: &[f32]) -> Result<Vec<EndpointEvent>, AudioError> {
+        self.audio.extend(samples);
+        let events = self.advance()?;
+        self.trim();
+        Ok(events)
+    }
+
+    /// A wake word ended at stream sample `sample`: look for the command from there.
+    /// Ignored while an utterance is already being collected.
+    pub fn wake(&mut self, sample: u64) -> Result<Vec<EndpointEvent>, AudioError> {
+        if self.is_active() {
+            return Ok(Vec::new());
+        }
+        let sample = sample.clamp(self.base, self.position());
+        self.vad.reset();
+        self.state = State::WakeTail { wake: sample };
+        self.cursor = sample;
+        self.advance()
+    }
+
+    /// End of the stream: an utterance in progress ends here; a wait ends without speech.
+    pub fn finish(&mut self) -> Vec<EndpointEvent> {
+        let end = self.position();
+        let event = match self.state {
+            State::Idle => None,
+            State::WakeTail { wake } | State::Waiting { wake } => Some(EndpointEvent::NoSpeech { wake_sample: wake, end_sample: end }),
+            State::Speech { wake, start, last_speech } => {
+                if last_speech - start >= self.cfg.min_speech_ms as u64 * MS {
+                    Some(self.utterance(wake, start, last_speech, end, false))
+                } else {
+                    Some(EndpointEvent::NoSpeech { wake_sample: wake, end_sample: end })
+                }
+            }
+        };
+        self.state = State::Idle;
+        event.into_iter().collect()
+    }
+
+    fn advance(&mut self) -> Result<Vec<EndpointEvent>, AudioError> {
+        let mut events = Vec::new();
+        let win = VAD_WINDOW as u64;
+        while self.state != State::Idle && self.cursor + win <= self.position() {
+            let from = (self.cursor - self.base) as usize;
+            let window: Vec<f32> = self.audio.range(from..from + VAD_WINDOW).copied().collect();
+            let p = self.vad.probability(&window)?;
+            let (w_start, w_end) = (self.cursor, self.cursor + win);
+            self.cursor = w_end;
+            if let Some(e) = self.step(p, w_start, w_end) {
+                events.push(e);
+            }
+        }
+        Ok(events)
+    }
+
+    fn step(&mut self, p: f32, w_start: u64, w_end: u64) -> Option<EndpointEvent> {
+        let c = &self.cfg;
+        let ms = |v: u32| v as u64 * MS;
+        match self.state {
+            State::Idle => None,
+            State::WakeTail { wake } => {
+                if p < c.silence_threshold {
+                    self.state = State::Waiting { wake };
+                } else if w_end - wake >= ms(c.wake_tail_ms) {
+                    // No pause after the wake word: the speech going on is the command.
+                    tracing::debug!(wake, "speech continues after the wake word");
+                    self.state = State::Speech { wake, start: wake, last_speech: w_end };
+                }
+                None
+            }
+            State::Waiting { wake } => {
+                if p >= c.speech_threshold {
+                    self.state = State::Speech { wake, start: w_start, last_speech: w_end };
+                    None
+                } else if w_end - wake >= ms(c.no_speech_timeout_ms) {
+                    self.state = State::Idle;
+                    tracing::debug!(wake, end = w_end, "no speech after the wake word");
+                    Some(EndpointEvent::NoSpeech { wake_sample: wake, end_sample: w_end })
+                } else {
+                    None
+                }
+            }
+            State::Speech { wake, start, last_speech } => {
+                let last_speech = if p >= c.silence_threshold { w_end } else { last_speech };
+                self.state = State::Speech { wake, start, last_speech };
+                if w_end - start >= ms(c.max_utterance_ms) {
+                    return Some(self.utterance(wake, start, w_end, w_end, true));
+                }
+                if w_end - last_speech >= ms(c.trailing_silence_ms) {
+                    if last_speech - start < ms(c.min_speech_ms) {
+                        // A blip, not a command: keep waiting (the timeout still counts from the wake).
+                        self.state = State::Waiting { wake };
+                        return if w_end - wake >= ms(c.no_speech_timeout_ms) {
+                            self.state = State::Idle;
+                            Some(EndpointEvent::NoSpeech { wake_sample: wake, end_sample: w_end })
+                        } else {
+                            None
+                        };
+                    }
+                    return Some(self.utterance(wake, start, last_speech, w_end, false));
+                }
+                None
+            }
+        }
+    }
+
+    fn utterance(&mut self, wake: u64, start: u64, last_speech: u64, limit: u64, truncated: bool) -> EndpointEvent {
+        let start = start.saturating_sub(self.cfg.pre_roll_ms as u64 * MS).max(wake).max(self.base);
+        let end = (last_speech + self.cfg.post_roll_ms as u64 * MS).min(limit).min(self.position());
+        let samples = self.audio.range((start - self.base) as usize..(end - self.base) as usize).copied().collect();
+        self.state = State::Idle;
+        tracing::debug!(start, end, truncated, "utterance");
+        EndpointEvent::Utterance(Utterance { samples, start_sample: start, end_sample: end, truncated })
+    }
+
+    fn trim(&mut self) {
+        let keep_from = match self.state {
+            State::Idle => self.position().saturating_sub(IDLE_KEEP),
+            State::WakeTail { wake } | State::Waiting { wake } | State::Speech { wake, .. } => wake,
+        };
+        while self.base < keep_from && !self.audio.is_empty() {
+            let n = ((keep_from - self.base) as usize).min(self.audio.len());
+            self.audio.drain(..n);
+            self.base += n as u64;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A VAD that reads "speech" from the sample values: windows whose first sample is 1.0.
+    struct MarkerVad;
+    impl Vad for MarkerVad {
+        fn probability(&mut self, w: &[f32]) -> Result<f32, AudioError> {
+            Ok(if w[0] >= 1.0 { 0.9 } else { 0.05 })
+        }
+        fn reset(&mut self) {}
+    }
+
+    fn signal(spans: &[(u64, u64)], len_ms: u64) -> Vec<f32> {
+        (0..len_ms * MS).map(|i| if spans.iter().any(|&(a, b)| i >= a * MS && i < b * MS) { 1.0 } else { 0.0 }).collect()
+    }
+
+    fn run(cfg: EndpointConfig, audio: &[f32], wake_ms: u64) -> Vec<EndpointEvent> {
+        let mut ep = Endpointer::new(cfg, Box::new(MarkerVad)).unwrap();
+        let mut events = Vec::new();
+        let split = (wake_ms * MS) as usize;
+        events.extend(ep.feed(&audio[..split]).unwrap());
+        events.extend(ep.wake(wake_ms * MS).unwrap());
+        for chunk in audio[split..].chunks(700) {
+            events.extend(ep.feed(chunk).unwrap());
+        }
+        events.extend(ep.finish());
+        events
+    }
+
+    fn only_utterance(events: &[EndpointEvent]) -> &Utterance {
+        match events {
+            [EndpointEvent::Utterance(u)] => u,
+            other => panic!("expected one utterance, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn cuts_the_command_after_a_pause() {
+        let cfg = EndpointConfig::default();
+        let audio = signal(&[(500, 1000), (1500, 3000)], 5000);
+        let ev = run(cfg.clone(), &audio, 1000);
+        let u = only_utterance(&ev);
+        // Start: first speech window at/after 1500 ms (windows are 32 ms) minus the pre-roll.
+        let first_window = (1000 * MS..).step_by(VAD_WINDOW).find(|&s| s >= 1500 * MS).unwrap();
+        assert_eq!(u.start_sample, first_window - cfg.pre_roll_ms as u64 * MS);
+        assert!((u.end_sample as i64 - (3000 * MS) as i64).abs() <= (VAD_WINDOW as i64 + 32 * MS as i64));
+        assert_eq!(u.samples.len() as u64, u.end_sample - u.start_sample);
+        assert!(!u.truncated);
+    }
+
+    #[test]
+    fn skips_the_tail_of_the_wake_word() {
+        // Wake fires at 900 ms while the wake word lasts until 1000 ms.
+        let audio = signal(&[(400, 1000), (1400, 2500)], 5000);
+        let u = only_utterance(&run(EndpointConfig::default(), &audio, 900)).clone();
+        assert!(u.start_sample >= 1300 * MS, "start {}", u.start_sample / MS);
+    }
+
+    #[test]
+    fn speech_without_pause_is_the_command() {
+        let audio = signal(&[(400, 3000)], 5000);
+        let u = only_utterance(&run(EndpointConfig::default(), &audio, 900)).clone();
+        assert_eq!(u.start_sample, 900 * MS);
+    }
+
+    #[test]
+    fn times_out_without_speech() {
+        let cfg = EndpointConfig { no_speech_timeout_ms: 1000, ..Default::default() };
+        let audio = signal(&[(100, 600)], 4000);
+        match &run(cfg, &audio, 700)[..] {
+            [EndpointEvent::NoSpeech { wake_sample, end_sample }] => {
+                assert_eq!(*wake_sample, 700 * MS);
+                assert!(*end_sample >= 1700 * MS && *end_sample < 1700 * MS + VAD_WINDOW as u64);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn cuts_at_max_length_and_ignores_blips() {
+        let cfg = EndpointConfig { max_utterance_ms: 2000, ..Default::default() };
+        // A 40 ms blip first (shorter than min_speech), then endless speech.
+        let audio = signal(&[(1200, 1240), (2000, 9000)], 9000);
+        let u = only_utterance(&run(cfg, &audio, 1000)).clone();
+        assert!(u.truncated);
+        assert!(u.start_sample >= 1900 * MS);
+        assert!(u.end_sample - (u.start_sample + 64 * MS) <= 2000 * MS + VAD_WINDOW as u64);
+    }
+
+    #[test]
+    fn rejects_bad_config_naming_every_key() {
+        let cfg = EndpointConfig { speech_threshold: 1.5, trailing_silence_ms: 10, ..Default::default() };
+        let err = Endpointer::new(cfg, Box::new(MarkerVad)).err().unwrap().to_string();
+        assert!(err.contains("endpoint.speech_threshold") && err.contains("endpoint.trailing_silence_ms"), "{err}");
+    }
+}

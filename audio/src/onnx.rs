@@ -1,0 +1,65 @@
+//! One ONNX Runtime environment per process, loaded from the store's `libonnxruntime.so`.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use ort::session::Session;
+
+use crate::AudioError;
+
+static RUNTIME: OnceLock<(PathBuf, ort::environment::Environment)> = OnceLock::new();
+static INIT: Mutex<()> = Mutex::new(());
+
+/// Loads ONNX Runtime from `lib` (the `onnxruntime` model of the store) once per process.
+/// Later calls with the same path are no-ops; a different path is an error, because `ort` can
+/// hold only one runtime.
+pub fn init_onnx_runtime(lib: &Path) -> Result<(), AudioError> {
+    let _guard = INIT.lock().unwrap_or_else(|poison| poison.into_inner());
+    if let Some((loaded, _)) = RUNTIME.get() {
+        return if loaded == lib {
+            Ok(())
+        } else {
+            Err(AudioError::RuntimeMismatch { loaded: loaded.clone(), requested: lib.to_path_buf() })
+        };
+    }
+    let load_err = |reason: String| AudioError::RuntimeLoad { path: lib.to_path_buf(), reason };
+    if !lib.is_file() {
+        return Err(load_err("no such file (run `sotto models fetch`)".into()));
+    }
+    let builder = ort::init_from(lib).map_err(|e| load_err(e.to_string()))?;
+    let env = builder.with_name("sotto-audio").build().map_err(|e| load_err(e.to_string()))?;
+    let _ = RUNTIME.set((lib.to_path_buf(), env));
+    tracing::debug!(lib = %lib.display(), "ONNX Runtime loaded");
+    Ok(())
+}
+
+/// A session on one thread: the boards we target have few cores and we account CPU per core.
+pub(crate) fn session(path: &Path) -> Result<Session, AudioError> {
+    let (_, env) = RUNTIME.get().ok_or(AudioError::RuntimeMissing)?;
+    let err = |reason: String| AudioError::ModelLoad { path: path.to_path_buf(), reason };
+    if !path.is_file() {
+        return Err(err("no such file (run `sotto models fetch`)".into()));
+    }
+    Session::builder(env)
+        .map_err(|e| err(e.to_string()))?
+        .with_intra_threads(1)
+        .map_err(|e| err(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| err(e.to_string()))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| err(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| err(e.to_string()))
+}
+
+/// Checks that a model's first input has the expected rank, naming the model otherwise.
+pub(crate) fn input_name(session: &Session, model: &str, index: usize) -> Result<String, AudioError> {
+    session.inputs().get(index).map(|i| i.name().to_string()).ok_or_else(|| AudioError::ModelShape {
+        model: model.to_string(),
+        reason: format!("expected at least {} inputs, found {}", index + 1, session.inputs().len()),
+    })
+}
+
+pub(crate) fn infer_err(model: &str) -> impl Fn(ort::Error) -> AudioError + '_ {
+    move |e| AudioError::Inference { model: model.to_string(), reason: e.to_string() }
+}

@@ -1,0 +1,373 @@
+//! openWakeWord in Rust: melspectrogram → speech embedding → one classifier per wake word,
+//! computed exactly like the Python reference (`openwakeword` 0.6) so that scores match it.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::onnx::{infer_err, input_name, session};
+use crate::AudioError;
+
+/// Samples per frame: every 80 ms the detector emits one score per wake word.
+pub const FRAME: usize = 1280;
+/// Samples of context before a frame the melspectrogram model needs (3 hops of 160).
+const MEL_CONTEXT: usize = 480;
+const MEL_BINS: usize = 32;
+const MEL_PER_FRAME: usize = FRAME / 160;
+const EMB_WINDOW: usize = 76;
+const EMB_DIM: usize = 96;
+/// Like the reference, the first frames score 0: their embedding history is not from the stream.
+const WARMUP_FRAMES: u64 = 5;
+/// Seconds of silence whose embeddings seed the history (the reference uses random noise).
+const SEED_SECONDS: usize = 4;
+
+/// One wake word fired.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Detection {
+    /// Wake word name (e.g. `hey_jarvis`).
+    pub wake: String,
+    /// Sample index (16 kHz, from the start of the stream) of the end of the frame that fired.
+    pub sample: u64,
+    /// Highest score of the frames that made it fire.
+    pub score: f32,
+}
+
+/// A wake-word detector: feed 16 kHz mono chunks of any length, get detections.
+pub trait WakeDetector: Send {
+    fn feed(&mut self, samples: &[f32]) -> Result<Vec<Detection>, AudioError>;
+    /// Forgets the stream (history, counters, refractory state) as if newly created.
+    fn reset(&mut self) -> Result<(), AudioError>;
+    fn wake_names(&self) -> Vec<String>;
+}
+
+/// Decision rule of one wake word.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TriggerConfig {
+    /// Score at or above which a frame counts as a hit.
+    pub threshold: f32,
+    /// Consecutive hit frames (80 ms each) needed to fire.
+    pub patience: u32,
+    /// After firing, no new detection of this wake word for this long.
+    pub refractory_ms: u32,
+}
+
+impl Default for TriggerConfig {
+    fn default() -> Self {
+        Self { threshold: 0.5, patience: 2, refractory_ms: 2000 }
+    }
+}
+
+impl TriggerConfig {
+    /// Every problem, each with its key path under `prefix`.
+    pub fn problems(&self, prefix: &str) -> Vec<String> {
+        let mut p = Vec::new();
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            p.push(format!("{prefix}.threshold = {}: must be in (0, 1)", self.threshold));
+        }
+        if self.patience == 0 || self.patience > 25 {
+            p.push(format!("{prefix}.patience = {}: must be 1..=25 frames of 80 ms", self.patience));
+        }
+        if self.refractory_ms > 60_000 {
+            p.push(format!("{prefix}.refractory_ms = {}: must be at most 60000", self.refractory_ms));
+        }
+        p
+    }
+}
+
+/// A wake word to load: its name, classifier file and decision rule.
+#[derive(Clone, Debug)]
+pub struct WakeSpec {
+    pub name: String,
+    pub model: PathBuf,
+    pub trigger: TriggerConfig,
+}
+
+/// The ONNX files of the shared feature stages.
+#[derive(Clone, Debug)]
+pub struct OwwFiles {
+    pub melspectrogram: PathBuf,
+    pub embedding: PathBuf,
+}
+
+struct Classifier {
+    name: String,
+    session: Session,
+    input: String,
+    window: usize,
+    trigger: TriggerConfig,
+    run: u32,
+    run_max: f32,
+    armed: bool,
+    last_fire: Option<u64>,
+}
+
+/// Scores of one 80 ms frame, in the order of `wake_names()`.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    /// Sample index of the end of the frame.
+    pub end_sample: u64,
+    pub scores: Vec<f32>,
+}
+
+/// openWakeWord with any number of wake words sharing the mel and embedding stages.
+pub struct OpenWakeWord {
+    mel: Session,
+    mel_input: String,
+    emb: Session,
+    emb_input: String,
+    classifiers: Vec<Classifier>,
+    /// Last samples (int16 scale) for the mel context.
+    context: Vec<f32>,
+    /// Samples of an incomplete frame (int16 scale).
+    pending: Vec<f32>,
+    mel_buf: VecDeque<[f32; MEL_BINS]>,
+    features: VecDeque<[f32; EMB_DIM]>,
+    seed: Vec<[f32; EMB_DIM]>,
+    history: usize,
+    frames: u64,
+}
+
+impl OpenWakeWord {
+    /// Loads the shared stages and the wake words (ONNX Runtime must be initialised).
+    pub fn new(files: &OwwFiles, wakes: &[WakeSpec]) -> Result<Self, AudioError> {
+        if wakes.is_empty() {
+            return Err(AudioError::Config("no wake word selected".into()));
+        }
+        let problems: Vec<String> = wakes.iter().flat_map(|w| w.trigger.problems(&format!("wake.{}", w.name))).collect();
+        if !problems.is_empty() {
+            return Err(AudioError::Config(problems.join("; ")));
+        }
+        let mel = session(&files.melspectrogram)?;
+        let mel_input = input_name(&mel, "melspectrogram", 0)?;
+        let emb = session(&files.embedding)?;
+        let emb_input = input_name(&emb, "embedding", 0)?;
+        let mut classifiers = Vec::new();
+        for w in wakes {
+            classifiers.push(load_classifier(w)?);
+        }
+        let history = classifiers.iter().map(|c| c.window).max().unwrap_or(16);
+        let mut me = Self {
+            mel,
+            mel_input,
+            emb,
+            emb_input,
+            classifiers,
+            context: Vec::new(),
+            pending: Vec::new(),
+            mel_buf: VecDeque::new(),
+            features: VecDeque::new(),
+            seed: Vec::new(),
+            history,
+            frames: 0,
+        };
+        me.seed = me.silence_embeddings()?;
+        me.clear();
+        Ok(me)
+    }
+
+    fn clear(&mut self) {
+        self.context.clear();
+        self.pending.clear();
+        self.mel_buf = std::iter::repeat_n([1.0; MEL_BINS], EMB_WINDOW).collect();
+        self.features = self.seed.iter().copied().collect();
+        self.frames = 0;
+        for c in &mut self.classifiers {
+            c.run = 0;
+            c.run_max = 0.0;
+            c.armed = true;
+            c.last_fire = None;
+        }
+    }
+
+    /// The embedding history the stream starts from: that of a few seconds of silence, computed
+    /// like the reference computes its (random) seed, over the whole clip at once.
+    fn silence_embeddings(&mut self) -> Result<Vec<[f32; EMB_DIM]>, AudioError> {
+        let silence = vec![0.0f32; 16_000 * SEED_SECONDS];
+        let mel = self.melspectrogram(&silence, 1)?;
+        let windows: Vec<&[[f32; MEL_BINS]]> =
+            (0..mel.len()).step_by(8).filter(|i| i + EMB_WINDOW <= mel.len()).map(|i| &mel[i..i + EMB_WINDOW]).collect();
+        let emb = self.embeddings(&windows)?;
+        Ok(emb[emb.len().saturating_sub(self.history)..].to_vec())
+    }
+
+    /// Runs the mel model on `rows` equally long windows laid end to end in `audio`.
+    fn melspectrogram(&mut self, audio: &[f32], rows: usize) -> Result<Vec<[f32; MEL_BINS]>, AudioError> {
+        let cols = audio.len() / rows;
+        let input = TensorRef::from_array_view(([rows, cols], audio)).map_err(infer_err("melspectrogram"))?;
+        let out = self.mel.run(ort::inputs![self.mel_input.as_str() => input]).map_err(infer_err("melspectrogram"))?;
+        let (_, data) = out[0].try_extract_tensor::<f32>().map_err(infer_err("melspectrogram"))?;
+        if data.len() % MEL_BINS != 0 {
+            return Err(AudioError::ModelShape { model: "melspectrogram".into(), reason: format!("{} outputs", data.len()) });
+        }
+        // The reference's fixed rescaling of the ONNX mel to match the TF original.
+        Ok(data.chunks_exact(MEL_BINS).map(|c| std::array::from_fn(|i| c[i] / 10.0 + 2.0)).collect())
+    }
+
+    fn embeddings(&mut self, windows: &[&[[f32; MEL_BINS]]]) -> Result<Vec<[f32; EMB_DIM]>, AudioError> {
+        let flat: Vec<f32> = windows.iter().flat_map(|w| w.iter().flatten().copied()).collect();
+        let input = TensorRef::from_array_view(([windows.len(), EMB_WINDOW, MEL_BINS, 1], &flat[..]))
+            .map_err(infer_err("embedding"))?;
+        let out = self.emb.run(ort::inputs![self.emb_input.as_str() => input]).map_err(infer_err("embedding"))?;
+        let (_, data) = out[0].try_extract_tensor::<f32>().map_err(infer_err("embedding"))?;
+        if data.len() != windows.len() * EMB_DIM {
+            return Err(AudioError::ModelShape { model: "embedding".into(), reason: format!("{} outputs for {} windows", data.len(), windows.len()) });
+        }
+        Ok(data.chunks_exact(EMB_DIM).map(|c| std::array::from_fn(|i| c[i])).collect())
+    }
+
+    /// Scores every complete 80 ms frame in `samples` (plus what was pending), without the
+    /// trigger logic. Frames available together are batched through the models: the result is
+    /// the same as feeding them one by one.
+    pub fn score_frames(&mut self, samples: &[f32]) -> Result<Vec<Frame>, AudioError> {
+        // The reference works on 16-bit integers; quantise float input the same way.
+        self.pending.extend(samples.iter().map(|&x| (x * 32768.0).round().clamp(-32768.0, 32767.0)));
+        let n = self.pending.len() / FRAME;
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let chunk: Vec<f32> = self.pending.drain(..n * FRAME).collect();
+        let mut frames = Vec::with_capacity(n);
+        let mut first = 0;
+        if self.context.is_empty() {
+            // The very first frame has no context: the reference computes 5 mel rows from it alone.
+            let mel = self.melspectrogram(&chunk[..FRAME], 1)?;
+            self.mel_buf.extend(mel);
+            self.context = chunk[FRAME - MEL_CONTEXT..FRAME].to_vec();
+            let window = self.last_mel_window();
+            let emb = self.embeddings(&[&window])?;
+            frames.push(self.classify(emb[0])?);
+            first = 1;
+        }
+        if first < n {
+            let rows = n - first;
+            let mut windows = Vec::with_capacity(rows * (FRAME + MEL_CONTEXT));
+            for i in first..n {
+                let start = i * FRAME;
+                if i == first {
+                    windows.extend_from_slice(&self.context);
+                    windows.extend_from_slice(&chunk[start..start + FRAME]);
+                } else {
+                    windows.extend_from_slice(&chunk[start - MEL_CONTEXT..start + FRAME]);
+                }
+            }
+            let mel = self.melspectrogram(&windows, rows)?;
+            if mel.len() != rows * MEL_PER_FRAME {
+                return Err(AudioError::ModelShape {
+                    model: "melspectrogram".into(),
+                    reason: format!("{} rows for {rows} frames, expected {}", mel.len(), rows * MEL_PER_FRAME),
+                });
+            }
+            let mut mel_windows = Vec::with_capacity(rows);
+            for rows_of_frame in mel.chunks_exact(MEL_PER_FRAME) {
+                self.mel_buf.extend(rows_of_frame.iter().copied());
+                mel_windows.push(self.last_mel_window());
+            }
+            let refs: Vec<&[[f32; MEL_BINS]]> = mel_windows.iter().map(|w| &w[..]).collect();
+            let embs = self.embeddings(&refs)?;
+            for e in embs {
+                frames.push(self.classify(e)?);
+            }
+            self.context = chunk[n * FRAME - MEL_CONTEXT..].to_vec();
+        }
+        while self.mel_buf.len() > EMB_WINDOW {
+            self.mel_buf.pop_front();
+        }
+        Ok(frames)
+    }
+
+    fn last_mel_window(&self) -> Vec<[f32; MEL_BINS]> {
+        self.mel_buf.range(self.mel_buf.len() - EMB_WINDOW..).copied().collect()
+    }
+
+    fn classify(&mut self, embedding: [f32; EMB_DIM]) -> Result<Frame, AudioError> {
+        self.features.push_back(embedding);
+        while self.features.len() > self.history {
+            self.features.pop_front();
+        }
+        self.frames += 1;
+        let end_sample = self.frames * FRAME as u64;
+        let mut scores = Vec::with_capacity(self.classifiers.len());
+        for c in &mut self.classifiers {
+            let skip = self.features.len() - c.window;
+            let flat: Vec<f32> = self.features.range(skip..).flatten().copied().collect();
+            let input = TensorRef::from_array_view(([1, c.window, EMB_DIM], &flat[..])).map_err(infer_err(&c.name))?;
+            let out = c.session.run(ort::inputs![c.input.as_str() => input]).map_err(infer_err(&c.name))?;
+            let (_, data) = out[0].try_extract_tensor::<f32>().map_err(infer_err(&c.name))?;
+            let score = if self.frames <= WARMUP_FRAMES { 0.0 } else { data[0] };
+            scores.push(score);
+        }
+        Ok(Frame { end_sample, scores })
+    }
+
+    /// Applies each wake word's threshold, patience and refractory period to a frame.
+    fn trigger(&mut self, frame: &Frame) -> Vec<Detection> {
+        let mut out = Vec::new();
+        for (c, &score) in self.classifiers.iter_mut().zip(&frame.scores) {
+            if score < c.trigger.threshold {
+                c.run = 0;
+                c.run_max = 0.0;
+                c.armed = true;
+                continue;
+            }
+            c.run += 1;
+            c.run_max = c.run_max.max(score);
+            let refractory = c.trigger.refractory_ms as u64 * 16;
+            let rested = c.last_fire.is_none_or(|t| frame.end_sample - t >= refractory);
+            if c.armed && c.run >= c.trigger.patience && rested {
+                c.armed = false;
+                c.last_fire = Some(frame.end_sample);
+                tracing::debug!(wake = %c.name, sample = frame.end_sample, score = c.run_max, "wake word");
+                out.push(Detection { wake: c.name.clone(), sample: frame.end_sample, score: c.run_max });
+            }
+        }
+        out
+    }
+}
+
+impl WakeDetector for OpenWakeWord {
+    fn feed(&mut self, samples: &[f32]) -> Result<Vec<Detection>, AudioError> {
+        let frames = self.score_frames(samples)?;
+        Ok(frames.iter().flat_map(|f| self.trigger(f)).collect())
+    }
+
+    fn reset(&mut self) -> Result<(), AudioError> {
+        self.clear();
+        Ok(())
+    }
+
+    fn wake_names(&self) -> Vec<String> {
+        self.classifiers.iter().map(|c| c.name.clone()).collect()
+    }
+}
+
+fn load_classifier(w: &WakeSpec) -> Result<Classifier, AudioError> {
+    let session = session(&w.model)?;
+    let input = input_name(&session, &w.name, 0)?;
+    let shape_err = |reason: String| AudioError::ModelShape { model: format!("{} ({})", w.name, w.model.display()), reason };
+    let dims: Vec<i64> = match session.inputs()[0].dtype() {
+        ort::value::ValueType::Tensor { shape, .. } => shape.iter().copied().collect(),
+        other => return Err(shape_err(format!("input is {other:?}, expected a tensor"))),
+    };
+    if dims.len() != 3 || dims[2] != EMB_DIM as i64 || dims[1] <= 0 {
+        return Err(shape_err(format!("input shape {dims:?}, expected [1, frames, {EMB_DIM}]")));
+    }
+    if let ort::value::ValueType::Tensor { shape, .. } = session.outputs()[0].dtype() {
+        if shape.iter().copied().product::<i64>().abs() != 1 {
+            return Err(shape_err(format!("output shape {:?}: only single-score wake models are supported", &shape[..])));
+        }
+    }
+    Ok(Classifier {
+        name: w.name.clone(),
+        session,
+        input,
+        window: dims[1] as usize,
+        trigger: w.trigger.clone(),
+        run: 0,
+        run_max: 0.0,
+        armed: true,
+        last_fire: None,
+    })
+}
