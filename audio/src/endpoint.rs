@@ -41,7 +41,7 @@ impl Default for EndpointConfig {
             speech_threshold: 0.5,
             silence_threshold: 0.35,
             pre_roll_ms: 64,
-            post_roll_ms: 32,
+            post_roll_ms: 0,
             trailing_silence_ms: 700,
             min_speech_ms: 90,
             max_utterance_ms: 10_000,

@@ -42,7 +42,7 @@ fn decode<R: Read>(reader: hound::WavReader<R>, path: &Path) -> Result<Vec<f32>,
                 out.push(x);
                 Ok(true)
             }
-            Err(hound::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(hound::Error::IoError(e)) if is_eof(&e) => Ok(false),
             Err(e) => Err(bad(describe_hound(e))),
         }
     };
@@ -75,9 +75,14 @@ fn decode<R: Read>(reader: hound::WavReader<R>, path: &Path) -> Result<Vec<f32>,
     Ok(out)
 }
 
+/// hound reports a short read as `Other` with this text rather than as `UnexpectedEof`.
+fn is_eof(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::UnexpectedEof || e.to_string() == "Failed to read enough bytes."
+}
+
 fn describe_hound(e: hound::Error) -> String {
     match e {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+        hound::Error::IoError(io) if is_eof(&io) => {
             "truncated: the file ends inside the WAV header".into()
         }
         hound::Error::FormatError(what) => format!("not a WAV file ({what})"),
