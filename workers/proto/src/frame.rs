@@ -1,0 +1,153 @@
+//! Frame layout on the worker's stdin/stdout.
+//!
+//! ```text
+//! magic "SOTW" | version u16 LE | header_len u32 LE | body_len u32 LE | header (JSON) | body (raw bytes)
+//! ```
+//! The header is a small JSON message; bulk data (audio) travels in the body as raw bytes so a
+//! 10 s utterance is 640 kB, not megabytes of JSON numbers. The magic on every frame catches a
+//! native library that writes to stdout behind our back instead of silently desynchronising.
+
+use std::io::{self, Read, Write};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Bumped on any incompatible change to the frame layout or the messages.
+pub const PROTOCOL_VERSION: u16 = 1;
+const MAGIC: &[u8; 4] = b"SOTW";
+const PREFIX_LEN: usize = 14;
+const MAX_HEADER: u32 = 16 << 20;
+const MAX_BODY: u32 = 256 << 20;
+
+/// A decoded frame: a typed header and its raw body.
+#[derive(Debug)]
+pub struct Frame<T> {
+    pub header: T,
+    pub body: Vec<u8>,
+}
+
+/// Writes one frame and flushes, so the peer sees it at once.
+pub fn write_frame<W: Write, T: Serialize>(w: &mut W, header: &T, body: &[u8]) -> io::Result<()> {
+    let header = serde_json::to_vec(header).map_err(io::Error::other)?;
+    let header_len = u32::try_from(header.len()).ok().filter(|n| *n <= MAX_HEADER);
+    let body_len = u32::try_from(body.len()).ok().filter(|n| *n <= MAX_BODY);
+    let (Some(header_len), Some(body_len)) = (header_len, body_len) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "frame too large"));
+    };
+    let mut prefix = [0u8; PREFIX_LEN];
+    prefix[..4].copy_from_slice(MAGIC);
+    prefix[4..6].copy_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    prefix[6..10].copy_from_slice(&header_len.to_le_bytes());
+    prefix[10..14].copy_from_slice(&body_len.to_le_bytes());
+    w.write_all(&prefix)?;
+    w.write_all(&header)?;
+    w.write_all(body)?;
+    w.flush()
+}
+
+/// Reads one frame. `Ok(None)` is a clean end of stream between frames.
+pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<Frame<T>>> {
+    let mut prefix = [0u8; PREFIX_LEN];
+    let mut filled = 0;
+    while filled < PREFIX_LEN {
+        match r.read(&mut prefix[filled..]) {
+            Ok(0) if filled == 0 => return Ok(None),
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if &prefix[..4] != MAGIC {
+        return Err(invalid(format!(
+            "bad frame magic {:?} (something else wrote to the protocol stream)",
+            String::from_utf8_lossy(&prefix[..4])
+        )));
+    }
+    let version = u16::from_le_bytes([prefix[4], prefix[5]]);
+    if version != PROTOCOL_VERSION {
+        return Err(invalid(format!(
+            "protocol version {version}, expected {PROTOCOL_VERSION} (worker and client built from different versions)"
+        )));
+    }
+    let header_len = u32::from_le_bytes(prefix[6..10].try_into().unwrap());
+    let body_len = u32::from_le_bytes(prefix[10..14].try_into().unwrap());
+    if header_len > MAX_HEADER || body_len > MAX_BODY {
+        return Err(invalid(format!("frame too large: header {header_len} B, body {body_len} B")));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    r.read_exact(&mut header)?;
+    let mut body = vec![0u8; body_len as usize];
+    r.read_exact(&mut body)?;
+    let header = serde_json::from_slice(&header)
+        .map_err(|e| invalid(format!("undecodable frame header: {e}")))?;
+    Ok(Some(Frame { header, body }))
+}
+
+fn invalid(msg: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, msg)
+}
+
+/// Little-endian f32 PCM, the audio body encoding.
+pub fn samples_to_bytes(samples: &[f32]) -> Vec<u8> {
+    samples.iter().flat_map(|s| s.to_le_bytes()).collect()
+}
+
+/// Inverse of [`samples_to_bytes`]; a length that is not a multiple of 4 is an error.
+pub fn bytes_to_samples(bytes: &[u8]) -> Result<Vec<f32>, String> {
+    if bytes.len() % 4 != 0 {
+        return Err(format!("audio body of {} bytes is not whole f32 samples", bytes.len()));
+    }
+    Ok(bytes.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages::{Request, ToWorker};
+
+    #[test]
+    fn round_trip_keeps_header_and_body() {
+        let samples = [0.0f32, -1.0, 0.5, f32::MIN_POSITIVE];
+        let msg = ToWorker { id: 7, request: Request::Ping };
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &msg, &samples_to_bytes(&samples)).unwrap();
+        write_frame(&mut buf, &msg, &[]).unwrap();
+        let mut r = buf.as_slice();
+        let f: Frame<ToWorker> = read_frame(&mut r).unwrap().unwrap();
+        assert_eq!(f.header.id, 7);
+        assert_eq!(bytes_to_samples(&f.body).unwrap(), samples);
+        let f: Frame<ToWorker> = read_frame(&mut r).unwrap().unwrap();
+        assert!(f.body.is_empty());
+        assert!(read_frame::<_, ToWorker>(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn stray_stdout_text_is_detected() {
+        let mut r: &[u8] = b"whisper_init: loading model\n";
+        let err = read_frame::<_, ToWorker>(&mut r).unwrap_err();
+        assert!(err.to_string().contains("bad frame magic"), "{err}");
+    }
+
+    #[test]
+    fn truncated_frame_is_an_error_not_a_clean_end() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &ToWorker { id: 1, request: Request::Ping }, &[1, 2, 3, 4]).unwrap();
+        buf.truncate(buf.len() - 2);
+        let err = read_frame::<_, ToWorker>(&mut buf.as_slice()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn other_protocol_version_is_rejected() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &ToWorker { id: 1, request: Request::Ping }, &[]).unwrap();
+        buf[4] = buf[4].wrapping_add(1);
+        let err = read_frame::<_, ToWorker>(&mut buf.as_slice()).unwrap_err();
+        assert!(err.to_string().contains("protocol version"), "{err}");
+    }
+
+    #[test]
+    fn odd_audio_length_is_rejected() {
+        assert!(bytes_to_samples(&[0, 0, 0]).is_err());
+    }
+}

@@ -1,0 +1,92 @@
+//! Worker side of the protocol: stdout hygiene, the request loop, panic containment.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Stdin};
+use std::os::fd::FromRawFd;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use crate::frame::{read_frame, write_frame, Frame};
+use crate::messages::{FromWorker, Hello, Reply, Request, ToWorker};
+
+/// The worker's end of the pipes.
+pub struct WorkerIo {
+    input: BufReader<Stdin>,
+    output: BufWriter<File>,
+}
+
+impl WorkerIo {
+    /// Takes over the protocol stream. Native engines (whisper.cpp, llama.cpp, OpenMP) may print to
+    /// stdout; a single stray byte would corrupt the frame stream. So the real stdout is moved to
+    /// a private descriptor for frames, and fd 1 is pointed at stderr, where the supervisor
+    /// collects logs. Call this first thing in `main`, before any engine is initialised.
+    pub fn take() -> io::Result<Self> {
+        // SAFETY: plain descriptor juggling on fds this process owns; no Rust object wraps fd 1.
+        let frames_fd = unsafe {
+            let fd = libc::dup(libc::STDOUT_FILENO);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            fd
+        };
+        // SAFETY: `frames_fd` is a fresh descriptor owned by nothing else.
+        let output = unsafe { File::from_raw_fd(frames_fd) };
+        Ok(Self { input: BufReader::new(io::stdin()), output: BufWriter::new(output) })
+    }
+
+    pub fn send(&mut self, msg: &FromWorker, body: &[u8]) -> io::Result<()> {
+        write_frame(&mut self.output, msg, body)
+    }
+
+    /// Next request; `None` when the supervisor closed stdin.
+    pub fn recv(&mut self) -> io::Result<Option<Frame<ToWorker>>> {
+        read_frame(&mut self.input)
+    }
+
+    /// Reports a model that failed to load. The worker should then exit with status 2.
+    pub fn load_failed(&mut self, message: String) {
+        log("ERROR", &format!("model load failed: {message}"));
+        let _ = self.send(&FromWorker::LoadFailed { message }, &[]);
+    }
+
+    /// Sends `hello`, then answers requests until stdin closes or `Shutdown` arrives. Pings are
+    /// answered here; everything else goes to `handle`. A panic in `handle` becomes an error reply
+    /// so one bad request does not cost the loaded model.
+    pub fn serve<F>(mut self, hello: Hello, mut handle: F) -> io::Result<()>
+    where
+        F: FnMut(&Request, Vec<u8>) -> Reply,
+    {
+        self.send(&FromWorker::Hello(hello), &[])?;
+        while let Some(frame) = self.recv()? {
+            let ToWorker { id, request } = frame.header;
+            let reply = match &request {
+                Request::Shutdown => break,
+                Request::Ping => Reply::Pong,
+                _ => match catch_unwind(AssertUnwindSafe(|| handle(&request, frame.body))) {
+                    Ok(reply) => reply,
+                    Err(panic) => {
+                        let what = panic
+                            .downcast_ref::<String>()
+                            .map(String::as_str)
+                            .or_else(|| panic.downcast_ref::<&str>().copied())
+                            .unwrap_or("unknown panic");
+                        log("ERROR", &format!("request {id} panicked: {what}"));
+                        Reply::Error { message: format!("worker panicked: {what}") }
+                    }
+                },
+            };
+            self.send(&FromWorker::Reply { id, reply }, &[])?;
+        }
+        Ok(())
+    }
+}
+
+/// One log line on stderr in the form the supervisor parses (`LEVEL message`).
+pub fn log(level: &str, message: &str) {
+    for line in message.lines() {
+        eprintln!("{level} {line}");
+    }
+}
