@@ -1,1 +1,212 @@
-//! (to be written)
+//! `sotto-intents`: turns a transcript into a validated action.
+//!
+//! Domain files (TOML) declare intents, typed slots, sentence templates and MQTT actions. A compiled
+//! grammar matcher resolves what the templates cover, tolerating recognition errors; a small
+//! language model (behind the [`slm::LanguageModel`] trait, run in a worker process by the caller)
+//! handles the rest. Both go through the same validation, so nothing out of schema, out of range or
+//! incomplete ever becomes an action. Risky intents pass a [`confirm::ConfirmationGate`] first.
+
+pub mod confirm;
+pub mod error;
+pub mod evaluate;
+pub mod matcher;
+pub mod numbers;
+pub mod schema;
+pub mod slm;
+pub mod template;
+pub mod text;
+pub mod validate;
+pub mod vocabulary;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+
+pub use error::{LoadError, SchemaIssue, SlmError};
+pub use matcher::{Matcher, MatchedWord};
+pub use schema::{Action, Domain, Intent, Slot, SlotKind, SlotValue};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolver {
+    Grammar,
+    Slm,
+}
+
+/// The outcome for one transcript: what `sotto parse` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolution {
+    /// The understood intent; set even when rejected, so the reason can name it.
+    pub intent: Option<String>,
+    pub slots: BTreeMap<String, SlotValue>,
+    pub resolver: Option<Resolver>,
+    pub confidence: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rejected_reason: Option<String>,
+    /// True when the intent must be confirmed by a yes/no before it runs.
+    pub confirm: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub matched_words: Vec<MatchedWord>,
+    pub elapsed_ms: f64,
+}
+
+impl Resolution {
+    pub fn none(elapsed_ms: f64) -> Self {
+        Resolution {
+            intent: None,
+            slots: BTreeMap::new(),
+            resolver: None,
+            confidence: 0.0,
+            rejected_reason: None,
+            confirm: false,
+            matched_words: Vec::new(),
+            elapsed_ms,
+        }
+    }
+
+    /// An action may be taken only for an accepted intent.
+    pub fn accepted(&self) -> bool {
+        self.intent.is_some() && self.rejected_reason.is_none()
+    }
+}
+
+/// An action ready to publish.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedAction {
+    pub intent: String,
+    pub topic: String,
+    pub payload: serde_json::Value,
+    pub qos: u8,
+    pub retain: bool,
+    pub expiry_s: Option<u32>,
+}
+
+/// The loaded domains and their compiled matcher.
+pub struct Intents {
+    pub domains: Vec<Domain>,
+    intents: Vec<Intent>,
+    matcher: Matcher,
+}
+
+impl Intents {
+    /// Loads `(file name, TOML)` sources.
+    pub fn from_sources(sources: &[(String, String)]) -> Result<Self, LoadError> {
+        let domains = schema::load_domains(sources)?;
+        let intents = domains.iter().flat_map(|d| d.intents.iter().cloned()).collect();
+        let matcher = Matcher::compile(&domains);
+        tracing::debug!(states = matcher.states(), "intent grammar compiled");
+        Ok(Intents { domains, intents, matcher })
+    }
+
+    /// Loads domain files and directories of `*.toml`.
+    pub fn load(paths: &[PathBuf]) -> Result<Self, LoadError> {
+        Self::from_sources(&schema::read_sources(paths)?)
+    }
+
+    /// The four shipped domains, embedded in the binary.
+    pub fn shipped() -> Self {
+        Self::from_sources(&schema::shipped_sources()).expect("shipped domain files are valid (tested)")
+    }
+
+    /// Only some of the shipped domains, by name (`vehicle`, `factory`, `home`, `barista`).
+    pub fn shipped_domains(names: &[&str]) -> Result<Self, LoadError> {
+        let sources: Vec<(String, String)> = schema::shipped_sources()
+            .into_iter()
+            .filter(|(f, _)| names.iter().any(|n| f.ends_with(&format!("/{n}.toml"))))
+            .collect();
+        Self::from_sources(&sources)
+    }
+
+    pub fn intents(&self) -> &[Intent] {
+        &self.intents
+    }
+
+    pub fn intent(&self, name: &str) -> Option<&Intent> {
+        self.intents.iter().find(|i| i.name == name)
+    }
+
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    pub fn matcher_mut(&mut self) -> &mut Matcher {
+        &mut self.matcher
+    }
+
+    /// The grammar resolver alone.
+    pub fn parse(&self, text: &str) -> Resolution {
+        let start = Instant::now();
+        let Some(m) = self.matcher.best(text) else {
+            return Resolution::none(elapsed_ms(start));
+        };
+        let intent = &self.intents[m.intent];
+        let mut r = self.finish(intent, validate::validate(intent, &m.slots), Resolver::Grammar, m.confidence);
+        r.matched_words = m.matched_words;
+        r.elapsed_ms = elapsed_ms(start);
+        r
+    }
+
+    /// The cascade: grammar first, then the language model for what the grammar did not match.
+    /// A model failure is logged and gives no intent: it must never produce an action.
+    pub fn resolve(&self, text: &str, lm: Option<&mut dyn slm::LanguageModel>, slm_config: &slm::SlmConfig) -> Resolution {
+        let start = Instant::now();
+        let grammar = self.parse(text);
+        let Some(lm) = lm else { return grammar };
+        if grammar.intent.is_some() {
+            return grammar;
+        }
+        let mut r = match slm::resolve(self, text, lm, slm_config) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "language-model fallback failed");
+                Resolution::none(0.0)
+            }
+        };
+        r.elapsed_ms = elapsed_ms(start);
+        r
+    }
+
+    pub(crate) fn finish(&self, intent: &Intent, checked: Result<BTreeMap<String, SlotValue>, String>, resolver: Resolver, confidence: f32) -> Resolution {
+        let mut r = Resolution::none(0.0);
+        r.intent = Some(intent.name.clone());
+        r.resolver = Some(resolver);
+        r.confidence = confidence;
+        match checked {
+            Ok(slots) => {
+                r.confirm = validate::needs_confirmation(intent, &slots);
+                r.slots = slots;
+            }
+            Err(reason) => r.rejected_reason = Some(reason),
+        }
+        r
+    }
+
+    /// The MQTT action of an accepted resolution (None when rejected, unresolved or action-less).
+    pub fn plan_action(&self, r: &Resolution, site_id: &str) -> Option<PlannedAction> {
+        if !r.accepted() {
+            return None;
+        }
+        let intent = self.intent(r.intent.as_deref()?)?;
+        let action = intent.action.as_ref()?;
+        let (topic, payload) = schema::render_action(action, &intent.name, &r.slots, site_id);
+        Some(PlannedAction {
+            intent: intent.name.clone(),
+            topic,
+            payload,
+            qos: action.qos,
+            retain: action.retain,
+            expiry_s: action.expiry_s,
+        })
+    }
+
+    /// Words to bias speech recognition toward the loaded domains (see [`vocabulary`]).
+    pub fn stt_prompt(&self, max_chars: usize) -> String {
+        vocabulary::prompt(&self.intents, max_chars)
+    }
+}
+
+fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}

@@ -1,0 +1,53 @@
+//! Text-level evaluation of the grammar matcher on `intents/testset/*.jsonl`.
+//!
+//! `cargo run --release -p sotto-intents --example evaluate [-- --verbose]`
+use std::path::Path;
+
+use sotto_intents::evaluate::{percentile, shipped_testset, Score};
+
+fn main() {
+    let verbose = std::env::args().any(|a| a == "--verbose" || a == "-v");
+    let debug = std::env::args().any(|a| a == "--debug");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testset");
+    if debug {
+        // Confidence and latency of every line, to see the margins around the threshold.
+        let all = sotto_intents::Intents::shipped();
+        for f in ["vehicle", "factory", "home", "out_of_domain"] {
+            for c in sotto_intents::evaluate::read_cases(&dir.join(format!("{f}.jsonl"))).unwrap() {
+                let best = all.matcher().ranked(&c.text).into_iter().find(|m| m.well_supported());
+                let r = all.parse(&c.text);
+                println!("{f:<14} {:.2} {:>7.3}ms {:<26} {}", best.map(|m| m.confidence).unwrap_or(0.0), r.elapsed_ms, r.intent.unwrap_or_default(), c.text);
+            }
+        }
+        return;
+    }
+    let results = shipped_testset(&dir).unwrap_or_else(|e| panic!("cannot run the test set: {e}"));
+    let mut total = Score::default();
+    println!("{:<15} {:>6} {:>8} {:>9} {:>14}", "set", "cases", "exact %", "null→int", "p50/p99 ms");
+    for (name, s) in results {
+        println!(
+            "{:<15} {:>6} {:>8.1} {:>9} {:>7.3}/{:.3}",
+            name,
+            s.cases,
+            s.accuracy(),
+            format!("{}/{}", s.false_intents, s.null_cases),
+            percentile(&s.latencies_ms, 0.5),
+            percentile(&s.latencies_ms, 0.99)
+        );
+        if verbose {
+            for (case, r) in &s.failures {
+                println!("   MISS {:?}\n        want {:?} {:?}\n        got  {}", case.text, case.intent, case.slots, serde_json::to_string(r).unwrap());
+            }
+        }
+        total.add(s);
+    }
+    println!(
+        "{:<15} {:>6} {:>8.1} {:>9} {:>7.3}/{:.3}",
+        "all",
+        total.cases,
+        total.accuracy(),
+        format!("{}/{}", total.false_intents, total.null_cases),
+        percentile(&total.latencies_ms, 0.5),
+        percentile(&total.latencies_ms, 0.99)
+    );
+}

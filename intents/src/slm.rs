@@ -1,0 +1,240 @@
+//! The language-model fallback: function calling with a small (4-bit) model for what the grammar
+//! does not match.
+//!
+//! Two steps, both against a fixed few-shot prompt whose prefix the worker keeps in its KV cache:
+//! 1. choose the function: every declared intent and `none` are scored as continuations, and the
+//!    scores are calibrated against the model's prior (the same choices scored for an empty
+//!    request), so a base model does not pick one favourite function;
+//! 2. fill the arguments: generation constrained by a GBNF grammar generated from the schema
+//!    (this intent's slots only, enum values only, numbers in range).
+//!
+//! The result goes through the same validation as the grammar's, so the model can never cause
+//! an action outside the schema.
+
+use std::collections::BTreeMap;
+
+use crate::error::SlmError;
+use crate::matcher::Extracted;
+use crate::numbers::SpokenNumber;
+use crate::schema::{Intent, SlotKind, SlotValue};
+use crate::{Intents, Resolution, Resolver};
+
+/// Output constraint for generation (mirrors the worker's `Grammar`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grammar {
+    Gbnf(String),
+    JsonSchema(String),
+}
+
+/// A blocking language model; the daemon adapts the SLM worker client to it.
+pub trait LanguageModel {
+    /// Continuation of `prompt`, constrained by `grammar` when given.
+    fn generate(&mut self, prompt: &str, grammar: Option<&Grammar>, max_tokens: u32) -> Result<String, SlmError>;
+    /// Log-probability of each candidate as the continuation of `prompt`.
+    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct SlmConfig {
+    /// Subtract the prior (scores on an empty request) from the choice scores.
+    pub calibrate: bool,
+    /// Minimum calibrated log-probability margin of the winner over `none`.
+    pub min_margin: f32,
+    pub max_tokens: u32,
+}
+
+impl Default for SlmConfig {
+    fn default() -> Self {
+        SlmConfig { calibrate: true, min_margin: 0.0, max_tokens: 48 }
+    }
+}
+
+const NONE: &str = "none";
+
+fn slot_signature(intent: &Intent) -> String {
+    let mut parts = Vec::new();
+    for s in &intent.slots {
+        let ty = match &s.kind {
+            SlotKind::Enum(v) => v.iter().map(|x| x.canonical.as_str()).collect::<Vec<_>>().join("|"),
+            SlotKind::Integer { min, max, unit, .. } | SlotKind::Number { min, max, unit, .. } => format!(
+                "{} {}..{}{}",
+                s.kind.type_name(),
+                min.map(|x| x.to_string()).unwrap_or_default(),
+                max.map(|x| x.to_string()).unwrap_or_default(),
+                unit.as_deref().map(|u| format!(" {u}")).unwrap_or_default()
+            ),
+            SlotKind::Duration { .. } => "seconds".to_string(),
+            SlotKind::Text { .. } => "text".to_string(),
+        };
+        let default = s.default.as_ref().map(|d| format!(" = {}", d.as_text())).unwrap_or_default();
+        let optional = if !s.required && s.default.is_none() { "?" } else { "" };
+        parts.push(format!("{}{optional}: {ty}{default}", s.name));
+    }
+    parts.join(", ")
+}
+
+fn call_json(intent: &str, slots: &BTreeMap<String, SlotValue>, order: &[String]) -> String {
+    let mut out = format!("{{\"intent\": \"{intent}\"");
+    for name in order {
+        if let Some(v) = slots.get(name) {
+            out.push_str(&format!(", \"{name}\": {}", v.to_json()));
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// The fixed prompt prefix: functions, then worked examples (labelled by the grammar matcher,
+/// so they always agree with the schema), then out-of-scope examples answered `none`.
+pub fn prompt_prefix(intents: &Intents) -> String {
+    let mut p = String::from(
+        "Map each request to one function call in JSON. Use only these functions and values. \
+         If no function fits the request, answer {\"intent\": \"none\"}.\n\nFunctions:\n",
+    );
+    for i in intents.intents() {
+        p.push_str(&format!("- {}({}): {}\n", i.name, slot_signature(i), i.description));
+    }
+    p.push('\n');
+    let mut shots = Vec::new();
+    for i in intents.intents() {
+        for e in i.examples.iter().take(1) {
+            let r = intents.parse(e);
+            if r.accepted() && r.intent.as_deref() == Some(&i.name) {
+                let order: Vec<String> = i.slots.iter().map(|s| s.name.clone()).collect();
+                shots.push((e.clone(), call_json(&i.name, &r.slots, &order)));
+            }
+        }
+    }
+    // Out-of-scope requests interleaved so "none" is a familiar answer.
+    let nones = ["what is the meaning of life", "tell me a joke", "who won the game last night"];
+    for (k, n) in nones.iter().enumerate() {
+        let at = ((k + 1) * shots.len() / (nones.len() + 1)).min(shots.len());
+        shots.insert(at, (n.to_string(), format!("{{\"intent\": \"{NONE}\"}}")));
+    }
+    for (req, call) in shots {
+        p.push_str(&format!("Request: {req}\nCall: {call}\n"));
+    }
+    p
+}
+
+fn request_prompt(prefix: &str, text: &str) -> String {
+    format!("{prefix}Request: {}\nCall: {{\"intent\": \"", text.trim())
+}
+
+fn gbnf_string(s: &str) -> String {
+    let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("\"{escaped}\"")
+}
+
+/// JSON literal of a string inside a GBNF literal: `"\"value\""`.
+fn gbnf_json_string(s: &str) -> String {
+    gbnf_string(&format!("\"{s}\""))
+}
+
+fn number_rule(min: Option<f64>, max: Option<f64>, integer: bool) -> String {
+    // Small integer ranges are listed value by value; others get a digit pattern and validation.
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if hi - lo <= 200.0 && lo >= 0.0 {
+            let alts: Vec<String> = ((lo.ceil() as i64)..=(hi.floor() as i64)).map(|v| gbnf_string(&v.to_string())).collect();
+            let frac = if integer { "" } else { " (\".\" [0-9])?" };
+            return format!("({}){frac}", alts.join(" | "));
+        }
+    }
+    let frac = if integer { "" } else { " (\".\" [0-9]{1,2})?" };
+    let sign = if min.is_some_and(|m| m >= 0.0) { "" } else { "\"-\"? " };
+    format!("{sign}[0-9]{{1,6}}{frac}")
+}
+
+/// Grammar for the rest of a call once `{"intent": "<name>` is in the prompt: this intent's slots
+/// only, in declaration order, each optional one optional.
+pub fn arguments_grammar(intent: &Intent) -> Grammar {
+    let mut rules = Vec::new();
+    let mut root = vec![gbnf_string("\"")];
+    for (k, s) in intent.slots.iter().enumerate() {
+        let value = match &s.kind {
+            SlotKind::Enum(values) => {
+                format!("({})", values.iter().map(|v| gbnf_json_string(&v.canonical)).collect::<Vec<_>>().join(" | "))
+            }
+            SlotKind::Integer { min, max, percent: _, .. } => number_rule(*min, *max, true),
+            SlotKind::Number { min, max, .. } => number_rule(*min, *max, false),
+            SlotKind::Duration { min, max } => number_rule(*min, *max, true),
+            SlotKind::Text { .. } => "\"\\\"\" [^\"\\\\\\n]{1,120} \"\\\"\"".to_string(),
+        };
+        rules.push(format!("s{k} ::= {} {value}", gbnf_string(&format!(", \"{}\": ", s.name))));
+        root.push(if s.required { format!("s{k}") } else { format!("s{k}?") });
+    }
+    root.push(gbnf_string("}"));
+    let mut g = format!("root ::= {}\n", root.join(" "));
+    for r in rules {
+        g.push_str(&r);
+        g.push('\n');
+    }
+    Grammar::Gbnf(g)
+}
+
+/// The choice list scored in step 1: every intent name and `none`, each closing its JSON string.
+pub fn choices(intents: &Intents) -> Vec<String> {
+    intents.intents().iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect()
+}
+
+/// Parses the generated argument text (after `{"intent": "<name>`) into extracted slot values.
+pub fn parse_arguments(intent: &Intent, generated: &str) -> Result<BTreeMap<String, Extracted>, SlmError> {
+    let body = generated.trim_start().trim_start_matches('"');
+    let end = body.find('}').ok_or_else(|| SlmError::Unparsable(generated.to_string()))?;
+    let json = format!("{{\"intent\": \"{}\"{}}}", intent.name, &body[..end]);
+    let value: serde_json::Value = serde_json::from_str(&json).map_err(|_| SlmError::Unparsable(generated.to_string()))?;
+    let obj = value.as_object().ok_or_else(|| SlmError::Unparsable(generated.to_string()))?;
+    let mut out = BTreeMap::new();
+    for (k, v) in obj {
+        if k == "intent" {
+            continue;
+        }
+        let Some(slot) = intent.slot(k) else {
+            return Err(SlmError::Unparsable(format!("unknown argument `{k}` in {generated}")));
+        };
+        let x = match (&slot.kind, v) {
+            (SlotKind::Duration { .. }, serde_json::Value::Number(n)) => Extracted::Duration(n.as_f64().unwrap_or(f64::NAN)),
+            (_, serde_json::Value::Number(n)) => {
+                Extracted::Number(SpokenNumber { value: n.as_f64().unwrap_or(f64::NAN), fraction_only: false })
+            }
+            (SlotKind::Enum(_), serde_json::Value::String(s)) => Extracted::Enum(s.clone()),
+            (_, serde_json::Value::String(s)) => Extracted::Text(s.clone()),
+            _ => return Err(SlmError::Unparsable(format!("argument `{k}` has an unsupported value {v}"))),
+        };
+        out.insert(k.clone(), x);
+    }
+    Ok(out)
+}
+
+/// Calibrated choice: the scores minus the prior scores, softmax-normalised.
+pub fn calibrated(scores: &[f32], prior: Option<&[f32]>) -> Vec<f32> {
+    let adj: Vec<f32> = match prior {
+        Some(p) => scores.iter().zip(p).map(|(s, p)| s - p).collect(),
+        None => scores.to_vec(),
+    };
+    let max = adj.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = adj.iter().map(|a| (a - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|e| e / sum).collect()
+}
+
+/// The language-model resolver; the cascade in [`Intents::resolve`] calls it after the grammar.
+pub fn resolve(intents: &Intents, text: &str, lm: &mut dyn LanguageModel, cfg: &SlmConfig) -> Result<Resolution, SlmError> {
+    let prefix = prompt_prefix(intents);
+    let options = choices(intents);
+    let scores = lm.score(&request_prompt(&prefix, text), &options)?;
+    let prior = if cfg.calibrate { Some(lm.score(&request_prompt(&prefix, ""), &options)?) } else { None };
+    let probs = calibrated(&scores, prior.as_deref());
+    let (best, p) = probs.iter().enumerate().fold((0, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
+    let none_index = options.len() - 1;
+    tracing::debug!(choice = %options[best], p, "language-model function choice");
+    if best == none_index || (probs[best].ln() - probs[none_index].ln()) < cfg.min_margin {
+        return Ok(Resolution::none(0.0));
+    }
+    let intent = &intents.intents()[best];
+    let grammar = arguments_grammar(intent);
+    let prompt = format!("{}{}", request_prompt(&prefix, text), intent.name);
+    let generated = lm.generate(&prompt, Some(&grammar), cfg.max_tokens)?;
+    let checked = parse_arguments(intent, &generated).map_err(|e| e.to_string()).and_then(|found| crate::validate::validate(intent, &found));
+    Ok(intents.finish(intent, checked, Resolver::Slm, p))
+}
