@@ -4,6 +4,7 @@
 //! `sotto-stt-worker` and `sotto-slm-worker` processes, which this binary supervises.
 
 mod cli;
+mod mqtt;
 
 use clap::{Parser, Subcommand};
 
