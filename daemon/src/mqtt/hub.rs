@@ -364,6 +364,16 @@ impl MqttHub {
     }
 }
 
+#[cfg(test)]
+impl MqttHub {
+    /// Drops the connection without DISCONNECT, as a crash or a pulled cable would.
+    pub(super) fn kill_for_test(&self) {
+        for task in self.shared.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic elsewhere must not take publishing down with it; the state stays consistent

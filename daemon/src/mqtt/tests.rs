@@ -1,1 +1,443 @@
-//! Hub tests against real brokers.
+//! Hub tests against real brokers: the Mosquitto on 127.0.0.1:1883 (started by
+//! `tools/setup.d/mqtt.sh`), private Mosquitto processes on free ports that the tests stop and
+//! restart, and the embedded rumqttd. Each test uses its own site id and topics, so they can run
+//! in parallel on one broker.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::v5::mqttbytes::v5::{Filter, Packet};
+use rumqttc::v5::mqttbytes::QoS;
+use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::*;
+
+const SHARED_MOSQUITTO_PORT: u16 = 1883;
+
+fn unique_site() -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("t{}x{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn require_shared_mosquitto() {
+    if TcpStream::connect(("127.0.0.1", SHARED_MOSQUITTO_PORT)).is_err() {
+        panic!(
+            "no MQTT broker on 127.0.0.1:{SHARED_MOSQUITTO_PORT}: these tests need Mosquitto there \
+             (tools/setup.d/mqtt.sh starts one; or `mosquitto -d -p {SHARED_MOSQUITTO_PORT}`)"
+        );
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Received {
+    topic: String,
+    payload: String,
+    retain: bool,
+    expiry: Option<u32>,
+    user_properties: Vec<(String, String)>,
+}
+
+impl Received {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.payload).unwrap_or_else(|e| panic!("{} payload is not JSON ({e}): {}", self.topic, self.payload))
+    }
+}
+
+/// A second MQTT 5 client that records what it receives.
+struct Subscriber {
+    client: AsyncClient,
+    rx: mpsc::UnboundedReceiver<Received>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Subscriber {
+    /// `persistent`: keep the session (and its queued messages) across broker restarts.
+    async fn connect(port: u16, filters: &[String], persistent: bool) -> Subscriber {
+        let mut options = MqttOptions::new(format!("{}-sub", unique_site()), "127.0.0.1", port);
+        options.set_keep_alive(Duration::from_secs(5));
+        if persistent {
+            options.set_clean_start(false).set_session_expiry_interval(Some(600));
+        }
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (subscribed_tx, mut subscribed_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let props = p.properties.clone().unwrap_or_default();
+                        let _ = tx.send(Received {
+                            topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                            payload: String::from_utf8_lossy(&p.payload).into_owned(),
+                            retain: p.retain,
+                            expiry: props.message_expiry_interval,
+                            user_properties: props.user_properties,
+                        });
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        let _ = subscribed_tx.send(());
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        let filters: Vec<Filter> = filters.iter().map(|f| Filter::new(f.clone(), QoS::AtLeastOnce)).collect();
+        client.subscribe_many(filters).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), subscribed_rx.recv())
+            .await
+            .expect("subscriber got no SUBACK within 5 s");
+        Subscriber { client, rx, task }
+    }
+
+    /// The next message on `topic` (others are skipped), or panics after `timeout`.
+    async fn expect(&mut self, topic: &str, timeout: Duration) -> Received {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(msg)) if msg.topic == topic => return msg,
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("subscriber stopped while waiting for {topic}"),
+                Err(_) => panic!("nothing on {topic} within {timeout:?}"),
+            }
+        }
+    }
+
+    /// Everything received within `window`.
+    async fn drain(&mut self, window: Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + window;
+        let mut out = Vec::new();
+        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            out.push(msg);
+        }
+        out
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A private Mosquitto on a free port that a test may stop and start again (same port, same
+/// persistence file, so a persistent subscriber's session survives).
+struct Mosquitto {
+    port: u16,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    fn start() -> Mosquitto {
+        let port = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        // Started as root, Mosquitto drops to its own user, which must be able to save sessions here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let config = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+            dir.path().display()
+        );
+        std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
+        let mut m = Mosquitto { port, dir, child: None };
+        m.restart();
+        m
+    }
+
+    fn binary() -> PathBuf {
+        ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .expect("the `mosquitto` binary is missing: install Debian package mosquitto (tools/setup.sh does)")
+    }
+
+    fn restart(&mut self) {
+        assert!(self.child.is_none());
+        let log = std::fs::File::create(self.dir.path().join("mosquitto.log")).unwrap();
+        let child = Command::new(Self::binary())
+            .arg("-c")
+            .arg(self.dir.path().join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start mosquitto");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen on {} within 5 s", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, so Mosquitto saves its sessions before exiting.
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn settings(site: &str, port: u16) -> MqttSettings {
+    MqttSettings { site_id: site.into(), port, reconnect_max_secs: 1, ..Default::default() }
+}
+
+fn capture() -> (PrintMode, Arc<Mutex<Vec<u8>>>) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    (PrintMode::Writer(buffer.clone()), buffer)
+}
+
+fn printed(buffer: &Arc<Mutex<Vec<u8>>>) -> Vec<serde_json::Value> {
+    let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("printed line is not JSON ({e}): {l}"))).collect()
+}
+
+fn intent_event(site: &str, intent_name: &str) -> HermesEvent {
+    HermesEvent::Intent(IntentRecognized {
+        input: "two large lattes".into(),
+        intent: IntentInfo { intent_name: intent_name.into(), confidence_score: 1.0 },
+        slots: vec![Slot {
+            slot_name: "count".into(),
+            entity: "sotto/number".into(),
+            raw_value: "two".into(),
+            value: SlotValue { kind: "Number".into(), value: json!(2) },
+            range: None,
+            confidence: None,
+        }],
+        site_id: site.into(),
+        session_id: Some("session-1".into()),
+        custom_data: None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_mosquitto_actions_events_status_and_last_will() {
+    require_shared_mosquitto();
+    let site = unique_site();
+    let (print, printed_buffer) = capture();
+    let (hub, _control) = MqttHub::start(&settings(&site, SHARED_MOSQUITTO_PORT), print).await.unwrap();
+    hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+
+    let action_topic = format!("test/{site}/coffee/order");
+    let intent_name = format!("OrderCoffee_{site}");
+    let status_topic = format!("sotto/{site}/status");
+    let mut sub = Subscriber::connect(
+        SHARED_MOSQUITTO_PORT,
+        &[status_topic.clone(), action_topic.clone(), format!("hermes/intent/{intent_name}")],
+        false,
+    )
+    .await;
+
+    // Subscribed after the hub came up: the status must be the retained "online".
+    let status = sub.expect(&status_topic, Duration::from_secs(5)).await;
+    assert_eq!((status.payload.as_str(), status.retain), ("online", true));
+
+    let action = Action {
+        topic: action_topic.clone(),
+        payload: json!({"drink": "latte", "size": "large", "count": 2}),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        expiry: Duration::from_secs(10),
+    };
+    let id = hub.publish_action(action).unwrap();
+    hub.publish_event(&intent_event(&site, &intent_name)).unwrap();
+    hub.flush(Duration::from_secs(5)).await.unwrap();
+
+    let got = sub.expect(&action_topic, Duration::from_secs(5)).await;
+    assert_eq!(got.json(), json!({"drink": "latte", "size": "large", "count": 2}));
+    assert!(matches!(got.expiry, Some(1..=10)), "message expiry {:?} should be set and ≤ 10 s", got.expiry);
+    assert_eq!(got.user_properties, vec![("sotto-action-id".to_string(), id.to_string())]);
+
+    let intent = sub.expect(&format!("hermes/intent/{intent_name}"), Duration::from_secs(5)).await;
+    assert_eq!(
+        intent.json(),
+        json!({
+            "input": "two large lattes",
+            "intent": {"intentName": intent_name, "confidenceScore": 1.0},
+            "slots": [{"slotName": "count", "entity": "sotto/number", "rawValue": "two",
+                       "value": {"kind": "Number", "value": 2}}],
+            "siteId": site,
+            "sessionId": "session-1"
+        })
+    );
+
+    // Print mode saw the same messages, in publishing order.
+    let lines = printed(&printed_buffer);
+    assert_eq!(
+        lines,
+        vec![
+            json!({"topic": status_topic, "payload": "online"}),
+            json!({"topic": action_topic, "payload": {"drink": "latte", "size": "large", "count": 2}}),
+            json!({"topic": format!("hermes/intent/{intent_name}"), "payload": intent.json()}),
+        ]
+    );
+    let stats = hub.stats();
+    assert_eq!((stats.actions_published, stats.published), (1, 3), "{stats:?}");
+
+    // No DISCONNECT: the broker must publish the last will, retained.
+    hub.kill_for_test();
+    let will = sub.expect(&status_topic, Duration::from_secs(10)).await;
+    assert_eq!((will.payload.as_str(), will.retain), ("offline", false), "live delivery of the will");
+    drop(sub);
+    let mut late = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[status_topic.clone()], false).await;
+    let retained = late.expect(&status_topic, Duration::from_secs(5)).await;
+    assert_eq!((retained.payload.as_str(), retained.retain), ("offline", true));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restart_delivers_queued_action_once_and_drops_expired() {
+    let mut broker = Mosquitto::start();
+    let site = unique_site();
+    let (hub, _control) = MqttHub::start(&settings(&site, broker.port), PrintMode::Off).await.unwrap();
+    hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+
+    let fresh_topic = format!("test/{site}/fresh");
+    let stale_topic = format!("test/{site}/stale");
+    let event_name = format!("Event_{site}");
+    let event_topic = format!("hermes/intent/{event_name}");
+    // A persistent session: Mosquitto keeps queueing for it while the test restarts the broker.
+    let mut sub =
+        Subscriber::connect(broker.port, &[fresh_topic.clone(), stale_topic.clone(), event_topic.clone()], true).await;
+
+    broker.stop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while hub.is_connected() {
+        assert!(Instant::now() < deadline, "hub did not notice the broker stopping");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let mut fresh = Action::new(fresh_topic.clone(), json!({"cmd": "fresh"}));
+    fresh.expiry = Duration::from_secs(30);
+    let mut stale = Action::new(stale_topic.clone(), json!({"cmd": "stale"}));
+    stale.expiry = Duration::from_millis(500);
+    hub.publish_action(fresh).unwrap();
+    hub.publish_action(stale).unwrap();
+    hub.publish_event(&intent_event(&site, &event_name)).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    broker.restart();
+
+    hub.wait_connected(Duration::from_secs(10)).await.unwrap();
+    hub.flush(Duration::from_secs(10)).await.unwrap();
+    let got = sub.drain(Duration::from_secs(3)).await;
+    let on = |topic: &str| got.iter().filter(|m| m.topic == topic).count();
+    assert_eq!(on(&fresh_topic), 1, "the action within its expiry arrives exactly once: {got:?}");
+    assert_eq!(on(&stale_topic), 0, "the expired action is dropped: {got:?}");
+    assert_eq!(on(&event_topic), 1, "the event queued meanwhile arrives too: {got:?}");
+    let fresh_msg = got.iter().find(|m| m.topic == fresh_topic).unwrap();
+    assert_eq!(fresh_msg.json(), json!({"cmd": "fresh"}));
+    assert!(matches!(fresh_msg.expiry, Some(1..=29)), "remaining expiry, not the original: {:?}", fresh_msg.expiry);
+
+    let stats = hub.stats();
+    assert_eq!(stats.dropped_expired, 1, "{stats:?}");
+    assert_eq!(stats.actions_published, 1, "{stats:?}");
+    assert!(stats.connection_losses >= 1 && stats.connects >= 2, "{stats:?}");
+    hub.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_wait_while_the_broker_is_down_at_start() {
+    // The daemon must come up, and keep commands, before the broker does.
+    let mut broker = Mosquitto::start();
+    let site = unique_site();
+    let topic = format!("test/{site}/early");
+    let mut sub = Subscriber::connect(broker.port, &[topic.clone()], true).await;
+    broker.stop();
+
+    let (hub, _control) = MqttHub::start(&settings(&site, broker.port), PrintMode::Off).await.unwrap();
+    let mut early = Action::new(topic.clone(), json!("raw text"));
+    early.expiry = Duration::from_secs(30);
+    hub.publish_action(early).unwrap();
+    let err = hub.flush(Duration::from_millis(300)).await.unwrap_err();
+    assert!(matches!(err, MqttError::FlushTimeout { queued: 1, .. }), "{err}");
+
+    broker.restart();
+    hub.wait_connected(Duration::from_secs(10)).await.unwrap();
+    hub.flush(Duration::from_secs(10)).await.unwrap();
+    let got = sub.drain(Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1, "exactly once: {got:?}");
+    assert_eq!(got[0].payload, "raw text", "a JSON string is published as its raw text");
+    hub.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_round_trip_with_controls_and_clean_shutdown() {
+    let site = unique_site();
+    let mut s = settings(&site, 0);
+    s.broker = BrokerMode::Embedded;
+    let (hub, mut control) = MqttHub::start(&s, PrintMode::Off).await.unwrap();
+    let port = hub.embedded_port().expect("embedded broker port");
+    assert_ne!(port, 0);
+    hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+
+    let status_topic = format!("sotto/{site}/status");
+    let action_topic = format!("test/{site}/lights");
+    let mut sub = Subscriber::connect(port, &[status_topic.clone(), action_topic.clone()], false).await;
+    let status = sub.expect(&status_topic, Duration::from_secs(5)).await;
+    assert_eq!(status.payload, "online");
+
+    hub.publish_action(Action::new(action_topic.clone(), json!({"light": "kitchen", "on": true}))).unwrap();
+    let got = sub.expect(&action_topic, Duration::from_secs(5)).await;
+    assert_eq!(got.json(), json!({"light": "kitchen", "on": true}));
+
+    sub.client.publish(format!("sotto/{site}/mute"), QoS::AtLeastOnce, false, "").await.unwrap();
+    let msg = tokio::time::timeout(Duration::from_secs(5), control.recv()).await.unwrap().unwrap();
+    assert_eq!(msg, ControlMessage::Mute);
+
+    hub.shutdown(Duration::from_secs(5)).await.unwrap();
+    let offline = sub.expect(&status_topic, Duration::from_secs(5)).await;
+    assert_eq!(offline.payload, "offline");
+    assert!(hub.publish_action(Action::new(action_topic, json!({}))).is_err(), "no publishing after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_control_payloads_are_ignored_and_counted() {
+    require_shared_mosquitto();
+    let site = unique_site();
+    let (hub, mut control) = MqttHub::start(&settings(&site, SHARED_MOSQUITTO_PORT), PrintMode::Off).await.unwrap();
+    hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+    // The hub subscribes right after CONNACK; give the SUBACK a moment.
+    let sub = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[format!("sotto/{site}/none")], false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let publish = |topic: String, payload: &'static [u8]| {
+        let client = sub.client.clone();
+        async move { client.publish(topic, QoS::AtLeastOnce, false, payload).await.unwrap() }
+    };
+    publish(format!("sotto/{site}/mute"), b"please mute").await;
+    publish(format!("sotto/{site}/reload"), b"[1, 2]").await;
+    publish(format!("sotto/{site}/unmute"), &[0xff, 0x00]).await;
+    publish("hermes/dialogueManager/startSession".into(), b"{\"siteId\": 42}").await;
+    // For another site: well-formed, not ours, not counted as malformed.
+    publish("hermes/hotword/toggleOff".into(), b"{\"siteId\": \"somewhere-else\"}").await;
+    let start = format!("{{\"siteId\": \"{site}\", \"init\": {{\"type\": \"action\", \"sendIntentNotRecognized\": true}}}}");
+    sub.client.publish("hermes/dialogueManager/startSession", QoS::AtLeastOnce, false, start).await.unwrap();
+    publish(format!("sotto/{site}/unmute"), b"{}").await;
+
+    let first = tokio::time::timeout(Duration::from_secs(5), control.recv()).await.unwrap().unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), control.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        first,
+        ControlMessage::StartSession(StartSession { send_intent_not_recognized: true, ..Default::default() })
+    );
+    assert_eq!(second, ControlMessage::Unmute);
+    assert_eq!(hub.stats().malformed_control, 4, "{:?}", hub.stats());
+    assert!(tokio::time::timeout(Duration::from_millis(300), control.recv()).await.is_err(), "nothing else");
+    hub.shutdown(Duration::from_secs(2)).await.unwrap();
+}
