@@ -1,2 +1,262 @@
-//! (to be written)
-fn main() {}
+//! `sotto-stt-worker --model FILE [--threads N] [--audio-ctx-floor N]`: Whisper speech-to-text
+//! (whisper.cpp via whisper-rs) as a worker process speaking the `sotto-workers` protocol.
+//!
+//! One utterance per request: single segment, no context carried between requests, the encoder
+//! context sized to the utterance (a 3 s command does not pay for a 30 s window), whisper.cpp's
+//! temperature fallback, and a guard that flags loops and stock hallucinations instead of passing
+//! them on as text.
+
+mod guard;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context as _};
+use sotto_workers::frame::bytes_to_samples;
+use sotto_workers::messages::{Reply, Request};
+use sotto_workers::server::{log, WorkerIo};
+use sotto_workers::{Hello, ModelInfo, SttTimings, TranscribeOptions, Transcript, PROTOCOL_VERSION};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+
+const SAMPLE_RATE: usize = 16_000;
+/// Encoder frames per second of audio (10 ms mel hop, stride-2 convolution).
+const FRAMES_PER_SEC: usize = 50;
+/// Whisper's full window: 30 s.
+const MAX_AUDIO_CTX: u32 = 1500;
+/// whisper.cpp refuses less than a second of audio.
+const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
+/// Smallest encoder context used (see README: shorter contexts make base repeat itself).
+const DEFAULT_AUDIO_CTX_FLOOR: u32 = 384;
+
+fn main() -> ExitCode {
+    let mut io = match WorkerIo::take() {
+        Ok(io) => io,
+        Err(e) => {
+            eprintln!("ERROR cannot set up the protocol stream: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            io.load_failed(format!("bad arguments: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let mut engine = match Stt::load(&args) {
+        Ok(e) => e,
+        Err(e) => {
+            io.load_failed(format!("{e:#}"));
+            return ExitCode::from(2);
+        }
+    };
+    let hello = engine.hello();
+    log("INFO", &format!("ready: {} ({:.0} ms)", hello.model.description, hello.load_ms));
+    let served = io.serve(hello, |request, body| match request {
+        Request::Transcribe { options } => match engine.transcribe(options, &body) {
+            Ok(t) => Reply::Transcript(t),
+            Err(e) => Reply::Error { message: format!("{e:#}") },
+        },
+        other => Reply::Error { message: format!("the STT worker does not handle {other:?}") },
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log("ERROR", &format!("protocol stream failed: {e}"));
+            ExitCode::from(4)
+        }
+    }
+}
+
+struct Args {
+    model: PathBuf,
+    threads: i32,
+    audio_ctx_floor: u32,
+}
+
+impl Args {
+    fn parse(mut it: impl Iterator<Item = String>) -> Result<Self, String> {
+        let mut model = None;
+        let mut threads = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2);
+        let mut audio_ctx_floor = DEFAULT_AUDIO_CTX_FLOOR;
+        while let Some(arg) = it.next() {
+            let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--model" => model = Some(PathBuf::from(value("--model")?)),
+                "--threads" => {
+                    let v = value("--threads")?;
+                    threads = v.parse().map_err(|_| format!("--threads: not a number: {v:?}"))?;
+                }
+                "--audio-ctx-floor" => {
+                    let v = value("--audio-ctx-floor")?;
+                    audio_ctx_floor = v.parse().map_err(|_| format!("--audio-ctx-floor: not a number: {v:?}"))?;
+                }
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(Self { model: model.ok_or("--model FILE is required")?, threads, audio_ctx_floor })
+    }
+}
+
+struct Stt {
+    ctx: &'static WhisperContext,
+    state: WhisperState,
+    threads: i32,
+    audio_ctx_floor: u32,
+    path: String,
+    load_ms: f64,
+}
+
+impl Stt {
+    fn load(args: &Args) -> anyhow::Result<Self> {
+        let t0 = Instant::now();
+        check_ggml_magic(&args.model)?;
+        let ctx = WhisperContext::new_with_params(&args.model, WhisperContextParameters::default())
+            .map_err(|e| anyhow!("whisper.cpp could not load {}: {e} (see the log lines above)", args.model.display()))?;
+        // The state borrows nothing at the type level but must not outlive the context; the
+        // process serves one model for its whole life.
+        let ctx: &'static WhisperContext = Box::leak(Box::new(ctx));
+        let state = ctx.create_state().context("allocating the whisper.cpp state")?;
+        Ok(Self {
+            ctx,
+            state,
+            threads: args.threads,
+            audio_ctx_floor: args.audio_ctx_floor.clamp(64, MAX_AUDIO_CTX),
+            path: args.model.display().to_string(),
+            load_ms: t0.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    fn hello(&self) -> Hello {
+        let c = self.ctx;
+        let kind = c.model_type_readable_str_lossy().map(|s| s.into_owned()).unwrap_or_else(|_| "?".into());
+        let mut metadata = std::collections::BTreeMap::new();
+        metadata.insert("multilingual".into(), c.is_multilingual().to_string());
+        metadata.insert("ftype".into(), c.model_ftype().to_string());
+        metadata.insert("n_audio_layer".into(), c.model_n_audio_layer().to_string());
+        metadata.insert("n_text_layer".into(), c.model_n_text_layer().to_string());
+        metadata.insert("audio_ctx_floor".into(), self.audio_ctx_floor.to_string());
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            worker: "stt".into(),
+            engine: "whisper.cpp (whisper-rs 0.16)".into(),
+            model: ModelInfo {
+                path: self.path.clone(),
+                description: format!(
+                    "Whisper {kind}{}, ftype {}",
+                    if c.is_multilingual() { "" } else { ".en" },
+                    c.model_ftype()
+                ),
+                chat_template: None,
+                n_ctx: c.model_n_audio_ctx() as u32,
+                n_vocab: c.model_n_vocab() as u32,
+                adds_bos: false,
+                metadata,
+            },
+            load_ms: self.load_ms,
+        }
+    }
+
+    /// Encoder context for `n` samples: the utterance plus a margin, never under the floor.
+    fn audio_ctx_for(&self, n: usize) -> u32 {
+        let frames = (n * FRAMES_PER_SEC).div_ceil(SAMPLE_RATE) as u32 + 32;
+        frames.max(self.audio_ctx_floor).min(MAX_AUDIO_CTX)
+    }
+
+    fn transcribe(&mut self, options: &TranscribeOptions, body: &[u8]) -> anyhow::Result<Transcript> {
+        let t0 = Instant::now();
+        let mut samples = bytes_to_samples(body).map_err(|e| anyhow!(e))?;
+        if samples.is_empty() {
+            bail!("no audio samples");
+        }
+        if samples.len() > 30 * SAMPLE_RATE {
+            bail!("{:.1} s of audio: one request takes at most 30 s (one utterance)", samples.len() as f32 / SAMPLE_RATE as f32);
+        }
+        if let Some(bad) = samples.iter().position(|s| !s.is_finite()) {
+            bail!("sample {bad} is not a finite number");
+        }
+        let audio_secs = samples.len() as f32 / SAMPLE_RATE as f32;
+        if samples.len() < MIN_SAMPLES {
+            samples.resize(MIN_SAMPLES, 0.0);
+        }
+        let sized = match options.audio_ctx {
+            Some(n) => n.clamp(64, MAX_AUDIO_CTX),
+            None => self.audio_ctx_for(samples.len()),
+        };
+        let mut attempts = 1;
+        let mut audio_ctx = sized;
+        let (mut text, mut tokens) = self.run(options, &samples, audio_ctx)?;
+        let mut flagged = guard::check(&text, audio_secs);
+        // A shortened encoder window is the usual cause of loops: retry once at full width.
+        if flagged.is_some() && audio_ctx < MAX_AUDIO_CTX && options.audio_ctx.is_none() {
+            log("WARN", &format!("flagged at audio_ctx {audio_ctx} ({}); retrying with the full window", flagged.as_deref().unwrap_or("")));
+            attempts += 1;
+            audio_ctx = MAX_AUDIO_CTX;
+            (text, tokens) = self.run(options, &samples, audio_ctx)?;
+            flagged = guard::check(&text, audio_secs);
+        }
+        Ok(Transcript {
+            text,
+            tokens,
+            flagged,
+            timings: SttTimings { audio_ms: audio_secs as f64 * 1e3, total_ms: t0.elapsed().as_secs_f64() * 1e3, audio_ctx, attempts },
+        })
+    }
+
+    fn run(&mut self, options: &TranscribeOptions, samples: &[f32], audio_ctx: u32) -> anyhow::Result<(String, Vec<(String, f32)>)> {
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.threads);
+        params.set_language(options.language.as_deref());
+        params.set_detect_language(false);
+        if let Some(prompt) = options.initial_prompt.as_deref().filter(|p| !p.is_empty()) {
+            params.set_initial_prompt(prompt);
+        }
+        params.set_audio_ctx(audio_ctx as i32);
+        params.set_single_segment(true);
+        params.set_no_context(true);
+        params.set_no_timestamps(true);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        // whisper.cpp's fallback: decode again at temperature +0.2 while the result looks
+        // degenerate (entropy / average log-probability thresholds).
+        params.set_temperature(0.0);
+        params.set_temperature_inc(0.2);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_special(false);
+        params.set_print_timestamps(false);
+        self.state.full(params, samples).map_err(|e| anyhow!("whisper.cpp transcription failed: {e}"))?;
+        let eot = self.ctx.token_eot();
+        let mut text = String::new();
+        let mut tokens = Vec::new();
+        for i in 0..self.state.full_n_segments() {
+            let Some(seg) = self.state.get_segment(i) else { continue };
+            text.push_str(&seg.to_str_lossy().map_err(|e| anyhow!("segment text: {e}"))?);
+            for j in 0..seg.n_tokens() {
+                let Some(tok) = seg.get_token(j) else { continue };
+                if tok.token_id() >= eot {
+                    continue; // special and timestamp tokens
+                }
+                let piece = tok.to_str_lossy().map(|s| s.into_owned()).unwrap_or_default();
+                tokens.push((piece, tok.token_probability()));
+            }
+        }
+        Ok((text.trim().to_string(), tokens))
+    }
+}
+
+/// whisper.cpp reports a wrong file only in its log; name it here.
+fn check_ggml_magic(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    if !path.is_file() {
+        bail!("model file {} does not exist", path.display());
+    }
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    f.read_exact(&mut magic).with_context(|| format!("{} is too short to be a ggml Whisper model", path.display()))?;
+    if u32::from_le_bytes(magic) != 0x6767_6d6c {
+        bail!("{} is not a ggml Whisper model (magic {:02x?}, expected 6c 6d 67 67)", path.display(), magic);
+    }
+    Ok(())
+}

@@ -1,0 +1,442 @@
+//! The loaded model, its context and the cached token prefix.
+
+use std::collections::BTreeMap;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context as _};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::data::LlamaTokenData;
+use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+use llama_cpp_2::token::LlamaToken;
+use llguidance::api::TopLevelGrammar;
+use llguidance::{Matcher, ParserFactory};
+use sotto_workers::messages::{Reply, Request};
+use sotto_workers::server::log;
+use sotto_workers::{Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, PROTOCOL_VERSION};
+
+pub struct Engine {
+    model: &'static LlamaModel,
+    ctx: LlamaContext<'static>,
+    /// Tokens whose KV entries are in sequence 0, in order.
+    cached: Vec<LlamaToken>,
+    n_ctx: u32,
+    n_batch: usize,
+    llg: Option<ParserFactory>,
+    /// Apply the grammar to the whole vocabulary every step (for benchmarks) instead of first
+    /// checking the unconstrained choice.
+    grammar_full_vocab: bool,
+    path: String,
+    load_ms: f64,
+}
+
+impl Engine {
+    pub fn load(path: &Path, threads: Option<i32>, n_ctx: u32, grammar_full_vocab: bool) -> anyhow::Result<Self> {
+        let t0 = Instant::now();
+        if !path.is_file() {
+            bail!("model file {} does not exist", path.display());
+        }
+        check_gguf_magic(path)?;
+        // Leaked on purpose: the process serves exactly one model for its whole life, and the
+        // context borrows both.
+        let backend: &'static LlamaBackend =
+            Box::leak(Box::new(LlamaBackend::init().context("initialising the llama.cpp backend")?));
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| anyhow!("llama.cpp could not load {}: {e} (see the log lines above)", path.display()))?;
+        let model: &'static LlamaModel = Box::leak(Box::new(model));
+        let threads = threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
+        });
+        let n_ctx = n_ctx.min(model.n_ctx_train());
+        let params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(n_ctx))
+            .with_n_batch(512)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads)
+            // Sliding-window models (Gemma 3) can only drop a cache suffix with a full-size cache.
+            .with_swa_full(true);
+        let ctx = model
+            .new_context(backend, params)
+            .map_err(|e| anyhow!("cannot create a llama.cpp context of {n_ctx} tokens: {e}"))?;
+        Ok(Self {
+            model,
+            ctx,
+            cached: Vec::new(),
+            n_ctx,
+            n_batch: 512,
+            llg: None,
+            grammar_full_vocab,
+            path: path.display().to_string(),
+            load_ms: t0.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
+    pub fn hello(&self) -> Hello {
+        let m = self.model;
+        let mut metadata = BTreeMap::new();
+        for i in 0..m.meta_count() {
+            let (Ok(key), Ok(val)) = (m.meta_key_by_index(i), m.meta_val_str_by_index(i)) else { continue };
+            // Token tables and the template are huge and not metadata anyone reads from here.
+            if key.starts_with("tokenizer.ggml.") || key == "tokenizer.chat_template" || val.len() > 256 {
+                continue;
+            }
+            metadata.insert(key, val);
+        }
+        let get = |k: &str| metadata.get(k).cloned().unwrap_or_else(|| "?".into());
+        let description = format!(
+            "{} ({}), {:.0} M params, {:.0} MiB, file type {}",
+            get("general.name"),
+            get("general.architecture"),
+            m.n_params() as f64 / 1e6,
+            m.size() as f64 / (1 << 20) as f64,
+            get("general.file_type"),
+        );
+        Hello {
+            protocol: PROTOCOL_VERSION,
+            worker: "slm".into(),
+            engine: "llama.cpp (llama-cpp-2 0.1.160)".into(),
+            model: ModelInfo {
+                path: self.path.clone(),
+                description,
+                chat_template: m.chat_template(None).ok().and_then(|t| t.to_string().ok()),
+                n_ctx: self.n_ctx,
+                n_vocab: m.n_vocab() as u32,
+                adds_bos: m.vocab().should_add_bos(),
+                metadata,
+            },
+            load_ms: self.load_ms,
+        }
+    }
+
+    pub fn handle(&mut self, request: &Request, _body: Vec<u8>) -> Reply {
+        let result = match request {
+            Request::Generate { prompt, grammar, max_tokens } => {
+                self.generate(prompt, grammar.as_ref(), *max_tokens).map(Reply::Generation)
+            }
+            Request::Score { prompt, candidates } => self.score(prompt, candidates).map(Reply::Scores),
+            other => Err(anyhow!("the SLM worker does not handle {other:?}")),
+        };
+        result.unwrap_or_else(|e| Reply::Error { message: format!("{e:#}") })
+    }
+
+    fn tokenize_prompt(&self, prompt: &str) -> anyhow::Result<Vec<LlamaToken>> {
+        // add_special: BOS exactly when the model wants it; parse_special: the chat template's
+        // control tokens (`<start_of_turn>`, `<|im_start|>`) must become those tokens, not text.
+        let tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, true);
+        if tokens.is_empty() {
+            bail!("empty prompt");
+        }
+        Ok(tokens)
+    }
+
+    /// Brings the KV cache to exactly `tokens`, evaluating only what is not cached. Always
+    /// evaluates at least the last token, so its logits are at index `returned.1`.
+    /// Returns (tokens reused from the cache, logits index of the last token).
+    fn prefill(&mut self, tokens: &[LlamaToken]) -> anyhow::Result<(usize, i32)> {
+        let extra = 1; // room for at least one generated token
+        if tokens.len() + extra > self.n_ctx as usize {
+            bail!("prompt of {} tokens does not fit the context of {} tokens", tokens.len(), self.n_ctx);
+        }
+        let common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        let mut keep = common.min(tokens.len() - 1);
+        match self.ctx.clear_kv_cache_seq(Some(0), Some(keep as u32), None) {
+            Ok(true) => {}
+            _ => {
+                // The cache cannot drop a suffix (some memory types): start over.
+                self.ctx.clear_kv_cache();
+                keep = 0;
+            }
+        }
+        self.cached.truncate(keep);
+        let mut last_index = 0;
+        let rest = &tokens[keep..];
+        for (chunk_no, chunk) in rest.chunks(self.n_batch).enumerate() {
+            let mut batch = LlamaBatch::new(chunk.len(), 1);
+            let start = keep + chunk_no * self.n_batch;
+            let is_last_chunk = start + chunk.len() == tokens.len();
+            for (i, &t) in chunk.iter().enumerate() {
+                let logits = is_last_chunk && i + 1 == chunk.len();
+                batch.add(t, (start + i) as i32, &[0], logits)?;
+            }
+            if let Err(e) = self.ctx.decode(&mut batch) {
+                self.reset_cache();
+                bail!("llama.cpp decode failed while evaluating the prompt: {e}");
+            }
+            self.cached.extend_from_slice(chunk);
+            last_index = chunk.len() as i32 - 1;
+        }
+        Ok((keep, last_index))
+    }
+
+    /// Evaluates one token at the end of the cache; its logits are then at index 0.
+    fn push_token(&mut self, token: LlamaToken) -> anyhow::Result<()> {
+        let mut batch = LlamaBatch::new(1, 1);
+        batch.add(token, self.cached.len() as i32, &[0], true)?;
+        if let Err(e) = self.ctx.decode(&mut batch) {
+            self.reset_cache();
+            bail!("llama.cpp decode failed: {e}");
+        }
+        self.cached.push(token);
+        Ok(())
+    }
+
+    fn reset_cache(&mut self) {
+        self.ctx.clear_kv_cache();
+        self.cached.clear();
+    }
+
+    fn generate(&mut self, prompt: &str, grammar: Option<&Grammar>, max_tokens: u32) -> anyhow::Result<Generation> {
+        let t0 = Instant::now();
+        let tokens = self.tokenize_prompt(prompt)?;
+        if tokens.len() + max_tokens as usize > self.n_ctx as usize {
+            bail!(
+                "prompt of {} tokens plus max_tokens {max_tokens} exceeds the context of {} tokens",
+                tokens.len(),
+                self.n_ctx
+            );
+        }
+        // Build the constraint before spending time on the prompt: a bad grammar fails fast.
+        let mut constraint = self.constraint(grammar)?;
+        let (cached, mut idx) = self.prefill(&tokens)?;
+        let t_prefill = t0.elapsed();
+        let vocab = self.model.vocab();
+        let mut text = Vec::new();
+        let mut generated = 0u32;
+        let mut stop = "max_tokens";
+        while generated < max_tokens {
+            if constraint.finished() {
+                stop = "grammar_complete";
+                break;
+            }
+            let logits = self.ctx.get_logits_ith(idx);
+            let token = constraint.pick(logits, |t| vocab.is_eog(t), self.grammar_full_vocab)?;
+            if vocab.is_eog(token) {
+                stop = "eog";
+                break;
+            }
+            constraint.accept(token)?;
+            text.extend(vocab.token_to_piece(token, false, None));
+            generated += 1;
+            if generated < max_tokens && !constraint.finished() {
+                self.push_token(token)?;
+                idx = 0;
+            }
+        }
+        if stop == "max_tokens" && constraint.finished() {
+            stop = "grammar_complete";
+        }
+        let total = t0.elapsed();
+        Ok(Generation {
+            text: String::from_utf8_lossy(&text).into_owned(),
+            prompt_tokens: tokens.len() as u32,
+            cached_tokens: cached as u32,
+            generated_tokens: generated,
+            stop: stop.into(),
+            timings: SlmTimings {
+                prefill_ms: ms(t_prefill),
+                generate_ms: ms(total - t_prefill),
+                total_ms: ms(total),
+            },
+        })
+    }
+
+    fn score(&mut self, prompt: &str, candidates: &[String]) -> anyhow::Result<Scores> {
+        let t0 = Instant::now();
+        let prompt_tokens = self.tokenize_prompt(prompt)?;
+        let (cached, idx) = self.prefill(&prompt_tokens)?;
+        let first_logits = self.ctx.get_logits_ith(idx).to_vec();
+        let t_prefill = t0.elapsed();
+        let mut logprobs = Vec::with_capacity(candidates.len());
+        let mut counts = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            let cand = self.model.vocab().tokenize(candidate.as_bytes(), false, false);
+            counts.push(cand.len() as u32);
+            if cand.is_empty() {
+                logprobs.push(0.0);
+                continue;
+            }
+            if prompt_tokens.len() + cand.len() > self.n_ctx as usize {
+                bail!("prompt plus candidate {candidate:?} exceeds the context of {} tokens", self.n_ctx);
+            }
+            let mut sum = log_softmax_at(&first_logits, cand[0]);
+            if cand.len() > 1 {
+                // Drop the previous candidate's tokens, keep the prompt.
+                if !matches!(self.ctx.clear_kv_cache_seq(Some(0), Some(prompt_tokens.len() as u32), None), Ok(true)) {
+                    self.reset_cache();
+                    self.prefill(&prompt_tokens)?;
+                }
+                self.cached.truncate(prompt_tokens.len());
+                let body = &cand[..cand.len() - 1];
+                let mut batch = LlamaBatch::new(body.len(), 1);
+                for (i, &t) in body.iter().enumerate() {
+                    batch.add(t, (prompt_tokens.len() + i) as i32, &[0], true)?;
+                }
+                if let Err(e) = self.ctx.decode(&mut batch) {
+                    self.reset_cache();
+                    bail!("llama.cpp decode failed while scoring {candidate:?}: {e}");
+                }
+                self.cached.extend_from_slice(body);
+                for (i, &next) in cand[1..].iter().enumerate() {
+                    sum += log_softmax_at(self.ctx.get_logits_ith(i as i32), next);
+                }
+            }
+            logprobs.push(sum as f32);
+        }
+        let total = t0.elapsed();
+        Ok(Scores {
+            logprobs,
+            tokens: counts,
+            prompt_tokens: prompt_tokens.len() as u32,
+            cached_tokens: cached as u32,
+            timings: SlmTimings { prefill_ms: ms(t_prefill), generate_ms: ms(total - t_prefill), total_ms: ms(total) },
+        })
+    }
+
+    fn constraint(&mut self, grammar: Option<&Grammar>) -> anyhow::Result<Constraint> {
+        Ok(match grammar {
+            None => Constraint::None,
+            Some(Grammar::Gbnf(src)) => {
+                if !src.contains("root") {
+                    bail!("GBNF grammar has no `root` rule");
+                }
+                // With the `common` feature a parse error is caught in C++ and comes back as an
+                // error instead of aborting the process.
+                let sampler = LlamaSampler::grammar(self.model, src, "root")
+                    .map_err(|e| anyhow!("invalid GBNF grammar: {e}"))?;
+                Constraint::Gbnf(sampler)
+            }
+            Some(g @ (Grammar::JsonSchema(_) | Grammar::Lark(_))) => {
+                let top = match g {
+                    Grammar::JsonSchema(s) => TopLevelGrammar::from_json_schema(
+                        serde_json::from_str(s).context("JSON schema is not valid JSON")?,
+                    ),
+                    Grammar::Lark(s) => TopLevelGrammar::from_lark(s.clone()),
+                    Grammar::Gbnf(_) => unreachable!(),
+                };
+                let factory = self.llg_factory()?;
+                let matcher = Matcher::new(factory.create_parser(top));
+                if let Some(e) = matcher.get_error() {
+                    bail!("invalid grammar for llguidance: {e}");
+                }
+                Constraint::Llg(matcher)
+            }
+        })
+    }
+
+    fn llg_factory(&mut self) -> anyhow::Result<&ParserFactory> {
+        if self.llg.is_none() {
+            let t0 = Instant::now();
+            let env = LlamaSampler::llguidance_tok_env(self.model);
+            let factory = ParserFactory::new_simple(&env).map_err(|e| anyhow!("llguidance set-up failed: {e}"))?;
+            log("INFO", &format!("llguidance token trie built in {:.0} ms", ms(t0.elapsed())));
+            self.llg = Some(factory);
+        }
+        Ok(self.llg.as_ref().expect("just built"))
+    }
+}
+
+/// A grammar in force during one generation.
+enum Constraint {
+    None,
+    Gbnf(LlamaSampler),
+    Llg(Matcher),
+}
+
+impl Constraint {
+    /// Greedy choice under the constraint. Unless `full_vocab`, the unconstrained argmax is tried
+    /// first: it is usually allowed, and checking one token is far cheaper than masking a 262k
+    /// vocabulary.
+    fn pick(&mut self, logits: &[f32], is_eog: impl Fn(LlamaToken) -> bool, full_vocab: bool) -> anyhow::Result<LlamaToken> {
+        let best = argmax(logits.iter().copied().enumerate()).ok_or_else(|| anyhow!("no logits"))?;
+        match self {
+            Constraint::None => Ok(best),
+            Constraint::Gbnf(sampler) => {
+                if !full_vocab {
+                    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(best, logits[best.0 as usize], 0.0)], false);
+                    sampler.apply(&mut one);
+                    if one.data[0].logit().is_finite() {
+                        return Ok(best);
+                    }
+                }
+                let mut all = LlamaTokenDataArray::from_iter(
+                    logits.iter().enumerate().map(|(i, &l)| LlamaTokenData::new(LlamaToken(i as i32), l, 0.0)),
+                    false,
+                );
+                sampler.apply(&mut all);
+                argmax(all.data.iter().map(|d| (d.id().0 as usize, d.logit())).filter(|(_, l)| l.is_finite()))
+                    .ok_or_else(|| anyhow!("the GBNF grammar allows no token here"))
+            }
+            Constraint::Llg(m) => {
+                if !full_vocab {
+                    let ok = if is_eog(best) {
+                        m.is_accepting().unwrap_or(false)
+                    } else {
+                        m.validate_tokens(&[best.0 as u32]).map(|n| n == 1).unwrap_or(false)
+                    };
+                    if ok {
+                        return Ok(best);
+                    }
+                }
+                let mask = m.compute_mask().map_err(|e| anyhow!("llguidance: {e}"))?;
+                argmax(logits.iter().copied().enumerate().filter(|(i, _)| mask.is_allowed(*i as u32)))
+                    .ok_or_else(|| anyhow!("the grammar allows no token here"))
+            }
+        }
+    }
+
+    /// Advances the grammar by the chosen token (exactly once per token: llama.cpp aborts on some
+    /// double accepts, which is why `LlamaSampler::sample`, which also accepts, is not used).
+    fn accept(&mut self, token: LlamaToken) -> anyhow::Result<()> {
+        match self {
+            Constraint::None => Ok(()),
+            Constraint::Gbnf(s) => s.try_accept(token).map_err(|e| anyhow!("grammar rejected token {}: {e}", token.0)),
+            Constraint::Llg(m) => m.consume_token(token.0 as u32).map_err(|e| anyhow!("llguidance: {e}")),
+        }
+    }
+
+    /// llguidance knows when the grammar cannot continue; llama's GBNF sampler then only allows
+    /// end-of-generation, which `pick` returns.
+    fn finished(&self) -> bool {
+        matches!(self, Constraint::Llg(m) if m.is_stopped())
+    }
+}
+
+fn argmax(it: impl Iterator<Item = (usize, f32)>) -> Option<LlamaToken> {
+    let mut best: Option<(usize, f32)> = None;
+    for (i, l) in it {
+        if best.is_none_or(|(_, b)| l > b) {
+            best = Some((i, l));
+        }
+    }
+    best.map(|(i, _)| LlamaToken(i as i32))
+}
+
+fn log_softmax_at(logits: &[f32], token: LlamaToken) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let sum: f64 = logits.iter().map(|&l| ((l as f64) - max).exp()).sum();
+    logits[token.0 as usize] as f64 - max - sum.ln()
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// llama.cpp's own message for a non-GGUF file is only in its log; name the problem here.
+fn check_gguf_magic(path: &Path) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    f.read_exact(&mut magic)
+        .with_context(|| format!("{} is too short to be a GGUF file", path.display()))?;
+    if &magic != b"GGUF" {
+        bail!("{} is not a GGUF file (magic {:02x?}, expected \"GGUF\")", path.display(), magic);
+    }
+    Ok(())
+}

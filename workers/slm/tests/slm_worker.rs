@@ -1,0 +1,280 @@
+//! The SLM worker with the real GGUF models: grammar-constrained output on both models, prefix
+//! cache correctness, scoring, and supervision (kill -9, bad grammar, corrupt model, crash loop).
+
+#[path = "../../common/test_models.rs"]
+mod test_models;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sotto_workers::{Grammar, SlmClient, WorkerConfig, WorkerError};
+use test_models::{model, GEMMA, SMOLLM2};
+
+const WORKER: &str = env!("CARGO_BIN_EXE_sotto-slm-worker");
+
+fn config(model: &Path) -> WorkerConfig {
+    let mut c = WorkerConfig::new(model);
+    c.program = Some(PathBuf::from(WORKER));
+    c.request_timeout = Duration::from_secs(120);
+    c
+}
+
+fn start(model: &Path) -> SlmClient {
+    SlmClient::start(config(model)).unwrap_or_else(|e| panic!("starting the SLM worker on {}: {e}", model.display()))
+}
+
+const INTENT_GBNF: &str = r#"root ::= "{\"intent\": \"" intent "\", \"minutes\": " minutes "}"
+intent ::= "set_timer" | "lights_off" | "weather"
+minutes ::= [0-9] | [1-9] [0-9]
+"#;
+
+const INTENT_SCHEMA: &str = r#"{
+  "type": "object",
+  "properties": {
+    "intent": {"enum": ["set_timer", "lights_off", "weather"]},
+    "minutes": {"type": "integer", "minimum": 0, "maximum": 99}
+  },
+  "required": ["intent", "minutes"],
+  "additionalProperties": false
+}"#;
+
+const FEW_SHOT: &str = "Turn each command into JSON.\n\
+Command: switch off the lights\nJSON: {\"intent\": \"lights_off\", \"minutes\": 0}\n\
+Command: will it rain today\nJSON: {\"intent\": \"weather\", \"minutes\": 0}\n\
+Command: set a timer for five minutes\nJSON: {\"intent\": \"set_timer\", \"minutes\": 5}\n";
+
+fn prompt(command: &str) -> String {
+    format!("{FEW_SHOT}Command: {command}\nJSON:")
+}
+
+/// Parses and checks the schema by hand, so the test does not trust the engine it tests.
+fn assert_valid(text: &str, what: &str) -> (String, u64) {
+    let v: serde_json::Value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("{what}: output is not JSON ({e}): {text:?}"));
+    let obj = v.as_object().unwrap_or_else(|| panic!("{what}: not an object: {text:?}"));
+    assert_eq!(obj.len(), 2, "{what}: extra or missing keys: {text:?}");
+    let intent = obj["intent"].as_str().unwrap_or_else(|| panic!("{what}: intent not a string: {text:?}"));
+    assert!(["set_timer", "lights_off", "weather"].contains(&intent), "{what}: bad intent in {text:?}");
+    let minutes = obj["minutes"].as_u64().unwrap_or_else(|| panic!("{what}: minutes not an integer: {text:?}"));
+    assert!(minutes <= 99, "{what}: minutes out of range: {text:?}");
+    (intent.to_string(), minutes)
+}
+
+fn grammar_valid_on(model_path: &Path) {
+    let mut slm = start(model_path);
+    let name = slm.hello().unwrap().model.description.clone();
+    for command in ["set a timer for ten minutes", "turn the lights off", "what's the weather like"] {
+        for grammar in [Grammar::Gbnf(INTENT_GBNF.into()), Grammar::JsonSchema(INTENT_SCHEMA.into())] {
+            let kind = format!("{name} / {:?}", std::mem::discriminant(&grammar));
+            let g = slm.generate(&prompt(command), Some(grammar), 40).unwrap();
+            assert_ne!(g.stop, "max_tokens", "{kind}: grammar never completed: {:?}", g.text);
+            assert_valid(&g.text, &kind);
+        }
+    }
+}
+
+#[test]
+fn gemma_output_follows_gbnf_and_json_schema() {
+    grammar_valid_on(&model(GEMMA));
+}
+
+#[test]
+fn smollm2_output_follows_gbnf_and_json_schema() {
+    grammar_valid_on(&model(SMOLLM2));
+}
+
+#[test]
+fn hello_exposes_chat_template_and_model_facts() {
+    let slm = start(&model(SMOLLM2));
+    let hello = slm.hello().unwrap();
+    assert_eq!(hello.worker, "slm");
+    assert_eq!(hello.model.metadata.get("general.architecture").map(String::as_str), Some("llama"));
+    let template = slm.chat_template().expect("SmolLM2 ships a chat template");
+    assert!(template.contains("<|im_start|>"), "{template}");
+    assert!(hello.model.n_vocab > 40_000);
+}
+
+#[test]
+fn cached_prefix_gives_the_same_output_as_a_fresh_worker() {
+    let path = model(GEMMA);
+    let mut warm = start(&path);
+    let first = warm.generate(&prompt("turn the lights off"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
+    let second = warm.generate(&prompt("set a timer for twelve minutes"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
+    assert!(
+        second.cached_tokens as usize >= FEW_SHOT.len() / 8,
+        "the few-shot prefix was not reused: {} of {} prompt tokens cached",
+        second.cached_tokens,
+        second.prompt_tokens
+    );
+    assert!(second.cached_tokens < second.prompt_tokens);
+    drop(warm);
+    let mut cold = start(&path);
+    let fresh = cold.generate(&prompt("set a timer for twelve minutes"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
+    assert_eq!(fresh.cached_tokens, 0);
+    assert_eq!(second.text, fresh.text, "KV-cache reuse changed the output (first was {:?})", first.text);
+}
+
+#[test]
+fn scores_are_consistent_log_probabilities() {
+    let mut slm = start(&model(GEMMA));
+    let p = "The capital of France is";
+    let cands = vec![" Paris".to_string(), " a banana split with extra cream".to_string(), String::new()];
+    let s = slm.score_detailed(p, &cands).unwrap();
+    assert_eq!(s.logprobs.len(), 3);
+    assert!(s.logprobs[0] < 0.0 && s.logprobs[1] < 0.0, "{:?}", s.logprobs);
+    assert_eq!(s.logprobs[2], 0.0, "empty continuation has probability 1");
+    assert!(s.logprobs[0] > s.logprobs[1], "Paris should beat a banana split: {:?}", s.logprobs);
+    // Scoring one candidate alone (other cache state) must give the same number.
+    let alone = slm.score(p, &cands[1..2]).unwrap();
+    assert!((alone[0] - s.logprobs[1]).abs() < 1e-2, "{} vs {}", alone[0], s.logprobs[1]);
+    assert!(slm.score_detailed(p, &cands[..1]).unwrap().cached_tokens > 0);
+}
+
+#[test]
+fn bad_grammar_is_refused_and_the_worker_survives() {
+    let mut slm = start(&model(SMOLLM2));
+    let pid = slm.supervisor().pid();
+    for bad in [
+        Grammar::Gbnf("root ::= \"unterminated".into()),
+        Grammar::Gbnf("root ::= undefined_rule".into()),
+        Grammar::Gbnf("no rules here".into()),
+        Grammar::JsonSchema("{ not json".into()),
+        Grammar::Lark("start: (((".into()),
+    ] {
+        match slm.generate("Hello", Some(bad.clone()), 5) {
+            Err(WorkerError::Request { message, .. }) => assert!(message.contains("grammar") || message.contains("JSON"), "{message}"),
+            other => panic!("{bad:?}: expected a refused request, got {other:?}"),
+        }
+    }
+    let ok = slm.generate("Hello", Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
+    assert_valid(&ok.text, "after bad grammars");
+    assert_eq!(slm.supervisor().pid(), pid, "the worker was restarted");
+}
+
+#[test]
+fn prompt_longer_than_the_context_is_an_error_not_a_crash() {
+    let mut slm = start(&model(SMOLLM2));
+    let huge = "word ".repeat(5000);
+    let err = slm.generate(&huge, None, 10).unwrap_err();
+    assert!(matches!(err, WorkerError::Request { .. }), "{err}");
+    assert!(err.to_string().contains("context"), "{err}");
+    slm.generate("Hello", None, 3).unwrap();
+}
+
+#[test]
+fn kill_9_mid_request_fails_that_request_and_the_next_one_succeeds() {
+    let mut slm = start(&model(GEMMA));
+    let pid = slm.supervisor().pid().unwrap();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        unsafe_kill(pid);
+    });
+    // Long unconstrained generation: still running when the signal lands.
+    let err = slm.generate("Once upon a time", None, 1500).unwrap_err();
+    killer.join().unwrap();
+    match &err {
+        WorkerError::Crashed { status, during, .. } => {
+            assert!(status.contains("SIGKILL"), "{err}");
+            assert!(during.contains("generate"), "{err}");
+        }
+        other => panic!("expected Crashed, got {other}"),
+    }
+    let g = slm.generate(&prompt("turn the lights off"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
+    assert_valid(&g.text, "after restart");
+    assert_eq!(slm.supervisor().restarts(), 1);
+    assert_ne!(slm.supervisor().pid(), Some(pid));
+}
+
+fn unsafe_kill(pid: u32) {
+    let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn missing_model_is_a_clear_error() {
+    let err = SlmClient::start(config(Path::new("/nonexistent/model.gguf"))).err().unwrap();
+    assert!(matches!(err, WorkerError::ModelMissing { .. }), "{err}");
+    assert!(err.to_string().contains("sotto models fetch"), "{err}");
+}
+
+#[test]
+fn non_gguf_and_truncated_models_are_clear_load_errors() {
+    let dir = tempdir();
+    let wrong = dir.join("wrong.gguf");
+    std::fs::write(&wrong, b"PK\x03\x04 this is a zip, not a model").unwrap();
+    let err = SlmClient::start(config(&wrong)).err().unwrap();
+    assert!(matches!(err, WorkerError::ModelLoad { .. }), "{err}");
+    assert!(err.to_string().contains("not a GGUF file"), "{err}");
+
+    let truncated = dir.join("truncated.gguf");
+    let full = std::fs::read(model(SMOLLM2)).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 3]).unwrap();
+    let t0 = Instant::now();
+    let err = SlmClient::start(config(&truncated)).err().unwrap();
+    assert!(matches!(err, WorkerError::ModelLoad { .. }), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(20), "load failure took {:?}", t0.elapsed());
+}
+
+#[test]
+fn model_corrupted_while_running_stops_restarts_instead_of_looping() {
+    let dir = tempdir();
+    let path = dir.join("m.gguf");
+    std::fs::copy(model(SMOLLM2), &path).unwrap();
+    let mut slm = start(&path);
+    std::fs::write(&path, b"garbage").unwrap();
+    unsafe_kill(slm.supervisor().pid().unwrap());
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(matches!(slm.generate("Hi", None, 2), Err(WorkerError::Crashed { .. })));
+    let err = slm.generate("Hi", None, 2).unwrap_err();
+    assert!(matches!(err, WorkerError::ModelLoad { .. }), "{err}");
+    // Permanent: answered at once, no new process.
+    let t0 = Instant::now();
+    let again = slm.generate("Hi", None, 2).unwrap_err();
+    assert!(matches!(again, WorkerError::ModelLoad { .. }), "{again}");
+    assert!(t0.elapsed() < Duration::from_millis(50));
+    assert_eq!(slm.supervisor().pid(), None);
+}
+
+#[test]
+fn worker_dying_before_ready_repeatedly_is_a_crash_loop() {
+    let dir = tempdir();
+    let gate = dir.join("allowed");
+    std::fs::write(&gate, b"").unwrap();
+    // Starts the real worker while the gate file exists, else dies at once like a broken install.
+    let script = dir.join("flaky-worker.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\n[ -e '{}' ] && exec '{WORKER}' \"$@\"\necho 'cannot start: broken' >&2\nexit 70\n", gate.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cfg = config(&model(SMOLLM2));
+    cfg.program = Some(script);
+    cfg.max_failures = 3;
+    cfg.backoff_initial = Duration::from_millis(50);
+    let mut slm = SlmClient::start(cfg).unwrap();
+    std::fs::remove_file(&gate).unwrap();
+    unsafe_kill(slm.supervisor().pid().unwrap());
+    let t0 = Instant::now();
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        errors.push(slm.generate("Hi", None, 2).unwrap_err());
+    }
+    assert!(matches!(errors[0], WorkerError::Crashed { .. }), "{}", errors[0]);
+    let second = errors[1].to_string();
+    assert!(second.contains("exit status 70") && second.contains("cannot start: broken"), "{second}");
+    assert!(matches!(errors[2], WorkerError::CrashLoop { .. }), "{}", errors[2]);
+    // Backoff: 50 ms then 100 ms before the two restarts.
+    assert!(t0.elapsed() >= Duration::from_millis(150), "{:?}", t0.elapsed());
+    let t1 = Instant::now();
+    assert!(matches!(slm.generate("Hi", None, 2), Err(WorkerError::CrashLoop { .. })));
+    assert!(t1.elapsed() < Duration::from_millis(50), "gave up but still spawning");
+}
+
+fn tempdir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sotto-slm-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
