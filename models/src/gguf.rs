@@ -1,0 +1,323 @@
+//! GGUF inspection: architecture, quantisation, context length and chat template, read from the
+//! header by hand (the format is small), plus a truncation check against the tensor table.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::error::GgufError;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GgufInfo {
+    pub version: u32,
+    pub architecture: Option<String>,
+    pub name: Option<String>,
+    /// `general.file_type` (llama.cpp's `llama_ftype`), if present.
+    pub file_type: Option<u32>,
+    /// Name of the file type, or of the dominant tensor type when the header has none.
+    pub quantization: String,
+    pub context_length: Option<u64>,
+    pub has_chat_template: bool,
+    pub tensor_count: u64,
+    pub file_size: u64,
+}
+
+impl GgufInfo {
+    /// Whether the weights are 4-bit (what Sotto's SLM stage is sized for).
+    pub fn is_4bit(&self) -> bool {
+        let q = self.quantization.to_ascii_uppercase();
+        q.starts_with("Q4") || q.starts_with("IQ4") || q == "MXFP4_MOE"
+    }
+}
+
+/// llama.cpp's `llama_ftype` names.
+fn ftype_name(ft: u32) -> Option<&'static str> {
+    Some(match ft {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
+        32 => "BF16",
+        36 => "TQ1_0",
+        37 => "TQ2_0",
+        38 => "MXFP4_MOE",
+        _ => return None,
+    })
+}
+
+/// ggml tensor types: (name, bytes per block, elements per block). Types not listed only give a
+/// lower bound for the truncation check.
+fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
+    Some(match t {
+        0 => ("F32", 4, 1),
+        1 => ("F16", 2, 1),
+        2 => ("Q4_0", 18, 32),
+        3 => ("Q4_1", 20, 32),
+        6 => ("Q5_0", 22, 32),
+        7 => ("Q5_1", 24, 32),
+        8 => ("Q8_0", 34, 32),
+        9 => ("Q8_1", 36, 32),
+        10 => ("Q2_K", 84, 256),
+        11 => ("Q3_K", 110, 256),
+        12 => ("Q4_K", 144, 256),
+        13 => ("Q5_K", 176, 256),
+        14 => ("Q6_K", 210, 256),
+        15 => ("Q8_K", 292, 256),
+        20 => ("IQ4_NL", 18, 32),
+        23 => ("IQ4_XS", 136, 256),
+        24 => ("I8", 1, 1),
+        25 => ("I16", 2, 1),
+        26 => ("I32", 4, 1),
+        27 => ("I64", 8, 1),
+        28 => ("F64", 8, 1),
+        30 => ("BF16", 2, 1),
+        _ => return None,
+    })
+}
+
+struct Reader<'a> {
+    inner: BufReader<File>,
+    path: &'a Path,
+    pos: u64,
+    size: u64,
+}
+
+// Strings or arrays longer than this cannot be real metadata: a corrupt length must give an
+// error, not an allocation of gigabytes.
+const MAX_LEN: u64 = 1 << 28;
+
+impl Reader<'_> {
+    fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufError> {
+        if self.pos + n > self.size {
+            return Err(GgufError::Truncated {
+                path: self.path.into(),
+                what: what.into(),
+                needed: self.pos + n,
+                actual: self.size,
+            });
+        }
+        let mut buf = vec![0; n as usize];
+        self.inner.read_exact(&mut buf).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
+        self.pos += n;
+        Ok(buf)
+    }
+
+    fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
+        if self.pos + n > self.size {
+            return Err(GgufError::Truncated {
+                path: self.path.into(),
+                what: what.into(),
+                needed: self.pos + n,
+                actual: self.size,
+            });
+        }
+        self.inner.seek(SeekFrom::Current(n as i64)).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
+        self.pos += n;
+        Ok(())
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
+        Ok(u32::from_le_bytes(self.bytes(4, what)?.try_into().expect("4 bytes")))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
+        Ok(u64::from_le_bytes(self.bytes(8, what)?.try_into().expect("8 bytes")))
+    }
+
+    fn len(&mut self, what: &str) -> Result<u64, GgufError> {
+        let n = self.u64(what)?;
+        if n > MAX_LEN {
+            return Err(GgufError::Malformed { path: self.path.into(), message: format!("{what}: length {n} is implausible") });
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self, what: &str) -> Result<String, GgufError> {
+        let n = self.len(what)?;
+        let b = self.bytes(n, what)?;
+        String::from_utf8(b).map_err(|_| GgufError::Malformed { path: self.path.into(), message: format!("{what}: not UTF-8") })
+    }
+
+    /// Reads a value of `ty`; returns it when it is a scalar or string we may want.
+    fn value(&mut self, ty: u32, key: &str) -> Result<Value, GgufError> {
+        let fixed = |t: u32| -> Option<u64> {
+            Some(match t {
+                0 | 1 | 7 => 1,
+                2 | 3 => 2,
+                4..=6 => 4,
+                10..=12 => 8,
+                _ => return None,
+            })
+        };
+        match ty {
+            8 => Ok(Value::Str(self.string(key)?)),
+            9 => {
+                let elem = self.u32(key)?;
+                let n = self.len(key)?;
+                match (elem, fixed(elem)) {
+                    (_, Some(w)) => self.skip(n * w, key)?,
+                    (8, None) => {
+                        for _ in 0..n {
+                            let l = self.len(key)?;
+                            self.skip(l, key)?;
+                        }
+                    }
+                    _ => {
+                        return Err(GgufError::Malformed {
+                            path: self.path.into(),
+                            message: format!("{key}: unsupported array element type {elem}"),
+                        })
+                    }
+                }
+                Ok(Value::Other)
+            }
+            4 => Ok(Value::Int(self.u32(key)? as u64)),
+            10 => Ok(Value::Int(self.u64(key)?)),
+            5 => Ok(Value::Int(self.u32(key)? as i32 as u64)),
+            11 => Ok(Value::Int(self.u64(key)?)),
+            t => match fixed(t) {
+                Some(w) => {
+                    self.skip(w, key)?;
+                    Ok(Value::Other)
+                }
+                None => Err(GgufError::Malformed { path: self.path.into(), message: format!("{key}: unknown value type {t}") }),
+            },
+        }
+    }
+}
+
+enum Value {
+    Str(String),
+    Int(u64),
+    Other,
+}
+
+/// Reads a GGUF file's metadata and checks that the file is long enough for its tensor table.
+pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
+    let io = |e| GgufError::Io { path: PathBuf::from(path), source: e };
+    let file = File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut r = Reader { inner: BufReader::with_capacity(1 << 16, file), path, pos: 0, size };
+    let magic = if size >= 4 { r.bytes(4, "magic")? } else { r.bytes(size, "magic")? };
+    if magic != b"GGUF" {
+        return Err(GgufError::BadMagic { path: path.into(), found: magic });
+    }
+    let version = r.u32("version")?;
+    if !(2..=3).contains(&version) {
+        return Err(GgufError::UnsupportedVersion { path: path.into(), version });
+    }
+    let tensor_count = r.u64("tensor count")?;
+    let kv_count = r.u64("metadata count")?;
+    if tensor_count > MAX_LEN || kv_count > MAX_LEN {
+        return Err(GgufError::Malformed { path: path.into(), message: "implausible tensor or metadata count".into() });
+    }
+    let (mut architecture, mut name, mut file_type, mut alignment) = (None, None, None, 32u64);
+    let mut has_chat_template = false;
+    let mut ints = Vec::new();
+    for _ in 0..kv_count {
+        let key = r.string("metadata key")?;
+        let ty = r.u32(&key)?;
+        let value = r.value(ty, &key)?;
+        match (key.as_str(), value) {
+            ("general.architecture", Value::Str(s)) => architecture = Some(s),
+            ("general.name", Value::Str(s)) => name = Some(s),
+            ("general.file_type", Value::Int(v)) => file_type = Some(v as u32),
+            ("general.alignment", Value::Int(v)) => alignment = v.max(1),
+            ("tokenizer.chat_template", Value::Str(s)) => has_chat_template = !s.is_empty(),
+            (_, Value::Int(v)) if key.ends_with(".context_length") => ints.push((key, v)),
+            _ => {}
+        }
+    }
+    let context_length = architecture
+        .as_ref()
+        .and_then(|a| ints.iter().find(|(k, _)| *k == format!("{a}.context_length")).map(|(_, v)| *v));
+
+    // Tensor table: the data section must reach the end of the last tensor.
+    let mut needed = 0u64;
+    let mut type_counts: Vec<(u32, u64)> = Vec::new();
+    for i in 0..tensor_count {
+        let what = format!("tensor #{i}");
+        let _name = r.string(&what)?;
+        let n_dims = r.u32(&what)?;
+        if n_dims > 8 {
+            return Err(GgufError::Malformed { path: path.into(), message: format!("{what}: {n_dims} dimensions") });
+        }
+        let mut elements = 1u64;
+        for _ in 0..n_dims {
+            elements = elements.saturating_mul(r.u64(&what)?);
+        }
+        let ty = r.u32(&what)?;
+        let offset = r.u64(&what)?;
+        let bytes = ggml_type(ty).map(|(_, bs, be)| elements.div_ceil(be) * bs).unwrap_or(0);
+        needed = needed.max(offset.saturating_add(bytes));
+        match type_counts.iter_mut().find(|(t, _)| *t == ty) {
+            Some((_, n)) => *n += elements,
+            None => type_counts.push((ty, elements)),
+        }
+    }
+    let data_start = r.pos.div_ceil(alignment) * alignment;
+    let needed = data_start.saturating_add(needed);
+    if needed > size {
+        return Err(GgufError::Truncated { path: path.into(), what: "the tensor data".into(), needed, actual: size });
+    }
+    let quantization = match file_type.and_then(ftype_name) {
+        Some(n) => n.to_string(),
+        None => {
+            // No (known) file type in the header: name the type holding most weights.
+            let dominant = type_counts.iter().max_by_key(|(_, n)| *n).map(|(t, _)| *t);
+            dominant
+                .map(|t| ggml_type(t).map(|(n, _, _)| n.to_string()).unwrap_or_else(|| format!("ggml type {t}")))
+                .unwrap_or_else(|| "unknown".into())
+        }
+    };
+    Ok(GgufInfo {
+        version,
+        architecture,
+        name,
+        file_type,
+        quantization,
+        context_length,
+        has_chat_template,
+        tensor_count,
+        file_size: size,
+    })
+}
+
+/// Inspects a GGUF model and logs a warning when it is not 4-bit (accepted, but slower and larger
+/// than what the SLM stage is sized for).
+pub fn inspect_and_warn(path: &Path) -> Result<GgufInfo, GgufError> {
+    let info = inspect(path)?;
+    if !info.is_4bit() {
+        tracing::warn!(
+            path = %path.display(),
+            quantization = %info.quantization,
+            "language model is not 4-bit: it will be slower and use more memory than planned"
+        );
+    }
+    Ok(info)
+}

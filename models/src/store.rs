@@ -1,0 +1,198 @@
+//! The model cache directory: where each model lives and whether it is intact.
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::manifest::{Manifest, ModelEntry};
+use crate::progress::sha256_file;
+
+/// File name of the user's own manifest additions inside the cache directory.
+pub const LOCAL_MANIFEST: &str = "models.local.toml";
+
+/// The cache directory: `$SOTTO_MODELS`, else `$XDG_DATA_HOME/sotto/models`, else
+/// `~/.local/share/sotto/models`.
+pub fn cache_dir() -> Result<PathBuf, StoreError> {
+    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    if let Some(dir) = non_empty("SOTTO_MODELS") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = non_empty("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(dir).join("sotto/models"));
+    }
+    non_empty("HOME").map(|h| PathBuf::from(h).join(".local/share/sotto/models")).ok_or(StoreError::NoCacheDir)
+}
+
+pub struct Store {
+    dir: PathBuf,
+    manifest: Manifest,
+}
+
+/// What `list` shows for one model.
+#[derive(Debug)]
+pub enum Status {
+    Verified(PathBuf),
+    Missing(PathBuf),
+    Bad(StoreError),
+}
+
+/// Records a successful full hash so that opening a model later costs a `stat`, not a re-hash;
+/// any change of size or modification time invalidates it.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+struct Stamp {
+    sha256: String,
+    size: u64,
+    mtime_ns: u128,
+}
+
+impl Store {
+    /// The store at [`cache_dir`] with the built-in manifest plus the user's `models.local.toml`.
+    pub fn open() -> Result<Store, StoreError> {
+        let dir = cache_dir()?;
+        let manifest = Manifest::load_with_local(&dir.join(LOCAL_MANIFEST))?;
+        Ok(Store { dir, manifest })
+    }
+
+    pub fn with_manifest(dir: impl Into<PathBuf>, manifest: Manifest) -> Store {
+        Store { dir: dir.into(), manifest }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    /// The manifest entry of `id` for this machine's architecture.
+    pub fn entry(&self, id: &str) -> Result<&ModelEntry, StoreError> {
+        if let Some(e) = self.manifest.entry(id) {
+            return Ok(e);
+        }
+        if self.manifest.models.iter().any(|m| m.id == id) {
+            return Err(StoreError::NoEntryForArch { id: id.into(), arch: std::env::consts::ARCH.into() });
+        }
+        Err(StoreError::UnknownModel { id: id.into(), known: self.manifest.ids().join(", ") })
+    }
+
+    /// Model ids of a profile.
+    pub fn profile(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        self.manifest.profiles.get(name).cloned().ok_or_else(|| StoreError::UnknownProfile {
+            name: name.into(),
+            known: self.manifest.profiles.keys().cloned().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Where the file of `id` belongs (whether or not it is there).
+    pub fn file_path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        Ok(self.dir.join(&self.entry(id)?.file))
+    }
+
+    /// Path of the present, intact file of `id`. Hashes the file the first time (and after any
+    /// change); later calls only compare size and modification time with the recorded check.
+    pub fn path(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let entry = self.entry(id)?;
+        let path = self.dir.join(&entry.file);
+        let meta = check_size(entry, &path)?;
+        if let Some(stamp) = read_stamp(&self.dir, entry) {
+            if stamp == make_stamp(&entry.sha256, &meta) {
+                return Ok(path);
+            }
+        }
+        self.verify(id)
+    }
+
+    /// Re-hashes the file of `id` regardless of earlier checks.
+    pub fn verify(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let entry = self.entry(id)?;
+        let path = self.dir.join(&entry.file);
+        verify_file(entry, &path)?;
+        let meta = std::fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?;
+        write_stamp(&self.dir, entry, &make_stamp(&entry.sha256, &meta));
+        Ok(path)
+    }
+
+    pub fn status(&self, id: &str) -> Status {
+        match self.path(id) {
+            Ok(p) => Status::Verified(p),
+            Err(StoreError::Missing { path, .. }) => Status::Missing(path),
+            Err(e) => Status::Bad(e),
+        }
+    }
+
+    pub(crate) fn tmp_dir(&self) -> Result<PathBuf, StoreError> {
+        let tmp = self.dir.join(".tmp");
+        std::fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        Ok(tmp)
+    }
+
+    pub(crate) fn record_verified(&self, entry: &ModelEntry, path: &Path) {
+        if let Ok(meta) = std::fs::metadata(path) {
+            write_stamp(&self.dir, entry, &make_stamp(&entry.sha256, &meta));
+        }
+    }
+}
+
+fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, StoreError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(StoreError::Missing { id: entry.id.clone(), path: path.into() })
+        }
+        Err(e) => return Err(StoreError::io(path, e)),
+    };
+    let (id, path, expected, actual) = (entry.id.clone(), path.to_path_buf(), entry.size, meta.len());
+    if actual < expected {
+        return Err(StoreError::Truncated { id, path, expected, actual });
+    }
+    if actual > expected {
+        return Err(StoreError::WrongSize { id, path, expected, actual });
+    }
+    Ok(meta)
+}
+
+/// Full check of a file against its manifest entry: present, exact size, sha256.
+pub fn verify_file(entry: &ModelEntry, path: &Path) -> Result<(), StoreError> {
+    check_size(entry, path)?;
+    let (actual, _) = sha256_file(path, &entry.id).map_err(|e| StoreError::io(path, e))?;
+    if actual != entry.sha256 {
+        return Err(StoreError::HashMismatch {
+            id: entry.id.clone(),
+            path: path.into(),
+            expected: entry.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+fn stamp_path(dir: &Path, entry: &ModelEntry) -> PathBuf {
+    dir.join(format!(".{}.verified", entry.file))
+}
+
+fn make_stamp(sha256: &str, meta: &std::fs::Metadata) -> Stamp {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Stamp { sha256: sha256.into(), size: meta.len(), mtime_ns }
+}
+
+fn read_stamp(dir: &Path, entry: &ModelEntry) -> Option<Stamp> {
+    let text = std::fs::read_to_string(stamp_path(dir, entry)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn write_stamp(dir: &Path, entry: &ModelEntry, stamp: &Stamp) {
+    let path = stamp_path(dir, entry);
+    let json = serde_json::to_string(stamp).expect("a stamp serialises");
+    // Losing the stamp only costs a re-hash next time, so a failure is not an error.
+    if let Err(e) = std::fs::write(&path, json) {
+        tracing::debug!(path = %path.display(), error = %e, "cannot record verification");
+    }
+}

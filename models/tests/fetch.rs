@@ -1,0 +1,81 @@
+//! Fetching: sources in order, verification before the file gets its name, and an error naming
+//! every failed source when none works. Uses file:// URLs (curl), so no network is needed.
+
+mod common;
+
+use common::*;
+use sotto_models::{FetchOutcome, Fetcher, StoreError};
+
+const CONTENT: &[u8] = b"weights weights weights weights weights";
+
+fn no_partial_left(cache: &std::path::Path) {
+    let mut stack = vec![cache.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                assert!(!name.contains("partial"), "left behind: {}", p.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn fetch_falls_back_to_the_next_source_and_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.bin");
+    std::fs::write(&good, CONTENT).unwrap();
+    let cache = dir.path().join("cache");
+    let sources = [file_url(&dir.path().join("absent.bin")), file_url(&good)];
+    let s = store(&cache, one_model_manifest(CONTENT, &sources));
+    std::fs::create_dir_all(&cache).unwrap();
+    let mut f = Fetcher::new(&s);
+    assert_eq!(f.fetch("m").unwrap(), FetchOutcome::Fetched);
+    assert_eq!(std::fs::read(cache.join("m.bin")).unwrap(), CONTENT);
+    assert_eq!(f.fetch("m").unwrap(), FetchOutcome::AlreadyPresent);
+    drop(f);
+    no_partial_left(&cache);
+}
+
+#[test]
+fn all_sources_failing_names_each_source_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("wrong.bin");
+    std::fs::write(&wrong, b"not the weights you are looking for....").unwrap();
+    let short = dir.path().join("short.bin");
+    std::fs::write(&short, &CONTENT[..5]).unwrap();
+    let absent = dir.path().join("absent.bin");
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let sources = [file_url(&absent), file_url(&wrong), file_url(&short)];
+    let s = store(&cache, one_model_manifest(CONTENT, &sources));
+    let err = Fetcher::new(&s).fetch("m").unwrap_err();
+    let StoreError::AllSourcesFailed { id, failures } = &err else { panic!("{err:?}") };
+    assert_eq!(id, "m");
+    assert_eq!(failures.len(), 3);
+    assert!(failures[0].source.contains("absent.bin") && failures[0].reason.contains("failed"), "{:?}", failures[0]);
+    assert!(failures[1].source.contains("wrong.bin") && failures[1].reason.contains("sha256"), "{:?}", failures[1]);
+    assert!(failures[2].source.contains("short.bin") && failures[2].reason.contains("5 bytes"), "{:?}", failures[2]);
+    let msg = err.to_string();
+    assert!(msg.contains("1. url file://") && msg.contains("3. url file://"), "{msg}");
+    // Nothing that looks like the model was left behind.
+    assert!(!cache.join("m.bin").exists());
+    no_partial_left(&cache);
+}
+
+#[test]
+fn a_corrupt_file_in_the_cache_is_replaced_by_fetch() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.bin");
+    std::fs::write(&good, CONTENT).unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("m.bin"), b"garbage").unwrap();
+    let s = store(&cache, one_model_manifest(CONTENT, &[file_url(&good)]));
+    assert!(s.path("m").is_err());
+    assert_eq!(Fetcher::new(&s).fetch("m").unwrap(), FetchOutcome::Fetched);
+    assert_eq!(s.path("m").unwrap(), cache.join("m.bin"));
+}

@@ -1,0 +1,96 @@
+//! The shipped manifest is valid and complete; bad manifests are rejected with every problem named.
+
+use sotto_models::{Manifest, Role, Source};
+
+#[test]
+fn builtin_manifest_is_valid_and_has_the_contract_ids() {
+    let m = Manifest::parse(sotto_models::manifest::BUILTIN_MANIFEST, "models.toml").unwrap();
+    for id in [
+        "oww-melspectrogram",
+        "oww-embedding",
+        "wake-hey_jarvis",
+        "wake-alexa",
+        "wake-hey_mycroft",
+        "wake-hey_rhasspy",
+        "silero-vad",
+        "whisper-base",
+        "gemma3-270m-q4_k_m",
+        "smollm2-135m-instruct-q4_1",
+    ] {
+        assert!(m.entry(id).is_some(), "manifest lacks {id}");
+    }
+    for arch in ["x86_64", "aarch64"] {
+        let ort = m.entry_for_arch("onnxruntime", arch).unwrap_or_else(|| panic!("no onnxruntime for {arch}"));
+        assert_eq!(ort.role, Role::Runtime);
+        assert_eq!(ort.arch.as_deref(), Some(arch));
+    }
+    let default = &m.profiles["default"];
+    let tiny = &m.profiles["tiny"];
+    assert!(default.contains(&"gemma3-270m-q4_k_m".to_string()) && !default.contains(&"smollm2-135m-instruct-q4_1".to_string()));
+    assert!(tiny.contains(&"smollm2-135m-instruct-q4_1".to_string()) && !tiny.contains(&"gemma3-270m-q4_k_m".to_string()));
+    for p in [default, tiny] {
+        for id in ["whisper-base", "silero-vad", "onnxruntime", "oww-melspectrogram", "oww-embedding", "wake-hey_jarvis"] {
+            assert!(p.contains(&id.to_string()), "profile lacks {id}");
+        }
+    }
+}
+
+#[test]
+fn sources_never_name_registry_hosts() {
+    // Registry packages are fetched with the registries' own clients; the manifest only pins them.
+    let m = Manifest::builtin();
+    for e in &m.models {
+        for s in &e.sources {
+            if let Source::Url { url } = s {
+                assert!(!url.contains("pypi") && !url.contains("npmjs"), "{}: {url}", e.id);
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_manifest_reports_every_problem_with_its_key() {
+    let text = r#"
+[profiles]
+default = ["a", "nope"]
+
+[[model]]
+id = "a"
+role = "stt"
+file = "../a.bin"
+size = 0
+sha256 = "XYZ"
+license = "MIT"
+sources = []
+
+[[model]]
+id = "a"
+role = "stt"
+file = "b.bin"
+size = 3
+sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+license = "MIT"
+sources = [{ kind = "url", url = "ftp://x" }, { kind = "pypi", parts = [{ package = "p", version = "1", path = "x", as = "y" }] }]
+"#;
+    let err = Manifest::parse(text, "bad.toml").unwrap_err().to_string();
+    for needle in [
+        "bad.toml",
+        "model[0] (id \"a\").file",
+        "model[0] (id \"a\").size",
+        "model[0] (id \"a\").sha256",
+        "model[0] (id \"a\").sources: at least one",
+        "model[1] (id \"a\").id: duplicate",
+        "model[1] (id \"a\").sources[0].url",
+        "model[1] (id \"a\").sources[1].parts[0].as",
+        "profiles.default: unknown model id \"nope\"",
+    ] {
+        assert!(err.contains(needle), "error lacks {needle:?}:\n{err}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_naming_the_key() {
+    let text = "[[model]]\nid = \"a\"\nrole = \"stt\"\nfile = \"a\"\nsize = 1\nsha = \"x\"\nsha256 = \"x\"\nlicense = \"MIT\"\nsources = []\n";
+    let err = Manifest::parse(text, "typo.toml").unwrap_err().to_string();
+    assert!(err.contains("typo.toml") && err.contains("sha"), "{err}");
+}
