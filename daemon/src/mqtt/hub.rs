@@ -96,7 +96,10 @@ pub struct HubStats {
     pub control_dropped: u64,
     pub connects: u64,
     pub connection_losses: u64,
+    /// Waiting in the queue now.
     pub queued: usize,
+    /// With the client now: handed over or written, not yet acknowledged.
+    pub in_flight: usize,
 }
 
 #[derive(Default)]
@@ -321,6 +324,7 @@ impl MqttHub {
     pub fn stats(&self) -> HubStats {
         let c = &self.shared.counters;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let state = self.shared.lock();
         HubStats {
             published: get(&c.published),
             actions_published: get(&c.actions_published),
@@ -332,7 +336,8 @@ impl MqttHub {
             control_dropped: get(&c.control_dropped),
             connects: get(&c.connects),
             connection_losses: get(&c.connection_losses),
-            queued: self.shared.lock().queue.len(),
+            queued: state.queue.len(),
+            in_flight: state.handed.len() + state.in_flight.len(),
         }
     }
 

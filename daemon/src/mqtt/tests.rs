@@ -441,3 +441,150 @@ async fn malformed_control_payloads_are_ignored_and_counted() {
     assert!(tokio::time::timeout(Duration::from_millis(300), control.recv()).await.is_err(), "nothing else");
     hub.shutdown(Duration::from_secs(2)).await.unwrap();
 }
+
+/// What the fault-injecting proxy forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Pass,
+    /// Client → broker bytes are swallowed: the PUBLISH never arrives.
+    DropUp,
+    /// Broker → client bytes are swallowed: the PUBACK never arrives.
+    DropDown,
+}
+
+/// A TCP proxy in front of a broker that can lose one direction and cut every connection, to put
+/// the hub in the "written but not acknowledged" state deterministically.
+struct FaultyProxy {
+    port: u16,
+    flow: Arc<Mutex<Flow>>,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FaultyProxy {
+    async fn start(upstream: u16) -> FaultyProxy {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let flow = Arc::new(Mutex::new(Flow::Pass));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (flow2, cut2) = (flow.clone(), cut.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(broker) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
+                let mut cut_rx = cut2.subscribe();
+                cut_rx.borrow_and_update();
+                let flow = flow2.clone();
+                tokio::spawn(async move {
+                    let (client_rd, client_wr) = client.into_split();
+                    let (broker_rd, broker_wr) = broker.into_split();
+                    tokio::select! {
+                        _ = pump(client_rd, broker_wr, flow.clone(), Flow::DropUp) => {}
+                        _ = pump(broker_rd, client_wr, flow, Flow::DropDown) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        FaultyProxy { port, flow, cut, task }
+    }
+
+    fn set(&self, flow: Flow) {
+        *self.flow.lock().unwrap() = flow;
+    }
+
+    fn cut_all(&self) {
+        self.cut.send_modify(|generation| *generation += 1);
+    }
+}
+
+impl Drop for FaultyProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    flow: Arc<Mutex<Flow>>,
+    swallowed_when: Flow,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if *flow.lock().unwrap() == swallowed_when {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_lost_in_transit_is_sent_again_after_reconnect() {
+    require_shared_mosquitto();
+    let proxy = FaultyProxy::start(SHARED_MOSQUITTO_PORT).await;
+    let site = unique_site();
+    let topic = format!("test/{site}/lost");
+    let mut sub = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[topic.clone()], false).await;
+    let (hub, _control) = MqttHub::start(&settings(&site, proxy.port), PrintMode::Off).await.unwrap();
+    hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+    hub.flush(Duration::from_secs(5)).await.unwrap(); // the "online" status
+
+    proxy.set(Flow::DropUp);
+    let id = hub.publish_action(Action::new(topic.clone(), json!({"n": 1}))).unwrap();
+    wait_until("the action is written but unacknowledged", Duration::from_secs(5), || hub.stats().in_flight == 1).await;
+    proxy.set(Flow::Pass);
+    proxy.cut_all();
+
+    hub.flush(Duration::from_secs(10)).await.unwrap();
+    let got = sub.drain(Duration::from_secs(1)).await;
+    assert_eq!(got.len(), 1, "sent once more after the reconnect, not lost: {got:?}");
+    assert_eq!(got[0].user_properties, vec![("sotto-action-id".to_string(), id.to_string())]);
+    let stats = hub.stats();
+    assert_eq!((stats.resent, stats.actions_published, stats.connection_losses), (1, 1, 1), "{stats:?}");
+    hub.shutdown(Duration::from_secs(2)).await.unwrap();
+}
+
+/// The documented residual risk of QoS 1: the broker got the PUBLISH, its PUBACK died with the
+/// connection, so the hub cannot tell and sends it again. Both copies carry the same action id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_puback_gives_one_duplicate_with_the_same_action_id() {
+    require_shared_mosquitto();
+    let proxy = FaultyProxy::start(SHARED_MOSQUITTO_PORT).await;
+    let site = unique_site();
+    let topic = format!("test/{site}/dup");
+    let mut sub = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[topic.clone()], false).await;
+    let (hub, _control) = MqttHub::start(&settings(&site, proxy.port), PrintMode::Off).await.unwrap();
+    hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+    hub.flush(Duration::from_secs(5)).await.unwrap();
+
+    proxy.set(Flow::DropDown);
+    let id = hub.publish_action(Action::new(topic.clone(), json!({"n": 2}))).unwrap();
+    let first = sub.expect(&topic, Duration::from_secs(5)).await;
+    assert_eq!(hub.stats().in_flight, 1, "the PUBACK must not have reached the hub");
+    proxy.set(Flow::Pass);
+    proxy.cut_all();
+
+    hub.flush(Duration::from_secs(10)).await.unwrap();
+    let mut got = vec![first];
+    got.extend(sub.drain(Duration::from_secs(1)).await);
+    assert_eq!(got.len(), 2, "{got:?}");
+    for msg in &got {
+        assert_eq!(msg.user_properties, vec![("sotto-action-id".to_string(), id.to_string())]);
+    }
+    hub.shutdown(Duration::from_secs(2)).await.unwrap();
+}
