@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# mqtt: the MQTT tests need the `mosquitto` binary (they start private brokers on free ports) and a
-# broker on 127.0.0.1:1883. Idempotent: if something already listens there, nothing is started.
+# mqtt: the MQTT tests need `mosquitto` and `mosquitto_passwd` (they start private brokers on free
+# ports), `openssl` (test certificates for the TLS test) and a broker on 127.0.0.1:1883.
+# Idempotent: if something already listens there, nothing is started.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$here/tools/env.sh"
 
-mosquitto_bin="$(command -v mosquitto || true)"
-[ -n "$mosquitto_bin" ] || [ ! -x /usr/sbin/mosquitto ] || mosquitto_bin=/usr/sbin/mosquitto
-if [ -z "$mosquitto_bin" ]; then
+missing=()
+for pkg in mosquitto openssl; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
     sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
     $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq mosquitto >/dev/null
-    mosquitto_bin=/usr/sbin/mosquitto
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+mosquitto_bin="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
 
 listening() { (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null; }
 if listening; then
