@@ -161,6 +161,28 @@ impl Endpointer {
         self.advance()
     }
 
+    /// Listens for a command from the current position without a wake word (a follow-up
+    /// question): no wake-word tail to skip. Ignored while already active.
+    pub fn listen_now(&mut self) -> Result<Vec<EndpointEvent>, AudioError> {
+        if self.is_active() {
+            return Ok(Vec::new());
+        }
+        self.vad.reset();
+        let at = self.position();
+        self.state = State::Waiting { wake: at };
+        self.cursor = at;
+        self.advance()
+    }
+
+    /// Starts a new stream at sample 0, dropping any session in progress.
+    pub fn reset(&mut self) {
+        self.state = State::Idle;
+        self.audio.clear();
+        self.base = 0;
+        self.cursor = 0;
+        self.vad.reset();
+    }
+
     /// End of the stream: an utterance in progress ends here; a wait ends without speech.
     pub fn finish(&mut self) -> Vec<EndpointEvent> {
         let end = self.position();
@@ -356,6 +378,18 @@ mod tests {
         assert!(u.truncated);
         assert!(u.start_sample >= 1900 * MS);
         assert!(u.end_sample - (u.start_sample + 64 * MS) <= 2000 * MS + VAD_WINDOW as u64);
+    }
+
+    #[test]
+    fn listen_now_takes_speech_right_away() {
+        let mut ep = Endpointer::new(EndpointConfig::default(), Box::new(MarkerVad)).unwrap();
+        let audio = signal(&[(1000, 2000)], 4000);
+        let split = (900 * MS) as usize;
+        let mut events = ep.feed(&audio[..split]).unwrap();
+        events.extend(ep.listen_now().unwrap());
+        events.extend(ep.feed(&audio[split..]).unwrap());
+        let u = only_utterance(&events);
+        assert!(u.start_sample >= 900 * MS && u.start_sample <= 1000 * MS, "{}", u.start_sample / MS);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub use onnx::init_onnx_runtime;
 pub use pipeline::{process_file, run_samples, wake_specs, Event, FrontEnd, FrontEndModels, Report, ONNXRUNTIME_ID};
 pub use resample::{downmix, resample_to_16k, StreamResampler, SAMPLE_RATE};
 pub use vad::{SileroVad, Vad, VAD_WINDOW};
-pub use wake::{Detection, Frame, OpenWakeWord, OwwFiles, TriggerConfig, WakeDetector, WakeSpec, FRAME};
+pub use wake::{Detection, Frame, OpenWakeWord, OwwFiles, Trigger, TriggerConfig, WakeDetector, WakeSpec, FRAME};
 pub use wav::{read_wav, PcmEncoding, PcmFormat, PcmReader};
 
 /// Names of the wake words shipped in the model store (`wake-<name>` ids).

@@ -67,6 +67,19 @@ impl FrontEnd {
     pub fn wake_names(&self) -> Vec<String> {
         self.wake.wake_names()
     }
+
+    /// Starts listening for a command now, as if a wake word had just been heard (a session
+    /// opened over MQTT, or the yes/no follow-up of a risky command); there is no wake-word tail
+    /// to skip. The events then come from `feed` as after a wake word.
+    pub fn listen_now(&mut self) -> Result<Vec<Event>, AudioError> {
+        Ok(self.endpointer.listen_now()?.into_iter().map(Event::from).collect())
+    }
+
+    /// Starts a new stream (e.g. the next file) without reloading the models.
+    pub fn reset(&mut self) -> Result<(), AudioError> {
+        self.endpointer.reset();
+        self.wake.reset()
+    }
 }
 
 impl From<EndpointEvent> for Event {

@@ -97,11 +97,48 @@ struct Classifier {
     session: Session,
     input: String,
     window: usize,
-    trigger: TriggerConfig,
+    trigger: Trigger,
+}
+
+/// The decision rule of one wake word over its frame scores: threshold, patience, refractory
+/// period, and re-arming only after the score has dropped below the threshold.
+#[derive(Clone, Debug)]
+pub struct Trigger {
+    cfg: TriggerConfig,
     run: u32,
     run_max: f32,
     armed: bool,
     last_fire: Option<u64>,
+}
+
+impl Trigger {
+    pub fn new(cfg: TriggerConfig) -> Self {
+        Self { cfg, run: 0, run_max: 0.0, armed: true, last_fire: None }
+    }
+
+    pub fn reset(&mut self) {
+        *self = Self::new(self.cfg.clone());
+    }
+
+    /// The score of the frame ending at `end_sample`; returns the detection score if it fires.
+    pub fn step(&mut self, score: f32, end_sample: u64) -> Option<f32> {
+        if score < self.cfg.threshold {
+            self.run = 0;
+            self.run_max = 0.0;
+            self.armed = true;
+            return None;
+        }
+        self.run += 1;
+        self.run_max = self.run_max.max(score);
+        let refractory = self.cfg.refractory_ms as u64 * 16;
+        let rested = self.last_fire.is_none_or(|t| end_sample - t >= refractory);
+        if self.armed && self.run >= self.cfg.patience && rested {
+            self.armed = false;
+            self.last_fire = Some(end_sample);
+            return Some(self.run_max);
+        }
+        None
+    }
 }
 
 /// Scores of one 80 ms frame, in the order of `wake_names()`.
@@ -175,10 +212,7 @@ impl OpenWakeWord {
         self.features = self.seed.iter().copied().collect();
         self.frames = 0;
         for c in &mut self.classifiers {
-            c.run = 0;
-            c.run_max = 0.0;
-            c.armed = true;
-            c.last_fire = None;
+            c.trigger.reset();
         }
     }
 
@@ -306,21 +340,9 @@ impl OpenWakeWord {
     fn trigger(&mut self, frame: &Frame) -> Vec<Detection> {
         let mut out = Vec::new();
         for (c, &score) in self.classifiers.iter_mut().zip(&frame.scores) {
-            if score < c.trigger.threshold {
-                c.run = 0;
-                c.run_max = 0.0;
-                c.armed = true;
-                continue;
-            }
-            c.run += 1;
-            c.run_max = c.run_max.max(score);
-            let refractory = c.trigger.refractory_ms as u64 * 16;
-            let rested = c.last_fire.is_none_or(|t| frame.end_sample - t >= refractory);
-            if c.armed && c.run >= c.trigger.patience && rested {
-                c.armed = false;
-                c.last_fire = Some(frame.end_sample);
-                tracing::debug!(wake = %c.name, sample = frame.end_sample, score = c.run_max, "wake word");
-                out.push(Detection { wake: c.name.clone(), sample: frame.end_sample, score: c.run_max });
+            if let Some(score) = c.trigger.step(score, frame.end_sample) {
+                tracing::debug!(wake = %c.name, sample = frame.end_sample, score, "wake word");
+                out.push(Detection { wake: c.name.clone(), sample: frame.end_sample, score });
             }
         }
         out
@@ -364,10 +386,27 @@ fn load_classifier(w: &WakeSpec) -> Result<Classifier, AudioError> {
         session,
         input,
         window: dims[1] as usize,
-        trigger: w.trigger.clone(),
-        run: 0,
-        run_max: 0.0,
-        armed: true,
-        last_fire: None,
+        trigger: Trigger::new(w.trigger.clone()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trigger_needs_patience_rests_and_rearms() {
+        let cfg = TriggerConfig { threshold: 0.5, patience: 2, refractory_ms: 1000 };
+        let mut t = Trigger::new(cfg);
+        let f = |i: u64| i * FRAME as u64;
+        assert_eq!(t.step(0.9, f(1)), None, "one frame is not enough");
+        assert_eq!(t.step(0.6, f(2)), Some(0.9));
+        assert_eq!(t.step(0.9, f(3)), None, "same run does not fire twice");
+        assert_eq!(t.step(0.1, f(4)), None);
+        assert_eq!(t.step(0.9, f(5)), None);
+        assert_eq!(t.step(0.9, f(6)), None, "within the refractory period");
+        assert_eq!(t.step(0.1, f(20)), None);
+        assert_eq!(t.step(0.7, f(21)), None);
+        assert_eq!(t.step(0.8, f(22)), Some(0.8), "rested and re-armed");
+    }
 }

@@ -120,6 +120,13 @@ pub struct PcmFormat {
     pub encoding: PcmEncoding,
 }
 
+impl Default for PcmFormat {
+    /// 16 kHz mono signed 16-bit, the front end's own format.
+    fn default() -> Self {
+        Self { sample_rate: crate::SAMPLE_RATE, channels: 1, encoding: PcmEncoding::S16le }
+    }
+}
+
 impl PcmFormat {
     fn frame_bytes(&self) -> usize {
         self.channels as usize * match self.encoding {
