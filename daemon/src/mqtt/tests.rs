@@ -680,3 +680,43 @@ async fn tls_with_client_certificate_and_password_file() {
     let (anonymous, _control) = MqttHub::start(&no_cert, PrintMode::Off).await.unwrap();
     assert!(anonymous.wait_connected(Duration::from_secs(2)).await.is_err());
 }
+
+/// Benchmark, not a test: action latency from `publish_action` to a subscriber, one at a time.
+/// `cargo test -p sotto mqtt::tests::bench_action_latency -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_action_latency() {
+    require_shared_mosquitto();
+    const N: usize = 300;
+    for embedded in [false, true] {
+        let site = unique_site();
+        let mut s = settings(&site, SHARED_MOSQUITTO_PORT);
+        if embedded {
+            s.broker = BrokerMode::Embedded;
+            s.port = 0;
+        }
+        let (hub, _control) = MqttHub::start(&s, PrintMode::Off).await.unwrap();
+        hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+        let port = hub.embedded_port().unwrap_or(SHARED_MOSQUITTO_PORT);
+        let topic = format!("test/{site}/bench");
+        let mut sub = Subscriber::connect(port, &[topic.clone()], false).await;
+        let mut micros = Vec::with_capacity(N);
+        for i in 0..N {
+            let start = Instant::now();
+            hub.publish_action(Action::new(topic.clone(), json!({"i": i}))).unwrap();
+            let got = sub.expect(&topic, Duration::from_secs(5)).await;
+            micros.push(start.elapsed().as_micros() as u64);
+            assert_eq!(got.json(), json!({"i": i}));
+        }
+        micros.sort_unstable();
+        let pct = |p: f64| micros[((N as f64 - 1.0) * p) as usize] as f64 / 1000.0;
+        println!(
+            "{}: {N} actions, publish_action → subscriber: p50 {:.2} ms, p95 {:.2} ms, max {:.2} ms",
+            if embedded { "embedded rumqttd" } else { "Mosquitto 127.0.0.1:1883" },
+            pct(0.5),
+            pct(0.95),
+            pct(1.0)
+        );
+        hub.shutdown(Duration::from_secs(2)).await.unwrap();
+    }
+}
