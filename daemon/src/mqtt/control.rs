@@ -8,6 +8,8 @@
 //!
 //! Hermes messages for another `siteId` are not ours and are skipped silently (Hermes `siteId`
 //! defaults to `"default"` when absent). Anything else that does not parse is malformed.
+//! Retained messages on these topics are ignored by the hub: a command acts when it is sent, not
+//! again at every reconnect.
 
 use serde::Deserialize;
 

@@ -581,6 +581,12 @@ fn handle_event(shared: &Shared, event: Event) -> bool {
         }
         Event::Incoming(Packet::Publish(publish)) => {
             let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+            if publish.retain {
+                // A retained command would replay at every reconnect (a reload or a session
+                // start each time the network blips): controls act once, when sent.
+                tracing::info!(%topic, "retained control message ignored");
+                return false;
+            }
             match parse_control(&topic, &publish.payload, &shared.site_id) {
                 Ok(Some(message)) => {
                     tracing::info!(%topic, ?message, "MQTT control message");

@@ -410,6 +410,11 @@ async fn embedded_broker_round_trip_with_controls_and_clean_shutdown() {
 async fn malformed_control_payloads_are_ignored_and_counted() {
     require_shared_mosquitto();
     let site = unique_site();
+    // A retained command from earlier must not fire when the hub (re)subscribes.
+    let reload_topic = format!("sotto/{site}/reload");
+    let mut early = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[reload_topic.clone()], false).await;
+    early.client.publish(reload_topic.clone(), QoS::AtLeastOnce, true, "{}").await.unwrap();
+    early.expect(&reload_topic, Duration::from_secs(5)).await; // the broker has it
     let (hub, mut control) = MqttHub::start(&settings(&site, SHARED_MOSQUITTO_PORT), PrintMode::Off).await.unwrap();
     hub.wait_connected(Duration::from_secs(5)).await.unwrap();
     // The hub subscribes right after CONNACK; give the SUBACK a moment.
@@ -440,6 +445,9 @@ async fn malformed_control_payloads_are_ignored_and_counted() {
     assert_eq!(hub.stats().malformed_control, 4, "{:?}", hub.stats());
     assert!(tokio::time::timeout(Duration::from_millis(300), control.recv()).await.is_err(), "nothing else");
     hub.shutdown(Duration::from_secs(2)).await.unwrap();
+    // An empty retained payload clears the retained message.
+    early.client.publish(reload_topic, QoS::AtLeastOnce, true, "").await.unwrap();
+    early.expect(&format!("sotto/{site}/reload"), Duration::from_secs(5)).await;
 }
 
 /// What the fault-injecting proxy forwards.
