@@ -98,7 +98,9 @@ pub struct HubStats {
     pub connection_losses: u64,
     /// Waiting in the queue now.
     pub queued: usize,
-    /// With the client now: handed over or written, not yet acknowledged.
+    /// Given to the client, not yet written to the socket.
+    pub handed: usize,
+    /// Written to the socket, waiting for the broker's acknowledgement.
     pub in_flight: usize,
 }
 
@@ -337,7 +339,8 @@ impl MqttHub {
             connects: get(&c.connects),
             connection_losses: get(&c.connection_losses),
             queued: state.queue.len(),
-            in_flight: state.handed.len() + state.in_flight.len(),
+            handed: state.handed.len(),
+            in_flight: state.in_flight.len(),
         }
     }
 
@@ -644,7 +647,17 @@ fn on_connection_error(shared: &Shared, eventloop: &mut EventLoop, error: &Conne
     // Under the lock, so the feeder cannot add a request between the drain and the requeue.
     eventloop.clean();
     eventloop.pending.clear();
-    eventloop.state.events.clear();
+    // A PUBLISH whose flush failed still left its event behind: it may have reached the broker,
+    // so it counts as written (a possible duplicate), not as never sent.
+    for event in eventloop.state.events.drain(..) {
+        if let Event::Outgoing(Outgoing::Publish(pkid)) = event {
+            if let Some(msg) = state.handed.pop_front() {
+                if msg.qos != QoS::AtMostOnce {
+                    state.in_flight.push((pkid, msg));
+                }
+            }
+        }
+    }
 
     let in_flight = std::mem::take(&mut state.in_flight);
     let handed = std::mem::take(&mut state.handed);

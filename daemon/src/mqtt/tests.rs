@@ -390,7 +390,7 @@ async fn embedded_broker_round_trip_with_controls_and_clean_shutdown() {
     let action_topic = format!("test/{site}/lights");
     let mut sub = Subscriber::connect(port, &[status_topic.clone(), action_topic.clone()], false).await;
     let status = sub.expect(&status_topic, Duration::from_secs(5)).await;
-    assert_eq!(status.payload, "online");
+    assert_eq!((status.payload.as_str(), status.retain), ("online", true));
 
     hub.publish_action(Action::new(action_topic.clone(), json!({"light": "kitchen", "on": true}))).unwrap();
     let got = sub.expect(&action_topic, Duration::from_secs(5)).await;
@@ -404,6 +404,20 @@ async fn embedded_broker_round_trip_with_controls_and_clean_shutdown() {
     let offline = sub.expect(&status_topic, Duration::from_secs(5)).await;
     assert_eq!(offline.payload, "offline");
     assert!(hub.publish_action(Action::new(action_topic, json!({}))).is_err(), "no publishing after shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_broker_publishes_the_last_will() {
+    let site = unique_site();
+    let mut s = settings(&site, 0);
+    s.broker = BrokerMode::Embedded;
+    let (hub, _control) = MqttHub::start(&s, PrintMode::Off).await.unwrap();
+    hub.wait_connected(Duration::from_secs(5)).await.unwrap();
+    let status_topic = format!("sotto/{site}/status");
+    let mut sub = Subscriber::connect(hub.embedded_port().unwrap(), &[status_topic.clone()], false).await;
+    assert_eq!(sub.expect(&status_topic, Duration::from_secs(5)).await.payload, "online");
+    hub.kill_for_test();
+    assert_eq!(sub.expect(&status_topic, Duration::from_secs(10)).await.payload, "offline");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -554,7 +568,11 @@ async fn publish_lost_in_transit_is_sent_again_after_reconnect() {
 
     proxy.set(Flow::DropUp);
     let id = hub.publish_action(Action::new(topic.clone(), json!({"n": 1}))).unwrap();
-    wait_until("the action is written but unacknowledged", Duration::from_secs(5), || hub.stats().in_flight == 1).await;
+    wait_until("the action is written but unacknowledged", Duration::from_secs(5), || {
+        let stats = hub.stats();
+        (stats.handed, stats.in_flight) == (0, 1)
+    })
+    .await;
     proxy.set(Flow::Pass);
     proxy.cut_all();
 
@@ -583,6 +601,9 @@ async fn lost_puback_gives_one_duplicate_with_the_same_action_id() {
     proxy.set(Flow::DropDown);
     let id = hub.publish_action(Action::new(topic.clone(), json!({"n": 2}))).unwrap();
     let first = sub.expect(&topic, Duration::from_secs(5)).await;
+    // The subscriber has it, but the PUBACK is lost on the way back.
+    wait_until("the hub saw its PUBLISH written", Duration::from_secs(5), || hub.stats().in_flight == 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(hub.stats().in_flight, 1, "the PUBACK must not have reached the hub");
     proxy.set(Flow::Pass);
     proxy.cut_all();
