@@ -6,6 +6,7 @@
 //! handles the rest. Both go through the same validation, so nothing out of schema, out of range or
 //! incomplete ever becomes an action. Risky intents pass a [`confirm::ConfirmationGate`] first.
 
+pub mod barista;
 pub mod confirm;
 pub mod error;
 pub mod evaluate;

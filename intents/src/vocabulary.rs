@@ -8,20 +8,27 @@ use crate::schema::{Intent, SlotKind};
 /// Enum synonyms first (the words ASR gets wrong most), then examples, deduplicated, cut at
 /// `max_chars` on a phrase boundary (Whisper's prompt is limited to about 224 tokens).
 pub fn prompt(intents: &[Intent], max_chars: usize) -> String {
-    let mut seen = HashSet::new();
+    // A phrase earns its place only with a word not yet in the prompt: "a bit of soy milk"
+    // adds nothing once "a bit of milk" and "soy milk" are there.
+    let mut seen: HashSet<String> = HashSet::new();
     let mut phrases: Vec<String> = Vec::new();
     let mut push = |p: &str, phrases: &mut Vec<String>| {
         let p = p.trim().to_string();
-        if !p.is_empty() && seen.insert(p.to_lowercase()) {
+        let words: Vec<String> = p.split_whitespace().map(str::to_lowercase).collect();
+        if words.iter().any(|w| !seen.contains(w)) {
+            seen.extend(words);
             phrases.push(p);
         }
     };
     for intent in intents {
         for slot in &intent.slots {
             if let SlotKind::Enum(values) = &slot.kind {
-                for v in values {
-                    // Only the first (canonical) phrasing: the rest mostly share its words.
-                    push(&v.synonyms[0], &mut phrases);
+                // Only the first (canonical) phrasing, shortest first so that the entity words
+                // come before the phrases built from them.
+                let mut canon: Vec<&str> = values.iter().map(|v| v.synonyms[0].as_str()).collect();
+                canon.sort_by_key(|p| p.split_whitespace().count());
+                for p in canon {
+                    push(p, &mut phrases);
                 }
             }
         }

@@ -1,0 +1,112 @@
+//! The language-model fallback's own logic (prompt, generated grammar, calibration, parsing and
+//! validation of the output) driven by a scripted model. The real-model run is in `slm_real.rs`.
+
+use sotto_intents::slm::{self, Grammar, LanguageModel, SlmConfig};
+use sotto_intents::{Intents, Resolver, SlmError, SlotValue};
+
+/// Scores each candidate by a per-intent table, with a strong bias toward one favourite that is
+/// also present on the empty request (the model's prior), and generates a fixed continuation.
+struct Scripted {
+    favourite: &'static str,
+    right: &'static str,
+    generated: String,
+    prompts: Vec<String>,
+    grammars: Vec<Grammar>,
+}
+
+impl LanguageModel for Scripted {
+    fn generate(&mut self, prompt: &str, grammar: Option<&Grammar>, _max: u32) -> Result<String, SlmError> {
+        self.prompts.push(prompt.to_string());
+        self.grammars.extend(grammar.cloned());
+        Ok(self.generated.clone())
+    }
+
+    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
+        let empty = prompt.ends_with("Request: \nCall: {\"intent\": \"");
+        Ok(candidates
+            .iter()
+            .map(|c| {
+                let name = c.trim_end_matches('"');
+                let mut s = -10.0;
+                if name == self.favourite {
+                    s += 6.0;
+                }
+                if name == self.right && !empty {
+                    s += 4.0;
+                }
+                s
+            })
+            .collect())
+    }
+}
+
+fn scripted(generated: &str) -> Scripted {
+    Scripted { favourite: "nav.navigate_to", right: "climate.set_fan", generated: generated.into(), prompts: vec![], grammars: vec![] }
+}
+
+#[test]
+fn calibration_removes_the_models_favourite() {
+    let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
+    let text = "the blower should go to four";
+    let mut lm = scripted(", \"level\": 4}");
+    let uncalibrated = SlmConfig { calibrate: false, ..SlmConfig::default() };
+    let r = slm::resolve(&vehicle, text, &mut lm, &uncalibrated).unwrap();
+    assert_eq!(r.intent.as_deref(), Some("nav.navigate_to"), "the scripted prior wins without calibration");
+    let r = slm::resolve(&vehicle, text, &mut lm, &SlmConfig::default()).unwrap();
+    assert_eq!(r.intent.as_deref(), Some("climate.set_fan"));
+    assert_eq!(r.resolver, Some(Resolver::Slm));
+    assert_eq!(r.slots.get("level"), Some(&SlotValue::Int(4)));
+    assert!(r.accepted());
+    // The arguments were generated under this intent's grammar, after its name in the prompt.
+    let Grammar::Gbnf(g) = lm.grammars.last().unwrap() else { panic!() };
+    assert!(g.contains("\"\\\"level\\\": \"") || g.contains("level"), "{g}");
+    assert!(lm.prompts.last().unwrap().ends_with("Call: {\"intent\": \"climate.set_fan"));
+}
+
+#[test]
+fn model_output_is_validated_like_the_grammars() {
+    let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
+    let mut lm = scripted(", \"level\": 9}");
+    let r = slm::resolve(&vehicle, "blower nine", &mut lm, &SlmConfig::default()).unwrap();
+    assert!(r.rejected_reason.unwrap().contains("out of range"));
+    let mut lm = scripted(", \"colour\": \"red\"}");
+    let r = slm::resolve(&vehicle, "blower red", &mut lm, &SlmConfig::default()).unwrap();
+    assert!(r.rejected_reason.is_some(), "unknown argument must be rejected");
+    let mut lm = scripted("garbage");
+    let r = slm::resolve(&vehicle, "blower", &mut lm, &SlmConfig::default()).unwrap();
+    assert!(!r.accepted());
+}
+
+#[test]
+fn none_wins_when_calibrated_scores_say_so() {
+    let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
+    let mut lm = Scripted { favourite: "nav.navigate_to", right: "none", generated: String::new(), prompts: vec![], grammars: vec![] };
+    let r = slm::resolve(&vehicle, "tell me a story", &mut lm, &SlmConfig::default()).unwrap();
+    assert!(r.intent.is_none());
+    assert!(lm.prompts.is_empty(), "nothing is generated for none");
+}
+
+#[test]
+fn grammar_allows_declared_values_only() {
+    let all = Intents::shipped();
+    let Grammar::Gbnf(g) = slm::arguments_grammar(all.intent("nav.find_nearby").unwrap()) else { panic!() };
+    for v in ["charging_station", "gas_station", "parking", "restaurant", "hospital"] {
+        assert!(g.contains(&format!("\\\"{v}\\\"")), "{v} missing in {g}");
+    }
+    assert!(!g.contains("kitchen"));
+    let Grammar::Gbnf(g) = slm::arguments_grammar(all.intent("climate.set_fan").unwrap()) else { panic!() };
+    assert!(g.contains("\"7\"") && !g.contains("\"8\""), "{g}");
+    let prefix = slm::prompt_prefix(&all);
+    assert!(prefix.contains("- climate.set_temperature(temperature: number 16..30 °C, zone: all|driver|passenger|rear = all)"), "{prefix}");
+    assert!(prefix.contains("{\"intent\": \"none\"}"));
+    assert!(prefix.contains("Call: {\"intent\": \"orderDrink\""));
+}
+
+#[test]
+fn the_cascade_prefers_the_grammar() {
+    let all = Intents::shipped();
+    let mut lm = scripted(", \"level\": 4}");
+    let r = all.resolve("turn on the kitchen lights", Some(&mut lm), &SlmConfig::default());
+    assert_eq!(r.resolver, Some(Resolver::Grammar));
+    assert!(lm.prompts.is_empty());
+}
