@@ -274,7 +274,8 @@ fn real_base_model_in_the_store_has_whisper_base_shape() {
     let g = read_ggml(&path);
     assert_eq!(g.hparams, vec![51865, 1500, 512, 8, 6, 448, 512, 8, 6, 80, 1]);
     assert_eq!(g.vocab.len(), 50257);
-    assert_eq!(g.vocab[1169], b"the".to_vec());
+    assert_eq!(g.vocab[3322], b"the".to_vec()); // line 3323 of vocabulary.txt
+    assert_eq!(g.vocab[264], b" the".to_vec()); // "Ġthe"
     assert_eq!(g.tensors.len(), 245);
     assert_eq!(g.tensors["decoder.token_embedding.weight"].0, vec![512, 51865]);
 }
