@@ -52,6 +52,8 @@ pub enum StoreError {
          run `sotto models fetch {id}` to replace it"
     )]
     HashMismatch { id: String, path: PathBuf, expected: String, actual: String },
+    #[error("model {id:?} is not a usable language model: {source}; run `sotto models fetch {id}` to replace it")]
+    BadGguf { id: String, source: GgufError },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot fetch model {id:?}: every source failed:\n  {}", format_failures(failures))]

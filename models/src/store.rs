@@ -6,7 +6,7 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::manifest::{Manifest, ModelEntry};
+use crate::manifest::{Manifest, ModelEntry, Role};
 use crate::progress::sha256_file;
 
 /// File name of the user's own manifest additions inside the cache directory.
@@ -113,6 +113,21 @@ impl Store {
         let meta = std::fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?;
         write_stamp(&self.dir, entry, &make_stamp(&entry.sha256, &meta));
         Ok(path)
+    }
+
+    /// [`Store::verify`] plus, for language models, GGUF inspection (a non-4-bit model is
+    /// accepted with a warning naming its type).
+    pub fn check(&self, id: &str) -> Result<PathBuf, StoreError> {
+        let path = self.verify(id)?;
+        if self.entry(id)?.role == Role::Slm {
+            crate::gguf::inspect_and_warn(&path).map_err(|source| StoreError::BadGguf { id: id.into(), source })?;
+        }
+        Ok(path)
+    }
+
+    /// Checks each of `ids` ([`Store::check`]); one result per id, in order.
+    pub fn check_all(&self, ids: &[String]) -> Vec<(String, Result<PathBuf, StoreError>)> {
+        ids.iter().map(|id| (id.clone(), self.check(id))).collect()
     }
 
     pub fn status(&self, id: &str) -> Status {

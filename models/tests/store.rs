@@ -75,3 +75,21 @@ fn unknown_ids_and_profiles_list_the_known_ones() {
     let e = s.profile("huge").unwrap_err().to_string();
     assert!(e.contains("\"huge\"") && e.contains("small"), "{e}");
 }
+
+#[test]
+fn language_model_with_wrong_magic_fails_the_check_naming_the_model() {
+    // The sha256 matches the manifest (a wrong file pinned by mistake, or a user entry), so only
+    // the GGUF inspection can tell that it is not a language model.
+    let dir = tempfile::tempdir().unwrap();
+    let content = b"GGML this is not a GGUF file at all";
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("m.bin"), content).unwrap();
+    let s = store(&cache, model_manifest("slm", content, &[file_url(&dir.path().join("x"))]));
+    assert!(s.verify("m").is_ok(), "hash and size are right");
+    let results = s.check_all(&["m".to_string()]);
+    let err = results[0].1.as_ref().unwrap_err();
+    assert!(matches!(err, StoreError::BadGguf { id, source: sotto_models::GgufError::BadMagic { .. } } if id == "m"), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("not a GGUF file") && msg.contains("sotto models fetch m"), "{msg}");
+}

@@ -123,7 +123,8 @@ fn fetch(profile: Option<String>, ids: Vec<String>) -> anyhow::Result<ExitCode> 
             Ok(outcome) => {
                 let path = store.path(id)?;
                 if store.entry(id)?.role == Role::Slm {
-                    sotto_models::gguf::inspect_and_warn(&path)?;
+                    sotto_models::gguf::inspect_and_warn(&path)
+                        .with_context(|| format!("{id} was fetched but is not a usable GGUF file"))?;
                 }
                 eprintln!("{id}: {} ({})", if outcome == sotto_models::FetchOutcome::Fetched { "fetched" } else { "present" }, path.display());
             }
@@ -149,18 +150,9 @@ fn verify(profile: Option<String>, ids: Vec<String>) -> anyhow::Result<ExitCode>
         store.manifest().ids().into_iter().filter(|id| store.file_path(id).map(|p| p.exists()).unwrap_or(false)).map(String::from).collect()
     };
     let mut bad = 0;
-    for id in &ids {
-        match store.verify(id) {
-            Ok(path) => {
-                if store.entry(id)?.role == Role::Slm {
-                    if let Err(e) = sotto_models::gguf::inspect_and_warn(&path) {
-                        bad += 1;
-                        println!("{id}: BAD: {e}; run `sotto models fetch {id}` to replace it");
-                        continue;
-                    }
-                }
-                println!("{id}: ok");
-            }
+    for (id, result) in store.check_all(&ids) {
+        match result {
+            Ok(_) => println!("{id}: ok"),
             Err(e) => {
                 bad += 1;
                 println!("{id}: BAD: {e}");

@@ -13,8 +13,13 @@ pub fn sha256(bytes: &[u8]) -> String {
 /// A manifest with one model `m` (file `m.bin`) whose content is `content`, fetched from `sources`
 /// (TOML inline tables).
 pub fn one_model_manifest(content: &[u8], sources: &[String]) -> Manifest {
+    model_manifest("vad", content, sources)
+}
+
+/// Like [`one_model_manifest`] with the given role.
+pub fn model_manifest(role: &str, content: &[u8], sources: &[String]) -> Manifest {
     let text = format!(
-        "[profiles]\nsmall = [\"m\"]\n\n[[model]]\nid = \"m\"\nrole = \"vad\"\nfile = \"m.bin\"\nsize = {}\nsha256 = \"{}\"\nlicense = \"MIT\"\nsources = [{}]\n",
+        "[profiles]\nsmall = [\"m\"]\n\n[[model]]\nid = \"m\"\nrole = \"{role}\"\nfile = \"m.bin\"\nsize = {}\nsha256 = \"{}\"\nlicense = \"MIT\"\nsources = [{}]\n",
         content.len(),
         sha256(content),
         sources.join(", ")
