@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# mqtt: the MQTT tests need `mosquitto` and `mosquitto_passwd` (they start private brokers on free
+# mqtt: the MQTT tests need `mosquitto`, `mosquitto_passwd`, `mosquitto_sub`/`_pub` and `stdbuf` (private brokers on free
 # ports), `openssl` (test certificates for the TLS test) and a broker on 127.0.0.1:1883.
 # Idempotent: if something already listens there, nothing is started.
 set -euo pipefail
@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$here/tools/env.sh"
 
 missing=()
-for pkg in mosquitto openssl; do
+for pkg in mosquitto mosquitto-clients openssl coreutils; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
