@@ -5,7 +5,7 @@
 
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,6 +15,8 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, MqttOptions};
 use serde_json::json;
 use tokio::sync::mpsc;
+
+use sotto_tests::mqtt::Mosquitto;
 
 use super::*;
 
@@ -126,75 +128,6 @@ impl Drop for Subscriber {
     }
 }
 
-/// A private Mosquitto on a free port that a test may stop and start again (same port, same
-/// persistence file, so a persistent subscriber's session survives).
-struct Mosquitto {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Mosquitto {
-    fn start() -> Mosquitto {
-        let port = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        // Started as root, Mosquitto drops to its own user, which must be able to save sessions here.
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-        let config = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
-            dir.path().display()
-        );
-        std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
-        let mut m = Mosquitto { port, dir, child: None };
-        m.restart();
-        m
-    }
-
-    fn binary() -> PathBuf {
-        ["/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .expect("the `mosquitto` binary is missing: install Debian package mosquitto (tools/setup.sh does)")
-    }
-
-    fn restart(&mut self) {
-        assert!(self.child.is_none());
-        let log = std::fs::File::create(self.dir.path().join("mosquitto.log")).unwrap();
-        let child = Command::new(Self::binary())
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start mosquitto");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen on {} within 5 s", self.port);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// SIGTERM, so Mosquitto saves its sessions before exiting.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Mosquitto {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 fn settings(site: &str, port: u16) -> MqttSettings {
     MqttSettings { site_id: site.into(), port, reconnect_max_secs: 1, ..Default::default() }
 }
@@ -296,7 +229,7 @@ async fn shared_mosquitto_actions_events_status_and_last_will() {
     let will = sub.expect(&status_topic, Duration::from_secs(10)).await;
     assert_eq!((will.payload.as_str(), will.retain), ("offline", false), "live delivery of the will");
     drop(sub);
-    let mut late = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[status_topic.clone()], false).await;
+    let mut late = Subscriber::connect(SHARED_MOSQUITTO_PORT, std::slice::from_ref(&status_topic), false).await;
     let retained = late.expect(&status_topic, Duration::from_secs(5)).await;
     assert_eq!((retained.payload.as_str(), retained.retain), ("offline", true));
 }
@@ -357,7 +290,7 @@ async fn actions_wait_while_the_broker_is_down_at_start() {
     let mut broker = Mosquitto::start();
     let site = unique_site();
     let topic = format!("test/{site}/early");
-    let mut sub = Subscriber::connect(broker.port, &[topic.clone()], true).await;
+    let mut sub = Subscriber::connect(broker.port, std::slice::from_ref(&topic), true).await;
     broker.stop();
 
     let (hub, _control) = MqttHub::start(&settings(&site, broker.port), PrintMode::Off).await.unwrap();
@@ -414,7 +347,7 @@ async fn embedded_broker_publishes_the_last_will() {
     let (hub, _control) = MqttHub::start(&s, PrintMode::Off).await.unwrap();
     hub.wait_connected(Duration::from_secs(5)).await.unwrap();
     let status_topic = format!("sotto/{site}/status");
-    let mut sub = Subscriber::connect(hub.embedded_port().unwrap(), &[status_topic.clone()], false).await;
+    let mut sub = Subscriber::connect(hub.embedded_port().unwrap(), std::slice::from_ref(&status_topic), false).await;
     assert_eq!(sub.expect(&status_topic, Duration::from_secs(5)).await.payload, "online");
     hub.kill_for_test();
     assert_eq!(sub.expect(&status_topic, Duration::from_secs(10)).await.payload, "offline");
@@ -426,7 +359,7 @@ async fn malformed_control_payloads_are_ignored_and_counted() {
     let site = unique_site();
     // A retained command from earlier must not fire when the hub (re)subscribes.
     let reload_topic = format!("sotto/{site}/reload");
-    let mut early = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[reload_topic.clone()], false).await;
+    let mut early = Subscriber::connect(SHARED_MOSQUITTO_PORT, std::slice::from_ref(&reload_topic), false).await;
     early.client.publish(reload_topic.clone(), QoS::AtLeastOnce, true, "{}").await.unwrap();
     early.expect(&reload_topic, Duration::from_secs(5)).await; // the broker has it
     let (hub, mut control) = MqttHub::start(&settings(&site, SHARED_MOSQUITTO_PORT), PrintMode::Off).await.unwrap();
@@ -561,7 +494,7 @@ async fn publish_lost_in_transit_is_sent_again_after_reconnect() {
     let proxy = FaultyProxy::start(SHARED_MOSQUITTO_PORT).await;
     let site = unique_site();
     let topic = format!("test/{site}/lost");
-    let mut sub = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[topic.clone()], false).await;
+    let mut sub = Subscriber::connect(SHARED_MOSQUITTO_PORT, std::slice::from_ref(&topic), false).await;
     let (hub, _control) = MqttHub::start(&settings(&site, proxy.port), PrintMode::Off).await.unwrap();
     hub.wait_connected(Duration::from_secs(5)).await.unwrap();
     hub.flush(Duration::from_secs(5)).await.unwrap(); // the "online" status
@@ -593,7 +526,7 @@ async fn lost_puback_gives_one_duplicate_with_the_same_action_id() {
     let proxy = FaultyProxy::start(SHARED_MOSQUITTO_PORT).await;
     let site = unique_site();
     let topic = format!("test/{site}/dup");
-    let mut sub = Subscriber::connect(SHARED_MOSQUITTO_PORT, &[topic.clone()], false).await;
+    let mut sub = Subscriber::connect(SHARED_MOSQUITTO_PORT, std::slice::from_ref(&topic), false).await;
     let (hub, _control) = MqttHub::start(&settings(&site, proxy.port), PrintMode::Off).await.unwrap();
     hub.wait_connected(Duration::from_secs(5)).await.unwrap();
     hub.flush(Duration::from_secs(5)).await.unwrap();
@@ -640,7 +573,7 @@ impl SecureMosquitto {
     fn start(user: &str, password: &str) -> SecureMosquitto {
         let mut broker = Mosquitto::start();
         broker.stop();
-        let dir = broker.dir.path().to_path_buf();
+        let dir = broker.dir().to_path_buf();
         let openssl = |args: &[&str]| run_tool(&dir, "openssl", args);
         openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sotto-test-ca"]);
         openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
@@ -661,7 +594,7 @@ impl SecureMosquitto {
             broker.port,
             d = dir.display()
         );
-        std::fs::write(dir.join("mosquitto.conf"), config).unwrap();
+        broker.set_config(&config);
         broker.restart();
         SecureMosquitto { ca: dir.join("ca.pem"), client_cert: dir.join("client.pem"), client_key: dir.join("client.key"), broker }
     }
@@ -728,7 +661,7 @@ async fn bench_action_latency() {
         hub.wait_connected(Duration::from_secs(5)).await.unwrap();
         let port = hub.embedded_port().unwrap_or(SHARED_MOSQUITTO_PORT);
         let topic = format!("test/{site}/bench");
-        let mut sub = Subscriber::connect(port, &[topic.clone()], false).await;
+        let mut sub = Subscriber::connect(port, std::slice::from_ref(&topic), false).await;
         let mut micros = Vec::with_capacity(N);
         for i in 0..N {
             let start = Instant::now();
