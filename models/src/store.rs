@@ -98,7 +98,8 @@ impl Store {
         let path = self.dir.join(&entry.file);
         let meta = check_size(entry, &path)?;
         if let Some(stamp) = read_stamp(&self.dir, entry) {
-            if stamp == make_stamp(&entry.sha256, &meta) {
+            let accepted = entry.accepted().iter().any(|e| e.sha256 == stamp.sha256);
+            if accepted && stamp == make_stamp(&stamp.sha256, &meta) {
                 return Ok(path);
             }
         }
@@ -109,9 +110,8 @@ impl Store {
     pub fn verify(&self, id: &str) -> Result<PathBuf, StoreError> {
         let entry = self.entry(id)?;
         let path = self.dir.join(&entry.file);
-        verify_file(entry, &path)?;
-        let meta = std::fs::metadata(&path).map_err(|e| StoreError::io(&path, e))?;
-        write_stamp(&self.dir, entry, &make_stamp(&entry.sha256, &meta));
+        let sha = verify_file(entry, &path)?;
+        self.record_verified(entry, &path, &sha);
         Ok(path)
     }
 
@@ -144,9 +144,9 @@ impl Store {
         Ok(tmp)
     }
 
-    pub(crate) fn record_verified(&self, entry: &ModelEntry, path: &Path) {
+    pub(crate) fn record_verified(&self, entry: &ModelEntry, path: &Path, sha256: &str) {
         if let Ok(meta) = std::fs::metadata(path) {
-            write_stamp(&self.dir, entry, &make_stamp(&entry.sha256, &meta));
+            write_stamp(&self.dir, entry, &make_stamp(sha256, &meta));
         }
     }
 }
@@ -159,29 +159,30 @@ fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, Stor
         }
         Err(e) => return Err(StoreError::io(path, e)),
     };
-    let (id, path, expected, actual) = (entry.id.clone(), path.to_path_buf(), entry.size, meta.len());
-    if actual < expected {
-        return Err(StoreError::Truncated { id, path, expected, actual });
+    let actual = meta.len();
+    let accepted = entry.accepted();
+    if accepted.iter().any(|e| e.size == actual) {
+        return Ok(meta);
     }
-    if actual > expected {
-        return Err(StoreError::WrongSize { id, path, expected, actual });
+    let (id, path) = (entry.id.clone(), path.to_path_buf());
+    // Name the size the file was most likely meant to have: the smallest one it falls short of.
+    match accepted.iter().map(|e| e.size).filter(|s| *s > actual).min() {
+        Some(expected) => Err(StoreError::Truncated { id, path, expected, actual }),
+        None => Err(StoreError::WrongSize { id, path, expected: entry.size, actual }),
     }
-    Ok(meta)
 }
 
-/// Full check of a file against its manifest entry: present, exact size, sha256.
-pub fn verify_file(entry: &ModelEntry, path: &Path) -> Result<(), StoreError> {
-    check_size(entry, path)?;
+/// Full check of a file against its manifest entry: present, exact size, sha256. Returns the
+/// sha256 it matched.
+pub fn verify_file(entry: &ModelEntry, path: &Path) -> Result<String, StoreError> {
+    let meta = check_size(entry, path)?;
     let (actual, _) = sha256_file(path, &entry.id).map_err(|e| StoreError::io(path, e))?;
-    if actual != entry.sha256 {
-        return Err(StoreError::HashMismatch {
-            id: entry.id.clone(),
-            path: path.into(),
-            expected: entry.sha256.clone(),
-            actual,
-        });
+    let candidates: Vec<&str> =
+        entry.accepted().into_iter().filter(|e| e.size == meta.len()).map(|e| e.sha256).collect();
+    if candidates.contains(&actual.as_str()) {
+        return Ok(actual);
     }
-    Ok(())
+    Err(StoreError::HashMismatch { id: entry.id.clone(), path: path.into(), expected: candidates.join(" or "), actual })
 }
 
 fn stamp_path(dir: &Path, entry: &ModelEntry) -> PathBuf {

@@ -79,3 +79,58 @@ fn a_corrupt_file_in_the_cache_is_replaced_by_fetch() {
     assert_eq!(Fetcher::new(&s).fetch("m").unwrap(), FetchOutcome::Fetched);
     assert_eq!(s.path("m").unwrap(), cache.join("m.bin"));
 }
+
+#[test]
+fn a_url_source_with_its_own_published_hash_is_accepted_as_an_alternative() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = b"the host's own build of the same model";
+    let host_file = dir.path().join("official.bin");
+    std::fs::write(&host_file, other).unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let source = format!(
+        "{{ kind = \"url\", url = \"file://{}\", size = {}, sha256 = \"{}\" }}",
+        host_file.display(),
+        other.len(),
+        sha256(other)
+    );
+    let s = store(&cache, one_model_manifest(CONTENT, &[file_url(&dir.path().join("absent")), source]));
+    assert_eq!(Fetcher::new(&s).fetch("m").unwrap(), FetchOutcome::Fetched);
+    assert_eq!(std::fs::read(s.path("m").unwrap()).unwrap(), other);
+    assert!(s.verify("m").is_ok());
+    // A file of the same size as the alternative but other bytes matches neither hash.
+    let mut bad = other.to_vec();
+    bad[0] ^= 1;
+    std::fs::write(cache.join("m.bin"), &bad).unwrap();
+    match s.verify("m") {
+        Err(StoreError::HashMismatch { expected, .. }) => assert_eq!(expected, sha256(other)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn http_source_is_downloaded_from_a_loopback_server() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        // First request: 404 (the first source fails); second: the file.
+        for status in ["404 Not Found", "200 OK"] {
+            let (mut conn, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).unwrap();
+            let body: &[u8] = if status.starts_with("200") { CONTENT } else { b"" };
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+            conn.write_all(head.as_bytes()).unwrap();
+            conn.write_all(body).unwrap();
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(&cache).unwrap();
+    let url = |p: &str| format!("{{ kind = \"url\", url = \"http://127.0.0.1:{port}/{p}\" }}");
+    let s = store(&cache, one_model_manifest(CONTENT, &[url("missing.bin"), url("m.bin")]));
+    assert_eq!(Fetcher::new(&s).fetch("m").unwrap(), FetchOutcome::Fetched);
+    assert_eq!(std::fs::read(cache.join("m.bin")).unwrap(), CONTENT);
+    server.join().unwrap();
+}

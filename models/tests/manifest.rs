@@ -41,7 +41,7 @@ fn sources_never_name_registry_hosts() {
     let m = Manifest::builtin();
     for e in &m.models {
         for s in &e.sources {
-            if let Source::Url { url } = s {
+            if let Source::Url { url, .. } = s {
                 assert!(!url.contains("pypi") && !url.contains("npmjs"), "{}: {url}", e.id);
             }
         }
