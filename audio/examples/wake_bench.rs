@@ -2,7 +2,8 @@
 //!
 //!   wake_bench throughput FILE_OR_DIR...
 //!       CPU time of openWakeWord (all shipped wake words) on the concatenated audio, fed as a live
-//!       stream in 80 ms chunks and, for comparison, in 1 s blocks (batched). One JSON line each.
+//!       stream in 80 ms chunks and in 1 s blocks (with and without the whole-run embedding, see
+//!       `OpenWakeWord::set_whole_run_embedding`). One JSON line each.
 //!   wake_bench false-accepts --positives MANIFEST --negatives FILE_OR_DIR...
 //!       Every file as its own stream; for a sweep of thresholds: detections on the negatives per
 //!       hour, and whether every positive fixture is detected (its own wake word, once).
@@ -76,8 +77,14 @@ fn throughput(models: &FrontEndModels, files: &[PathBuf]) -> Result<(), Box<dyn 
         audio.extend(read_wav(f)?);
     }
     let audio_s = audio.len() as f64 / 16_000.0;
-    for (mode, block) in [("stream 80 ms", FRAME), ("blocks 1 s", 16_000)] {
+    let modes = [
+        ("stream 80 ms", FRAME, true),
+        ("blocks 1 s, one embedding call per window", 16_000, false),
+        ("blocks 1 s, whole-run embedding", 16_000, true),
+    ];
+    for (mode, block, whole_run) in modes {
         let mut oww = OpenWakeWord::new(&models.oww, &models.wakes)?;
+        oww.set_whole_run_embedding(whole_run);
         let (cpu0, wall0) = (cpu_seconds(), Instant::now());
         let mut frames = 0;
         for chunk in audio.chunks(block) {

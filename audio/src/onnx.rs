@@ -52,6 +52,22 @@ pub(crate) fn session(path: &Path) -> Result<Session, AudioError> {
         .map_err(|e| err(e.to_string()))
 }
 
+/// Like [`session`], from model bytes (e.g. a model adapted at load time); `path` names it in errors.
+pub(crate) fn session_from_memory(bytes: &[u8], path: &Path) -> Result<Session, AudioError> {
+    let (_, env) = RUNTIME.get().ok_or(AudioError::RuntimeMissing)?;
+    let err = |reason: String| AudioError::ModelLoad { path: path.to_path_buf(), reason };
+    Session::builder(env)
+        .map_err(|e| err(e.to_string()))?
+        .with_intra_threads(1)
+        .map_err(|e| err(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| err(e.to_string()))?
+        .with_intra_op_spinning(false)
+        .map_err(|e| err(e.to_string()))?
+        .commit_from_memory(bytes)
+        .map_err(|e| err(e.to_string()))
+}
+
 /// Checks that a model's first input has the expected rank, naming the model otherwise.
 pub(crate) fn input_name(session: &Session, model: &str, index: usize) -> Result<String, AudioError> {
     session.inputs().get(index).map(|i| i.name().to_string()).ok_or_else(|| AudioError::ModelShape {

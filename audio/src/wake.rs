@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::onnx::{infer_err, input_name, session};
+use crate::onnx::{infer_err, input_name, session, session_from_memory};
 use crate::AudioError;
 
 /// Samples per frame: every 80 ms the detector emits one score per wake word.
@@ -155,6 +155,9 @@ pub struct OpenWakeWord {
     mel_input: String,
     emb: Session,
     emb_input: String,
+    /// The embedding model over a whole run of mel frames (see `sequence_embedding_model`).
+    emb_seq: Option<Session>,
+    use_emb_seq: bool,
     classifiers: Vec<Classifier>,
     /// Last samples (int16 scale) for the mel context.
     context: Vec<f32>,
@@ -181,6 +184,14 @@ impl OpenWakeWord {
         let mel_input = input_name(&mel, "melspectrogram", 0)?;
         let emb = session(&files.embedding)?;
         let emb_input = input_name(&emb, "embedding", 0)?;
+        let emb_seq = match sequence_embedding_model(&files.embedding)? {
+            Some(bytes) => Some(session_from_memory(&bytes, &files.embedding)?),
+            None => {
+                tracing::warn!(model = %files.embedding.display(),
+                    "embedding model not recognised for whole-run evaluation; using one window at a time (slower)");
+                None
+            }
+        };
         let mut classifiers = Vec::new();
         for w in wakes {
             classifiers.push(load_classifier(w)?);
@@ -191,6 +202,8 @@ impl OpenWakeWord {
             mel_input,
             emb,
             emb_input,
+            emb_seq,
+            use_emb_seq: true,
             classifiers,
             context: Vec::new(),
             pending: Vec::new(),
@@ -287,20 +300,29 @@ impl OpenWakeWord {
                     windows.extend_from_slice(&chunk[start - MEL_CONTEXT..start + FRAME]);
                 }
             }
-            let mel = self.melspectrogram(&windows, rows)?;
+            let mut mel = Vec::with_capacity(rows * MEL_PER_FRAME);
+            for w in windows.chunks_exact(FRAME + MEL_CONTEXT) {
+                mel.extend(self.melspectrogram(w, 1)?);
+            }
             if mel.len() != rows * MEL_PER_FRAME {
                 return Err(AudioError::ModelShape {
                     model: "melspectrogram".into(),
                     reason: format!("{} rows for {rows} frames, expected {}", mel.len(), rows * MEL_PER_FRAME),
                 });
             }
-            let mut mel_windows = Vec::with_capacity(rows);
-            for rows_of_frame in mel.chunks_exact(MEL_PER_FRAME) {
-                self.mel_buf.extend(rows_of_frame.iter().copied());
-                mel_windows.push(self.last_mel_window());
-            }
-            let refs: Vec<&[[f32; MEL_BINS]]> = mel_windows.iter().map(|w| &w[..]).collect();
-            let embs = self.embeddings(&refs)?;
+            let before = self.mel_buf.len();
+            self.mel_buf.extend(mel.iter().copied());
+            let embs = if self.emb_seq.is_some() && self.use_emb_seq {
+                // The windows of consecutive frames are 8 mel rows apart: one run covers them all.
+                let run: Vec<[f32; MEL_BINS]> = self.mel_buf.range(before + MEL_PER_FRAME - EMB_WINDOW..).copied().collect();
+                self.sequence_embeddings(&run, rows)?
+            } else {
+                let windows: Vec<Vec<[f32; MEL_BINS]>> = (1..=rows)
+                    .map(|j| self.mel_buf.range(before + j * MEL_PER_FRAME - EMB_WINDOW..before + j * MEL_PER_FRAME).copied().collect())
+                    .collect();
+                let refs: Vec<&[[f32; MEL_BINS]]> = windows.iter().map(|w| &w[..]).collect();
+                self.embeddings(&refs)?
+            };
             for e in embs {
                 frames.push(self.classify(e)?);
             }
@@ -310,6 +332,27 @@ impl OpenWakeWord {
             self.mel_buf.pop_front();
         }
         Ok(frames)
+    }
+
+    /// Whether runs of frames share one whole-run embedding call (default) or compute each
+    /// window separately (as the reference does; for comparison and benchmarks).
+    pub fn set_whole_run_embedding(&mut self, on: bool) {
+        self.use_emb_seq = on;
+    }
+
+    /// Embeddings of the `n` windows (76 rows, 8 apart) of one run of mel rows, in one call.
+    fn sequence_embeddings(&mut self, run: &[[f32; MEL_BINS]], n: usize) -> Result<Vec<[f32; EMB_DIM]>, AudioError> {
+        let session = self.emb_seq.as_mut().expect("checked by the caller");
+        let flat: Vec<f32> = run.iter().flatten().copied().collect();
+        let err = infer_err("embedding");
+        let input = TensorRef::from_array_view(([1, run.len(), MEL_BINS, 1], &flat[..])).map_err(&err)?;
+        let out = session.run(ort::inputs![self.emb_input.as_str() => input]).map_err(&err)?;
+        let (_, data) = out[0].try_extract_tensor::<f32>().map_err(&err)?;
+        if data.len() != n * EMB_DIM {
+            return Err(AudioError::ModelShape { model: "embedding".into(), reason: format!("{} outputs for a run of {n} windows", data.len()) });
+        }
+        // The last layer's output is channels × time; the model's final reshape keeps that order.
+        Ok((0..n).map(|j| std::array::from_fn(|c| data[c * n + j])).collect())
     }
 
     fn last_mel_window(&self) -> Vec<[f32; MEL_BINS]> {
@@ -363,6 +406,34 @@ impl WakeDetector for OpenWakeWord {
     fn wake_names(&self) -> Vec<String> {
         self.classifiers.iter().map(|c| c.name.clone()).collect()
     }
+}
+
+/// The speech-embedding model is convolutional along time with valid padding, a total time stride
+/// of 8 and a receptive field of 76 mel rows: evaluated on a longer run of rows it yields the
+/// embeddings of all its 76-row windows 8 apart, sharing the work of their overlap (about 7x less
+/// CPU than one window at a time, same results). Two constants pin the input to 76 rows: the
+/// declared input dimension and the first Reshape's target shape. Both are rewritten in place,
+/// with byte sequences of the same length; anything unexpected returns `None`.
+fn sequence_embedding_model(path: &std::path::Path) -> Result<Option<Vec<u8>>, AudioError> {
+    let mut bytes = std::fs::read(path).map_err(|e| AudioError::ModelLoad { path: path.to_path_buf(), reason: e.to_string() })?;
+    // Input shape dims 76, 32, 1 (TensorShapeProto.dim entries with dim_value).
+    let dims: [u8; 12] = [0x0A, 0x02, 0x08, 76, 0x0A, 0x02, 0x08, 32, 0x0A, 0x02, 0x08, 0x01];
+    // Reshape target [-1, 1, 76, 32] as raw int64 data.
+    let shape: Vec<u8> = [-1i64, 1, 76, 32].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let (Some(d), Some(r)) = (find_once(&bytes, &dims), find_once(&bytes, &shape)) else { return Ok(None) };
+    // dim_value: 76 → dim_param: "" (a free dimension), both two bytes.
+    bytes[d + 2] = 0x12;
+    bytes[d + 3] = 0x00;
+    // [-1, 1, 76, 32] → [1, 1, -1, 32]: one run, its length inferred.
+    let patched: Vec<u8> = [1i64, 1, -1, 32].iter().flat_map(|v| v.to_le_bytes()).collect();
+    bytes[r..r + patched.len()].copy_from_slice(&patched);
+    Ok(Some(bytes))
+}
+
+fn find_once(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let mut hits = haystack.windows(needle.len()).enumerate().filter(|(_, w)| *w == needle).map(|(i, _)| i);
+    let first = hits.next()?;
+    hits.next().is_none().then_some(first)
 }
 
 fn load_classifier(w: &WakeSpec) -> Result<Classifier, AudioError> {

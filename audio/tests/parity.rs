@@ -21,14 +21,19 @@ fn scores_match_the_python_reference_at_every_frame() {
     assert_eq!(reference.chunk, sotto_audio::FRAME);
     assert!(reference.files.len() >= 10, "too few reference files: {}", reference.files.len());
     let mut worst = (0.0f32, String::new());
-    for (file, expected) in &reference.files {
+    let mut oww = OpenWakeWord::new(&models.oww, &models.wakes).unwrap();
+    // One frame at a time (live), odd sizes (buffering), 1 s blocks (runs of frames), each with
+    // the whole-run embedding and with one embedding call per window.
+    let runs = [(1280usize, true), (3001, true), (16_000, true), (16_000, false)];
+    for ((file, expected), (chunk_len, whole_run)) in reference.files.iter().flat_map(|f| runs.map(|r| (f, r))) {
         let samples = read_wav(&common::fixtures().join(file)).unwrap();
-        let mut oww = OpenWakeWord::new(&models.oww, &models.wakes).unwrap();
-        // Odd chunk sizes: buffering and batching must not change the result.
+        sotto_audio::WakeDetector::reset(&mut oww).unwrap();
+        oww.set_whole_run_embedding(whole_run);
         let mut frames = Vec::new();
-        for chunk in samples.chunks(3001) {
+        for chunk in samples.chunks(chunk_len) {
             frames.extend(oww.score_frames(chunk).unwrap());
         }
+        let file = format!("{file} (chunks of {chunk_len}, whole-run embedding {whole_run})");
         for (m, spec) in models.wakes.iter().enumerate() {
             let want = &expected[&spec.name];
             assert_eq!(frames.len(), want.len(), "{file} {}: frame count", spec.name);
