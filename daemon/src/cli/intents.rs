@@ -1,11 +1,38 @@
 //! `sotto parse`, `sotto transcribe`, `sotto understand`: front end of the `sotto-intents` crate.
 
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context;
+use sotto_intents::slm::{LanguageModel, SlmConfig};
+use sotto_intents::{Intents, Resolution, SlmError};
+
+/// Where the intents come from and whether the language model backs up the grammar.
+#[derive(clap::Args, Debug, Clone)]
+pub struct IntentSource {
+    /// Domain files or directories of `*.toml` (default: the four shipped domains, built in).
+    #[arg(long = "intents", num_args = 1..)]
+    pub intents: Vec<PathBuf>,
+    /// Language-model fallback for what the grammar misses: a model id from the cache
+    /// (e.g. `gemma3-270m-q4_k_m`) or a GGUF path. Off by default.
+    #[arg(long)]
+    pub slm: Option<String>,
+    /// Site id substituted into action topics when printing the planned action.
+    #[arg(long, default_value = "default")]
+    pub site_id: String,
+}
 
 #[derive(clap::Args)]
 pub struct ParseArgs {
+    #[command(flatten)]
+    pub source: IntentSource,
+    /// Read `{"text": …}` lines from this file (`-` for stdin) and write one result line each.
+    #[arg(long, conflicts_with = "text")]
+    pub jsonl: Option<PathBuf>,
     /// The transcript to resolve.
-    pub text: String,
+    #[arg(required_unless_present = "jsonl")]
+    pub text: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -15,11 +42,115 @@ pub struct TranscribeArgs {
 
 #[derive(clap::Args)]
 pub struct UnderstandArgs {
-    pub wav: std::path::PathBuf,
+    #[command(flatten)]
+    pub source: IntentSource,
+    pub wav: PathBuf,
 }
 
-pub fn parse(_args: ParseArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+/// `sotto-intents` talks to a model only through its trait; this adapts the SLM worker client.
+struct WorkerLm(sotto_workers::SlmClient);
+
+impl LanguageModel for WorkerLm {
+    fn generate(&mut self, prompt: &str, grammar: Option<&sotto_intents::slm::Grammar>, max_tokens: u32) -> Result<String, SlmError> {
+        let grammar = grammar.map(|g| match g {
+            sotto_intents::slm::Grammar::Gbnf(s) => sotto_workers::Grammar::Gbnf(s.clone()),
+            sotto_intents::slm::Grammar::JsonSchema(s) => sotto_workers::Grammar::JsonSchema(s.clone()),
+        });
+        self.0.generate(prompt, grammar, max_tokens).map(|g| g.text).map_err(|e| SlmError::Model(e.to_string()))
+    }
+
+    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
+        self.0.score(prompt, candidates).map_err(|e| SlmError::Model(e.to_string()))
+    }
+}
+
+/// A model id from the cache, or a path to a GGUF file.
+fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
+    let p = PathBuf::from(id_or_path);
+    if p.is_file() {
+        return Ok(p);
+    }
+    let store = sotto_models::Store::open().context("opening the model cache")?;
+    store.path(id_or_path).with_context(|| format!("language model `{id_or_path}` (fetch it with `sotto models fetch {id_or_path}`)"))
+}
+
+struct Loaded {
+    intents: Intents,
+    lm: Option<WorkerLm>,
+    site_id: String,
+}
+
+impl Loaded {
+    fn open(source: &IntentSource) -> anyhow::Result<Loaded> {
+        let intents = if source.intents.is_empty() {
+            Intents::shipped()
+        } else {
+            Intents::load(&source.intents).context("loading intents")?
+        };
+        let lm = match &source.slm {
+            None => None,
+            Some(id) => {
+                let model = model_path(id)?;
+                let client = sotto_workers::SlmClient::start(sotto_workers::WorkerConfig::new(model))
+                    .with_context(|| format!("starting the language-model worker for `{id}`"))?;
+                Some(WorkerLm(client))
+            }
+        };
+        Ok(Loaded { intents, lm, site_id: source.site_id.clone() })
+    }
+
+    fn resolve(&mut self, text: &str) -> serde_json::Value {
+        let lm = self.lm.as_mut().map(|l| l as &mut dyn LanguageModel);
+        let r: Resolution = self.intents.resolve(text, lm, &SlmConfig::default());
+        let mut v = serde_json::to_value(&r).expect("a resolution serialises");
+        if let Some(action) = self.intents.plan_action(&r, &self.site_id) {
+            v["action"] = serde_json::to_value(action).expect("an action serialises");
+        }
+        v
+    }
+}
+
+pub fn parse(mut args: ParseArgs) -> anyhow::Result<ExitCode> {
+    // `--intents` takes several values, so `sotto parse --intents a.toml "text"` hands the text to
+    // it: a last value that is no file is the text.
+    if args.text.is_none() && args.jsonl.is_none() {
+        if let Some(last) = args.source.intents.last() {
+            if !last.exists() {
+                args.text = args.source.intents.pop().map(|p| p.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut loaded = Loaded::open(&args.source)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match (&args.jsonl, &args.text) {
+        (Some(path), _) => {
+            let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                Box::new(std::io::BufReader::new(
+                    std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?,
+                ))
+            };
+            for (n, line) in reader.lines().enumerate() {
+                let line = line.with_context(|| format!("reading {}", path.display()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let input: serde_json::Value = serde_json::from_str(&line)
+                    .with_context(|| format!("{}:{}: not a JSON object", path.display(), n + 1))?;
+                let text = input["text"]
+                    .as_str()
+                    .with_context(|| format!("{}:{}: no string field `text`", path.display(), n + 1))?;
+                let mut result = loaded.resolve(text);
+                result["text"] = text.into();
+                writeln!(out, "{}", serde_json::to_string(&result)?)?;
+            }
+        }
+        (None, Some(text)) => writeln!(out, "{}", serde_json::to_string(&loaded.resolve(text))?)?,
+        (None, None) => anyhow::bail!("give the text to parse, or --jsonl FILE"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn transcribe(_args: TranscribeArgs) -> anyhow::Result<ExitCode> {
@@ -27,5 +158,5 @@ pub fn transcribe(_args: TranscribeArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn understand(_args: UnderstandArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+    anyhow::bail!("not implemented yet: needs the speech-to-text worker")
 }
