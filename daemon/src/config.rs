@@ -41,12 +41,11 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Names this device in MQTT topics and Hermes events.
-    pub site_id: String,
     pub models: ModelsConfig,
     pub audio: AudioConfig,
     pub wake: WakeConfig,
-    pub vad: VadConfig,
+    /// Endpointing after a wake word (Silero VAD thresholds, pre-roll, trailing silence, limits).
+    pub endpoint: sotto_audio::EndpointConfig,
     pub stt: SttConfig,
     pub intents: IntentsConfig,
     pub slm: SlmConfig,
@@ -56,11 +55,10 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            site_id: "default".into(),
             models: ModelsConfig::default(),
             audio: AudioConfig::default(),
             wake: WakeConfig::default(),
-            vad: VadConfig::default(),
+            endpoint: sotto_audio::EndpointConfig::default(),
             stt: SttConfig::default(),
             intents: IntentsConfig::default(),
             slm: SlmConfig::default(),
@@ -119,51 +117,34 @@ impl Default for WakeConfig {
     }
 }
 
-pub const SHIPPED_WAKE_WORDS: &[&str] = &["hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy"];
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WakeModelConfig {
     /// A shipped wake word (`hey_jarvis`, `alexa`, `hey_mycroft`, `hey_rhasspy`).
     pub name: String,
-    /// Score in 0..1 above which a frame counts.
+    /// Score in 0..1 at or above which an 80 ms frame counts.
     pub threshold: f32,
-    /// Consecutive frames (80 ms each) over the threshold before a detection.
-    pub trigger_frames: u32,
-    /// Seconds after a detection during which this model cannot fire again.
-    pub refractory_s: f32,
+    /// Consecutive frames over the threshold before a detection.
+    pub patience: u32,
+    /// After a detection, no new one of this word for this long.
+    pub refractory_ms: u32,
 }
 
 impl Default for WakeModelConfig {
     fn default() -> Self {
-        WakeModelConfig { name: "hey_jarvis".into(), threshold: 0.5, trigger_frames: 1, refractory_s: 2.0 }
+        let trigger = sotto_audio::TriggerConfig::default();
+        WakeModelConfig {
+            name: "hey_jarvis".into(),
+            threshold: trigger.threshold,
+            patience: trigger.patience,
+            refractory_ms: trigger.refractory_ms,
+        }
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct VadConfig {
-    /// Silero speech probability above which a 32 ms window is speech.
-    pub threshold: f32,
-    /// Audio kept from before the detected speech start, so the first word is not cut.
-    pub preroll_ms: u32,
-    /// Silence that ends an utterance.
-    pub trailing_silence_ms: u32,
-    /// Hard cap on an utterance; longer speech is cut here.
-    pub max_utterance_s: f32,
-    /// Return to idle when no speech starts this long after the wake word.
-    pub no_speech_timeout_s: f32,
-}
-
-impl Default for VadConfig {
-    fn default() -> Self {
-        VadConfig {
-            threshold: 0.5,
-            preroll_ms: 300,
-            trailing_silence_ms: 600,
-            max_utterance_s: 10.0,
-            no_speech_timeout_s: 4.0,
-        }
+impl WakeModelConfig {
+    pub fn trigger(&self) -> sotto_audio::TriggerConfig {
+        sotto_audio::TriggerConfig { threshold: self.threshold, patience: self.patience, refractory_ms: self.refractory_ms }
     }
 }
 
@@ -247,43 +228,25 @@ impl Config {
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let mut bad = |key: String, message: String| issues.push(ConfigIssue { key, message });
-        if self.site_id.is_empty() || self.site_id.contains(['/', '+', '#']) {
-            bad("site_id".into(), format!("{:?} must be non-empty and contain no '/', '+' or '#'", self.site_id));
-        }
         if self.wake.models.is_empty() {
             bad("wake.models".into(), "at least one wake word is needed".into());
         }
         for (i, model) in self.wake.models.iter().enumerate() {
-            if !SHIPPED_WAKE_WORDS.contains(&model.name.as_str()) {
+            let key = format!("wake.models[{i}]");
+            if !sotto_audio::SHIPPED_WAKE_WORDS.contains(&model.name.as_str()) {
                 bad(
-                    format!("wake.models[{i}].name"),
-                    format!("unknown wake word {:?}; shipped: {}", model.name, SHIPPED_WAKE_WORDS.join(", ")),
+                    format!("{key}.name"),
+                    format!("unknown wake word {:?}; shipped: {}", model.name, sotto_audio::SHIPPED_WAKE_WORDS.join(", ")),
                 );
             }
-            if !(model.threshold > 0.0 && model.threshold < 1.0) {
-                bad(format!("wake.models[{i}].threshold"), format!("{} is not in (0, 1)", model.threshold));
-            }
-            if model.trigger_frames == 0 {
-                bad(format!("wake.models[{i}].trigger_frames"), "must be at least 1".into());
-            }
-            if !(model.refractory_s >= 0.0) {
-                bad(format!("wake.models[{i}].refractory_s"), format!("{} must be >= 0", model.refractory_s));
+            for problem in model.trigger().problems(&key) {
+                let (k, m) = split_problem(&problem);
+                bad(k, m);
             }
         }
-        if !(self.vad.threshold > 0.0 && self.vad.threshold < 1.0) {
-            bad("vad.threshold".into(), format!("{} is not in (0, 1)", self.vad.threshold));
-        }
-        if !(100..=5000).contains(&self.vad.trailing_silence_ms) {
-            bad("vad.trailing_silence_ms".into(), format!("{} is not in 100..=5000", self.vad.trailing_silence_ms));
-        }
-        if self.vad.preroll_ms > 2000 {
-            bad("vad.preroll_ms".into(), format!("{} is over 2000", self.vad.preroll_ms));
-        }
-        if !(1.0..=30.0).contains(&self.vad.max_utterance_s) {
-            bad("vad.max_utterance_s".into(), format!("{} is not in 1..=30 (Whisper hears 30 s at most)", self.vad.max_utterance_s));
-        }
-        if !(0.5..=60.0).contains(&self.vad.no_speech_timeout_s) {
-            bad("vad.no_speech_timeout_s".into(), format!("{} is not in 0.5..=60", self.vad.no_speech_timeout_s));
+        for problem in self.endpoint.problems("endpoint") {
+            let (k, m) = split_problem(&problem);
+            bad(k, m);
         }
         if self.stt.language.len() < 2 || !self.stt.language.chars().all(|c| c.is_ascii_lowercase()) {
             bad("stt.language".into(), format!("{:?} is not a Whisper language code such as \"en\"", self.stt.language));
@@ -311,8 +274,8 @@ impl Config {
                 );
             }
         }
-        for (key, message) in self.mqtt.validate() {
-            bad(format!("mqtt.{key}"), message);
+        for (key, message) in self.mqtt.validate("mqtt") {
+            bad(key, message);
         }
         issues
     }
@@ -323,6 +286,14 @@ impl Config {
 
     pub fn slm_timeout(&self) -> Duration {
         Duration::from_secs_f32(self.slm.timeout_s)
+    }
+}
+
+/// The audio crate reports problems as `key.path = value: reason`; split off the key path.
+fn split_problem(problem: &str) -> (String, String) {
+    match problem.split_once(' ') {
+        Some((key, rest)) => (key.to_string(), rest.trim_start_matches("= ").to_string()),
+        None => (String::new(), problem.to_string()),
     }
 }
 
@@ -364,7 +335,7 @@ mod tests {
     #[test]
     fn empty_file_gives_the_documented_defaults() {
         let config = Config::from_toml("", "test").unwrap();
-        assert_eq!(config.site_id, "default");
+        assert_eq!(config.mqtt.site_id, "default");
         assert_eq!(config.wake.models[0].name, "hey_jarvis");
         assert_eq!(config.intents.domains, SHIPPED_DOMAINS);
     }
@@ -372,12 +343,11 @@ mod tests {
     #[test]
     fn every_bad_value_is_reported_with_its_key() {
         let text = r#"
-            site_id = "a/b"
             [[wake.models]]
             name = "hey_siri"
             threshold = 1.5
-            [vad]
-            trailing_silence_ms = 10
+            [mqtt]
+            site_id = "a/b"
             [intents]
             domains = ["vehicle", "/nonexistent/pizza.toml"]
         "#;
@@ -385,7 +355,7 @@ mod tests {
         let keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(
             keys,
-            ["site_id", "wake.models[0].name", "wake.models[0].threshold", "vad.trailing_silence_ms", "intents.domains[1]"]
+            ["wake.models[0].name", "wake.models[0].threshold", "intents.domains[1]", "mqtt.site_id"]
         );
         assert!(errors.to_string().contains("hey_siri"));
     }

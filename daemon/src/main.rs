@@ -4,7 +4,11 @@
 //! `sotto-stt-worker` and `sotto-slm-worker` processes, which this binary supervises.
 
 mod cli;
+mod config;
+mod engines;
 mod mqtt;
+mod pipeline;
+mod service;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +36,10 @@ enum Command {
     Transcribe(cli::intents::TranscribeArgs),
     /// VAD, speech-to-text and intents on one utterance in a WAV file.
     Understand(cli::intents::UnderstandArgs),
+    /// Run the daemon (the microphone, or one WAV file with --input).
+    Run(cli::daemon::RunArgs),
+    /// Validate a config file: keys, values, model files, intents; the broker with --online.
+    CheckConfig(cli::daemon::CheckConfigArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -43,6 +51,8 @@ fn main() -> std::process::ExitCode {
         Command::Parse(args) => cli::intents::parse(args),
         Command::Transcribe(args) => cli::intents::transcribe(args),
         Command::Understand(args) => cli::intents::understand(args),
+        Command::Run(args) => cli::daemon::run(args),
+        Command::CheckConfig(args) => cli::daemon::check_config(args),
     };
     match result {
         Ok(code) => code,
@@ -58,6 +68,8 @@ fn init_logging(filter: Option<&str>) {
     let filter = filter
         .map(tracing_subscriber::EnvFilter::new)
         .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        // The embedded broker logs every subscription at info; only its warnings matter to users.
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }

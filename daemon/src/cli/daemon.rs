@@ -1,0 +1,91 @@
+//! `sotto run` and `sotto check-config`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::config::{Config, ConfigIssue};
+use crate::engines;
+use crate::mqtt::BrokerMode;
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// Config file; without it the built-in default: embedded broker, `default` model profile,
+    /// every shipped domain, wake word "hey jarvis".
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run the pipeline on this WAV file and exit, printing every published MQTT message as a JSON
+    /// line `{"topic": …, "payload": …}`.
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+pub struct CheckConfigArgs {
+    pub config: PathBuf,
+    /// Also connect to the configured broker.
+    #[arg(long)]
+    pub online: bool,
+}
+
+/// The built-in config of `sotto run` without `--config`: zero set-up.
+fn builtin_config() -> Config {
+    let mut config = Config::default();
+    config.mqtt.broker = BrokerMode::Embedded;
+    config.mqtt.port = 0;
+    config
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => builtin_config(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
+    runtime.block_on(crate::pipeline::run(config, args.config.clone(), args.input.clone()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let mut issues: Vec<ConfigIssue> = Vec::new();
+    if let Err(found) = engines::locate_models(&config) {
+        issues.extend(found);
+    }
+    if let Err(issue) = engines::load_intents(&config) {
+        issues.push(issue);
+    }
+    if args.online && config.mqtt.broker == BrokerMode::External {
+        if let Err(message) = broker_reachable(&config) {
+            issues.push(ConfigIssue { key: "mqtt.host".into(), message });
+        }
+    }
+    if issues.is_empty() {
+        println!("{}: OK", args.config.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!("{}: {} problem(s)", args.config.display(), issues.len());
+    for issue in &issues {
+        eprintln!("  {issue}");
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+/// Connects with the configured settings and waits for the broker's CONNACK.
+fn broker_reachable(config: &Config) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let (hub, _control) = crate::mqtt::MqttHub::start(&config.mqtt, crate::mqtt::PrintMode::Off).await.map_err(|e| e.to_string())?;
+        let waited = hub.wait_connected(Duration::from_secs(5)).await.map_err(|e| format!("{}:{}: {e}", config.mqtt.host, config.mqtt.port));
+        let _ = hub.shutdown(Duration::from_secs(1)).await;
+        waited
+    })
+}

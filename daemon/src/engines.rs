@@ -1,0 +1,145 @@
+//! Everything the pipeline runs on, loaded from a config: model files from the store, the audio
+//! front end, the supervised STT and SLM workers, and the compiled intents.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use sotto_intents::slm::{Grammar as IntentGrammar, LanguageModel};
+use sotto_intents::{Intents, SlmError};
+use sotto_models::{Manifest, Role, Store};
+use sotto_workers::{Grammar, SlmClient, SttClient, WorkerConfig, WorkerError};
+
+use crate::config::{Config, ConfigIssue, SHIPPED_DOMAINS};
+
+/// Paths of every model file a config needs, each present and verified.
+#[derive(Debug, Clone)]
+pub struct ModelFiles {
+    pub onnxruntime: PathBuf,
+    pub front_end: sotto_audio::FrontEndModels,
+    pub stt: PathBuf,
+    pub slm: Option<PathBuf>,
+}
+
+pub fn open_store(config: &Config) -> Result<Store, ConfigIssue> {
+    let issue = |message: String| ConfigIssue { key: "models.dir".into(), message };
+    match &config.models.dir {
+        Some(dir) => {
+            let local = dir.join(sotto_models::store::LOCAL_MANIFEST);
+            let manifest = Manifest::load_with_local(&local).map_err(|e| issue(e.to_string()))?;
+            Ok(Store::with_manifest(dir, manifest))
+        }
+        None => Store::open().map_err(|e| issue(e.to_string())),
+    }
+}
+
+/// Finds every model of the config's profile; all missing or damaged files are reported at once.
+pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
+    let store = open_store(config).map_err(|issue| vec![issue])?;
+    let issues = std::cell::RefCell::new(Vec::new());
+    let profile_key = "models.profile";
+    let ids = match store.profile(&config.models.profile) {
+        Ok(ids) => ids,
+        Err(err) => return Err(vec![ConfigIssue { key: profile_key.into(), message: err.to_string() }]),
+    };
+    let with_role = |role: Role| {
+        ids.iter().find(|id| store.entry(id).map(|e| e.role == role).unwrap_or(false)).cloned()
+    };
+    let get = |key: &str, id: &str| match store.path(id) {
+        Ok(path) => path,
+        Err(err) => {
+            issues.borrow_mut().push(ConfigIssue { key: key.into(), message: format!("{err} (run `sotto models fetch --profile {}`)", config.models.profile) });
+            PathBuf::new()
+        }
+    };
+    let onnxruntime = get(profile_key, sotto_audio::ONNXRUNTIME_ID);
+    let stt = match with_role(Role::Stt) {
+        Some(id) => get(profile_key, &id),
+        None => {
+            issues.borrow_mut().push(ConfigIssue { key: profile_key.into(), message: format!("profile {:?} has no speech-to-text model", config.models.profile) });
+            PathBuf::new()
+        }
+    };
+    let slm = match (config.slm.enabled, with_role(Role::Slm)) {
+        (false, _) => None,
+        (true, Some(id)) => Some(get(profile_key, &id)),
+        (true, None) => {
+            issues.borrow_mut().push(ConfigIssue {
+                key: "slm.enabled".into(),
+                message: format!("profile {:?} has no language model; set slm.enabled = false or pick another profile", config.models.profile),
+            });
+            None
+        }
+    };
+    let wake_names: Vec<String> = config.wake.models.iter().map(|w| w.name.clone()).collect();
+    let front_end = sotto_audio::FrontEndModels::resolve(&wake_names, &sotto_audio::TriggerConfig::default(), |id| store.path(id));
+    let front_end = match front_end {
+        Ok(mut models) => {
+            // Each wake word keeps its own decision rule from the config.
+            for (spec, wake) in models.wakes.iter_mut().zip(&config.wake.models) {
+                spec.trigger = wake.trigger();
+            }
+            Some(models)
+        }
+        Err(err) => {
+            issues.borrow_mut().push(ConfigIssue { key: "wake.models".into(), message: format!("{err} (run `sotto models fetch --profile {}`)", config.models.profile) });
+            None
+        }
+    };
+    let issues = issues.into_inner();
+    match front_end {
+        Some(front_end) if issues.is_empty() => Ok(ModelFiles { onnxruntime, front_end, stt, slm }),
+        _ => Err(issues),
+    }
+}
+
+/// The intents of the config: shipped domain names resolve to the embedded files.
+pub fn load_intents(config: &Config) -> Result<Intents, ConfigIssue> {
+    let shipped: Vec<&str> = config.intents.domains.iter().map(String::as_str).filter(|d| SHIPPED_DOMAINS.contains(d)).collect();
+    let files: Vec<PathBuf> =
+        config.intents.domains.iter().filter(|d| !SHIPPED_DOMAINS.contains(&d.as_str())).map(PathBuf::from).collect();
+    let mut sources: Vec<(String, String)> = sotto_intents::schema::shipped_sources()
+        .into_iter()
+        .filter(|(name, _)| shipped.iter().any(|d| name.trim_end_matches(".toml").ends_with(d)))
+        .collect();
+    let issue = |message: String| ConfigIssue { key: "intents.domains".into(), message };
+    sources.extend(sotto_intents::schema::read_sources(&files).map_err(|e| issue(e.to_string()))?);
+    Intents::from_sources(&sources).map_err(|e| issue(e.to_string()))
+}
+
+/// Worker clients are blocking; the async pipeline calls them inside `spawn_blocking`, one request
+/// at a time per worker (the mutex), which is also what a worker process can serve.
+pub type Shared<T> = Arc<Mutex<T>>;
+
+pub fn start_stt(config: &Config, model: &PathBuf) -> anyhow::Result<SttClient> {
+    let mut worker = WorkerConfig::new(model);
+    worker.request_timeout = config.stt_timeout();
+    SttClient::start(worker).with_context(|| format!("starting the speech-to-text worker on {}", model.display()))
+}
+
+pub fn start_slm(config: &Config, model: &PathBuf) -> anyhow::Result<SlmClient> {
+    let mut worker = WorkerConfig::new(model);
+    worker.request_timeout = config.slm_timeout();
+    SlmClient::start(worker).with_context(|| format!("starting the language-model worker on {}", model.display()))
+}
+
+/// Lets the intents crate use the SLM worker without knowing about processes.
+pub struct WorkerLanguageModel<'a>(pub &'a mut SlmClient);
+
+fn slm_error(err: WorkerError) -> SlmError {
+    SlmError::Model(err.to_string())
+}
+
+impl LanguageModel for WorkerLanguageModel<'_> {
+    fn generate(&mut self, prompt: &str, grammar: Option<&IntentGrammar>, max_tokens: u32) -> Result<String, SlmError> {
+        let grammar = grammar.map(|g| match g {
+            IntentGrammar::Gbnf(source) => Grammar::Gbnf(source.clone()),
+            IntentGrammar::JsonSchema(source) => Grammar::JsonSchema(source.clone()),
+        });
+        self.0.generate(prompt, grammar, max_tokens).map(|g| g.text).map_err(slm_error)
+    }
+
+    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
+        self.0.score(prompt, candidates).map_err(slm_error)
+    }
+}

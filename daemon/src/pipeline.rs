@@ -1,0 +1,745 @@
+//! `sotto run`: idle → wake → listening → understanding → (confirming) → idle, for one site.
+//!
+//! Threads and channels:
+//! - The **audio thread** owns the source and the front end (wake word, VAD, endpointing, all
+//!   synchronous ONNX inference). It sends [`AudioEvent`]s to the session loop over a bounded
+//!   channel of [`EVENT_CHANNEL`] slots. Live input never waits on it: when the channel is full
+//!   (the session loop is still understanding earlier commands), the event is dropped and counted
+//!   in `events_dropped_busy` with a warning; the microphone ring buffer itself is never blocked.
+//!   File input waits instead (back-pressure), and after each utterance it waits for the session
+//!   loop's word, so a file runs exactly as if spoken with pauses.
+//! - The **session loop** (async) publishes Hermes events, runs speech-to-text and intents on the
+//!   blocking worker clients inside `spawn_blocking` (one request at a time per worker), drives the
+//!   confirmation gate, and handles control messages, SIGHUP (reload) and SIGTERM (shutdown).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sotto_audio::{Event, FrontEnd, Utterance};
+use sotto_intents::confirm::{ConfirmationGate, Outcome, SystemClock};
+use sotto_intents::{Intents, PlannedAction, Resolution};
+use sotto_workers::{SlmClient, SttClient, TranscribeOptions};
+use tokio::sync::mpsc;
+
+use crate::config::{AudioSource, Config};
+use crate::engines::{self, WorkerLanguageModel};
+use crate::mqtt::{self, ControlMessage, HermesEvent, MqttHub, PrintMode, TerminationReason};
+
+/// Slots between the audio thread and the session loop (see the module doc for when full).
+pub const EVENT_CHANNEL: usize = 8;
+const SAMPLE_RATE: f32 = 16_000.0;
+/// Audio handed to the front end at a time when reading a file.
+const FILE_BLOCK: usize = 1280 * 4;
+
+/// Where the audio comes from.
+#[derive(Debug, Clone)]
+pub enum AudioInput {
+    File(PathBuf),
+    Microphone { device: String },
+    Stdin { sample_rate: u32 },
+}
+
+/// What the audio thread reports.
+#[derive(Debug)]
+pub enum AudioEvent {
+    Front(Event),
+    /// The source failed for good (a file that cannot be read) or ended.
+    SourceError(String),
+    End,
+}
+
+/// What the session loop asks of the audio thread.
+#[derive(Debug)]
+enum AudioCommand {
+    /// Start listening for a command now, without a wake word.
+    ListenNow,
+    /// File input only: the last utterance is handled, go on.
+    Continue,
+    Stop,
+}
+
+/// Counters since start, logged at exit.
+#[derive(Debug, Default)]
+pub struct PipelineStats {
+    pub wakes: AtomicU64,
+    pub wakes_muted: AtomicU64,
+    pub events_dropped_busy: AtomicU64,
+    pub utterances: AtomicU64,
+    pub actions: AtomicU64,
+    pub not_recognized: AtomicU64,
+    pub rejected: AtomicU64,
+    pub worker_errors: AtomicU64,
+}
+
+/// Runs the daemon until the input ends (files, stdin) or SIGTERM/SIGINT (microphone).
+pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<PathBuf>) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let models = engines::locate_models(&config).map_err(|issues| {
+        anyhow::anyhow!("models are missing or damaged:\n  {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n  "))
+    })?;
+    sotto_audio::init_onnx_runtime(&models.onnxruntime).context("loading ONNX Runtime")?;
+    let intents = engines::load_intents(&config).map_err(|issue| anyhow::anyhow!("{issue}"))?;
+
+    let print = if input.is_some() { PrintMode::Stdout } else { PrintMode::Off };
+    let (hub, control) = MqttHub::start(&config.mqtt, print).await.context("starting MQTT")?;
+
+    // Engines load in parallel with each other: whisper and the LM take seconds to map.
+    let stt_model = models.stt.clone();
+    let slm_model = models.slm.clone();
+    let (stt, slm) = {
+        let cfg_stt = config.clone();
+        let cfg_slm = config.clone();
+        let stt = tokio::task::spawn_blocking(move || engines::start_stt(&cfg_stt, &stt_model));
+        let slm = tokio::task::spawn_blocking(move || slm_model.map(|m| engines::start_slm(&cfg_slm, &m)).transpose());
+        (stt.await??, slm.await??)
+    };
+    let front = FrontEnd::load(&models.front_end, config.endpoint.clone()).context("loading the audio front end")?;
+
+    let audio_input = match (&input, &config.audio.source) {
+        (Some(path), _) => AudioInput::File(path.clone()),
+        (None, AudioSource::Microphone) => AudioInput::Microphone { device: config.audio.device.clone() },
+        (None, AudioSource::Stdin) => AudioInput::Stdin { sample_rate: config.audio.stdin_sample_rate },
+    };
+    tracing::info!(ready_in_ms = started.elapsed().as_millis() as u64, input = ?audio_input, "sotto ready");
+    crate::service::notify_ready();
+
+    let stats = Arc::new(PipelineStats::default());
+    let (events_tx, events_rx) = mpsc::channel(EVENT_CHANNEL);
+    let (commands_tx, commands_rx) = std_mpsc::channel();
+    let muted = Arc::new(AtomicBool::new(false));
+    let audio = {
+        let stats = stats.clone();
+        let muted = muted.clone();
+        let input = audio_input.clone();
+        std::thread::Builder::new()
+            .name("sotto-audio".into())
+            .spawn(move || audio_thread(front, input, events_tx, commands_rx, muted, stats))
+            .context("starting the audio thread")?
+    };
+
+    let mut session = SessionLoop {
+        stt_prompt: config.stt.vocabulary_prompt.then(|| intents.stt_prompt(600)),
+        gate: ConfirmationGate::new(SystemClock, Duration::from_secs_f32(config.intents.confirm_timeout_s)),
+        config,
+        config_path,
+        hub,
+        stt: Arc::new(Mutex::new(stt)),
+        slm: slm.map(|s| Arc::new(Mutex::new(s))),
+        intents: Arc::new(intents),
+        stats: stats.clone(),
+        muted,
+        commands: commands_tx,
+        file_mode: input.is_some(),
+        session: None,
+    };
+    let result = session.run(events_rx, control).await;
+    let _ = session.commands.send(AudioCommand::Stop);
+    crate::service::notify_stopping();
+    // The audio thread may sit in a blocking read; it notices Stop at its next block.
+    drop(audio);
+    let flushed = session.hub.flush(Duration::from_secs(5)).await;
+    let _ = session.hub.shutdown(Duration::from_secs(3)).await;
+    tracing::info!(stats = ?stats, mqtt = ?session.hub.stats(), "sotto stopped");
+    result?;
+    flushed.context("publishing what was queued before exit")?;
+    Ok(())
+}
+
+fn audio_thread(
+    mut front: FrontEnd,
+    input: AudioInput,
+    events: mpsc::Sender<AudioEvent>,
+    commands: std_mpsc::Receiver<AudioCommand>,
+    muted: Arc<AtomicBool>,
+    stats: Arc<PipelineStats>,
+) {
+    let file_mode = matches!(input, AudioInput::File(_));
+    let send = |event: AudioEvent| -> bool {
+        if file_mode {
+            return events.blocking_send(event).is_ok();
+        }
+        match events.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(event)) => {
+                stats.events_dropped_busy.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(?event, "pipeline busy: audio event dropped");
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    };
+    let mut source = match open_source(&input) {
+        Ok(source) => source,
+        Err(err) => {
+            send(AudioEvent::SourceError(format!("{err:#}")));
+            return;
+        }
+    };
+    loop {
+        // Commands first: a follow-up listen must start before the next audio.
+        while let Ok(command) = commands.try_recv() {
+            match command {
+                AudioCommand::Stop => return,
+                AudioCommand::ListenNow => match front.listen_now() {
+                    Ok(evs) => {
+                        for e in evs {
+                            send(AudioEvent::Front(e));
+                        }
+                    }
+                    Err(err) => tracing::error!(error = %err, "cannot start listening"),
+                },
+                AudioCommand::Continue => {}
+            }
+        }
+        let block = match source.next_block() {
+            Ok(Some(block)) => block,
+            Ok(None) => break,
+            Err(err) => {
+                send(AudioEvent::SourceError(format!("{err:#}")));
+                return;
+            }
+        };
+        let evs = match front.feed(&block) {
+            Ok(evs) => evs,
+            Err(err) => {
+                send(AudioEvent::SourceError(format!("audio front end: {err}")));
+                return;
+            }
+        };
+        for e in evs {
+            if let Event::Wake(d) = &e {
+                if muted.load(Ordering::Relaxed) {
+                    stats.wakes_muted.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(wake = %d.wake, "wake word while muted: ignored");
+                    continue;
+                }
+            }
+            let is_utterance = matches!(e, Event::Utterance(_));
+            if !send(AudioEvent::Front(e)) {
+                return;
+            }
+            if file_mode && is_utterance && !wait_for_session(&mut front, &commands, &send) {
+                return;
+            }
+        }
+    }
+    for e in front.finish() {
+        let is_utterance = matches!(e, Event::Utterance(_));
+        if !send(AudioEvent::Front(e)) {
+            return;
+        }
+        if file_mode && is_utterance && !wait_for_session(&mut front, &commands, &send) {
+            return;
+        }
+    }
+    send(AudioEvent::End);
+}
+
+/// File input: hold the audio until the session loop has handled the utterance. Returns false to stop.
+fn wait_for_session(front: &mut FrontEnd, commands: &std_mpsc::Receiver<AudioCommand>, send: &dyn Fn(AudioEvent) -> bool) -> bool {
+    match commands.recv() {
+        Ok(AudioCommand::Continue) => true,
+        Ok(AudioCommand::ListenNow) => match front.listen_now() {
+            Ok(evs) => evs.into_iter().all(|e| send(AudioEvent::Front(e))),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start listening");
+                true
+            }
+        },
+        Ok(AudioCommand::Stop) | Err(_) => false,
+    }
+}
+
+trait BlockSource {
+    fn next_block(&mut self) -> anyhow::Result<Option<Vec<f32>>>;
+}
+
+struct FileSource {
+    samples: Vec<f32>,
+    at: usize,
+}
+
+impl BlockSource for FileSource {
+    fn next_block(&mut self) -> anyhow::Result<Option<Vec<f32>>> {
+        if self.at >= self.samples.len() {
+            return Ok(None);
+        }
+        let end = (self.at + FILE_BLOCK).min(self.samples.len());
+        let block = self.samples[self.at..end].to_vec();
+        self.at = end;
+        Ok(Some(block))
+    }
+}
+
+struct MicSource(sotto_audio::Capture);
+
+impl BlockSource for MicSource {
+    fn next_block(&mut self) -> anyhow::Result<Option<Vec<f32>>> {
+        Ok(Some(self.0.read(Duration::from_millis(200))?))
+    }
+}
+
+struct StdinSource(sotto_audio::PcmReader<std::io::Stdin>);
+
+impl BlockSource for StdinSource {
+    fn next_block(&mut self) -> anyhow::Result<Option<Vec<f32>>> {
+        Ok(self.0.next_block()?)
+    }
+}
+
+fn open_source(input: &AudioInput) -> anyhow::Result<Box<dyn BlockSource>> {
+    Ok(match input {
+        AudioInput::File(path) => {
+            let samples = sotto_audio::read_wav(path).with_context(|| format!("reading {}", path.display()))?;
+            Box::new(FileSource { samples, at: 0 })
+        }
+        AudioInput::Microphone { device } => {
+            let config = sotto_audio::CaptureConfig { device: device.clone(), ..Default::default() };
+            Box::new(MicSource(sotto_audio::Capture::start(config)?))
+        }
+        AudioInput::Stdin { sample_rate } => {
+            let format = sotto_audio::PcmFormat { sample_rate: *sample_rate, ..Default::default() };
+            Box::new(StdinSource(sotto_audio::PcmReader::new(std::io::stdin(), format)?))
+        }
+    })
+}
+
+/// One dialogue session: from a wake word (or startSession) to its end.
+struct Session {
+    id: String,
+    wake: Option<String>,
+    /// Utterances heard in this session; a confirmation follow-up is the second.
+    turns: u32,
+}
+
+struct SessionLoop {
+    config: Config,
+    config_path: Option<PathBuf>,
+    hub: MqttHub,
+    stt: engines::Shared<SttClient>,
+    slm: Option<engines::Shared<SlmClient>>,
+    intents: Arc<Intents>,
+    stt_prompt: Option<String>,
+    gate: ConfirmationGate<SystemClock>,
+    stats: Arc<PipelineStats>,
+    muted: Arc<AtomicBool>,
+    commands: std_mpsc::Sender<AudioCommand>,
+    file_mode: bool,
+    session: Option<Session>,
+}
+
+impl SessionLoop {
+    async fn run(&mut self, mut events: mpsc::Receiver<AudioEvent>, mut control: mpsc::Receiver<ControlMessage>) -> anyhow::Result<()> {
+        let mut signals = crate::service::Signals::new()?;
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(AudioEvent::Front(event)) => self.on_front_event(event).await,
+                    Some(AudioEvent::SourceError(message)) => {
+                        self.end_session(TerminationReason::Error, Some(message.clone()));
+                        anyhow::bail!("audio input: {message}");
+                    }
+                    Some(AudioEvent::End) | None => {
+                        self.end_session(TerminationReason::Nominal, None);
+                        return Ok(());
+                    }
+                },
+                Some(message) = control.recv() => self.on_control(message),
+                signal = signals.next() => match signal {
+                    crate::service::ServiceSignal::Reload => self.reload("SIGHUP"),
+                    crate::service::ServiceSignal::Terminate => {
+                        tracing::info!("termination requested: shutting down");
+                        self.end_session(TerminationReason::AbortedByUser, Some("daemon shutting down".into()));
+                        return Ok(());
+                    }
+                },
+                _ = tick.tick() => {
+                    crate::service::notify_watchdog();
+                    self.expire_confirmation();
+                }
+            }
+        }
+    }
+
+    async fn on_front_event(&mut self, event: Event) {
+        match event {
+            Event::Wake(detection) => {
+                self.stats.wakes.fetch_add(1, Ordering::Relaxed);
+                if self.session.is_some() {
+                    self.end_session(TerminationReason::AbortedByUser, Some("a new wake word started another session".into()));
+                }
+                let id = self.open_session(Some(detection.wake.clone()));
+                let sensitivity = self.config.wake.models.iter().find(|w| w.name == detection.wake).map_or(0.5, |w| w.threshold);
+                tracing::info!(wake = %detection.wake, time_s = detection.sample as f32 / SAMPLE_RATE, score = detection.score, session = %id, "wake word");
+                self.publish(HermesEvent::HotwordDetected(mqtt::HotwordDetected {
+                    wakeword_id: detection.wake.clone(),
+                    model_id: detection.wake,
+                    model_version: String::new(),
+                    model_type: "universal".into(),
+                    current_sensitivity: sensitivity,
+                    site_id: self.site_id(),
+                    session_id: Some(id.clone()),
+                    lang: Some(self.config.stt.language.clone()),
+                }));
+                self.publish_session_started(&id);
+            }
+            Event::NoSpeech { .. } => {
+                tracing::info!("no speech after the wake word");
+                self.end_session(TerminationReason::Timeout, None);
+            }
+            Event::Utterance(utterance) => {
+                self.stats.utterances.fetch_add(1, Ordering::Relaxed);
+                let follow_up = self.understand(utterance).await;
+                let command = if follow_up { AudioCommand::ListenNow } else { AudioCommand::Continue };
+                if self.file_mode || follow_up {
+                    let _ = self.commands.send(command);
+                }
+            }
+        }
+    }
+
+    /// Speech-to-text, intents, confirmation and publishing for one utterance. Returns true when
+    /// a yes/no follow-up should be listened for.
+    async fn understand(&mut self, utterance: Utterance) -> bool {
+        if self.session.is_none() {
+            self.open_session(None);
+        }
+        let seconds = utterance.samples.len() as f32 / SAMPLE_RATE;
+        let options = TranscribeOptions {
+            language: Some(self.config.stt.language.clone()),
+            initial_prompt: self.stt_prompt.clone(),
+            audio_ctx: None,
+        };
+        let stt = self.stt.clone();
+        let started = Instant::now();
+        let transcript = tokio::task::spawn_blocking(move || {
+            let mut client = stt.lock().unwrap_or_else(|p| p.into_inner());
+            client.transcribe(&utterance.samples, &options)
+        })
+        .await;
+        let transcript = match transcript {
+            Ok(Ok(t)) => t,
+            Ok(Err(err)) => {
+                self.stats.worker_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %err, "speech-to-text failed");
+                self.end_session(TerminationReason::Error, Some(format!("speech-to-text: {err}")));
+                return false;
+            }
+            Err(join) => {
+                self.end_session(TerminationReason::Error, Some(format!("speech-to-text task: {join}")));
+                return false;
+            }
+        };
+        let stt_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let text = transcript.text.trim().to_string();
+        let likelihood = mean_probability(&transcript.tokens);
+        tracing::info!(text = %text, stt_ms, flagged = ?transcript.flagged, "transcribed");
+        self.publish(HermesEvent::TextCaptured(mqtt::TextCaptured {
+            text: text.clone(),
+            likelihood,
+            seconds,
+            site_id: self.site_id(),
+            session_id: self.session_id(),
+            wakeword_id: self.session.as_ref().and_then(|s| s.wake.clone()),
+            lang: Some(self.config.stt.language.clone()),
+        }));
+        if let Some(reason) = transcript.flagged {
+            self.not_recognized(&text, Some(format!("unreliable transcript: {reason}")));
+            return false;
+        }
+        if let Some(session) = &mut self.session {
+            session.turns += 1;
+        }
+
+        // A pending risky action takes this utterance as its yes/no.
+        if self.gate.pending().is_some() {
+            return self.on_confirmation_answer(&text);
+        }
+
+        let resolution = self.resolve(text.clone()).await;
+        self.on_resolution(&text, resolution)
+    }
+
+    async fn resolve(&self, text: String) -> Resolution {
+        let intents = self.intents.clone();
+        let slm = self.slm.clone();
+        let slm_config = sotto_intents::slm::SlmConfig { max_tokens: self.config.slm.max_tokens, ..Default::default() };
+        let result = tokio::task::spawn_blocking(move || match slm {
+            Some(slm) => {
+                let mut client = slm.lock().unwrap_or_else(|p| p.into_inner());
+                let mut model = WorkerLanguageModel(&mut client);
+                intents.resolve(&text, Some(&mut model), &slm_config)
+            }
+            None => intents.resolve(&text, None, &slm_config),
+        })
+        .await;
+        result.unwrap_or_else(|join| {
+            tracing::error!(error = %join, "intent resolution task failed");
+            Resolution::none(0.0)
+        })
+    }
+
+    fn on_resolution(&mut self, text: &str, resolution: Resolution) -> bool {
+        tracing::info!(intent = ?resolution.intent, resolver = ?resolution.resolver, confidence = resolution.confidence,
+            rejected = ?resolution.rejected_reason, elapsed_ms = resolution.elapsed_ms, "resolved");
+        let Some(intent_name) = resolution.intent.clone() else {
+            self.not_recognized(text, None);
+            return false;
+        };
+        if let Some(reason) = &resolution.rejected_reason {
+            self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+            self.not_recognized(text, Some(format!("{intent_name} rejected: {reason}")));
+            return false;
+        }
+        self.publish(HermesEvent::Intent(self.hermes_intent(text, &resolution)));
+        let Some(action) = self.intents.plan_action(&resolution, &self.site_id()) else {
+            self.end_session(TerminationReason::Nominal, None);
+            return false;
+        };
+        match self.gate.submit(action, resolution.confirm) {
+            Outcome::Execute(action) => {
+                self.publish_action(action);
+                self.end_session(TerminationReason::Nominal, None);
+                false
+            }
+            Outcome::AwaitingConfirmation(action) => {
+                tracing::info!(intent = %action.intent, topic = %action.topic, "waiting for a spoken yes/no");
+                self.publish_raw(
+                    &format!("sotto/{}/confirm", self.site_id()),
+                    serde_json::json!({"intent": action.intent, "topic": action.topic, "payload": action.payload,
+                        "sessionId": self.session_id(), "timeoutSeconds": self.config.intents.confirm_timeout_s}),
+                );
+                true
+            }
+            other => {
+                tracing::warn!(outcome = ?other, "unexpected confirmation outcome");
+                false
+            }
+        }
+    }
+
+    fn on_confirmation_answer(&mut self, text: &str) -> bool {
+        match self.gate.answer(text) {
+            Outcome::Execute(action) => {
+                tracing::info!(intent = %action.intent, "confirmed");
+                self.publish_action(action);
+                self.end_session(TerminationReason::Nominal, None);
+                false
+            }
+            Outcome::Cancelled(action) => {
+                tracing::info!(intent = %action.intent, "cancelled by the user");
+                self.end_session(TerminationReason::AbortedByUser, Some(format!("{} cancelled", action.intent)));
+                false
+            }
+            Outcome::Expired(action) => {
+                tracing::info!(intent = %action.intent, "confirmation timed out");
+                self.end_session(TerminationReason::Timeout, Some(format!("{} not confirmed in time", action.intent)));
+                false
+            }
+            Outcome::StillPending => {
+                tracing::info!(answer = %text, "not a yes or no; still waiting");
+                true
+            }
+            Outcome::AwaitingConfirmation(_) | Outcome::Idle => false,
+        }
+    }
+
+    fn expire_confirmation(&mut self) {
+        if let Outcome::Expired(action) = self.gate.tick() {
+            tracing::info!(intent = %action.intent, "confirmation timed out; action dropped");
+            self.end_session(TerminationReason::Timeout, Some(format!("{} not confirmed in time", action.intent)));
+        }
+    }
+
+    fn hermes_intent(&self, text: &str, resolution: &Resolution) -> mqtt::IntentRecognized {
+        let intent = resolution.intent.as_deref().and_then(|name| self.intents.intent(name));
+        let slots = resolution
+            .slots
+            .iter()
+            .map(|(name, value)| {
+                let entity = intent.and_then(|i| i.slot(name)).map_or("unknown", |s| s.kind.type_name());
+                let kind = match value {
+                    sotto_intents::SlotValue::Int(_) | sotto_intents::SlotValue::Num(_) => "Number",
+                    sotto_intents::SlotValue::Str(_) => "Custom",
+                };
+                mqtt::Slot {
+                    slot_name: name.clone(),
+                    entity: entity.to_string(),
+                    raw_value: value.as_text(),
+                    value: mqtt::SlotValue { kind: kind.into(), value: value.to_json() },
+                    range: None,
+                    confidence: None,
+                }
+            })
+            .collect();
+        mqtt::IntentRecognized {
+            input: text.to_string(),
+            intent: mqtt::IntentInfo {
+                intent_name: resolution.intent.clone().unwrap_or_default(),
+                confidence_score: resolution.confidence,
+            },
+            slots,
+            site_id: self.site_id(),
+            session_id: self.session_id(),
+            custom_data: None,
+        }
+    }
+
+    fn not_recognized(&mut self, text: &str, reason: Option<String>) {
+        self.stats.not_recognized.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(text = %text, reason = ?reason, "not recognised");
+        self.publish(HermesEvent::IntentNotRecognized(mqtt::IntentNotRecognized {
+            input: text.to_string(),
+            site_id: self.site_id(),
+            session_id: self.session_id(),
+            custom_data: reason.clone(),
+        }));
+        self.end_session(TerminationReason::IntentNotRecognized, reason);
+    }
+
+    fn publish_action(&mut self, action: PlannedAction) {
+        self.stats.actions.fetch_add(1, Ordering::Relaxed);
+        let qos = match action.qos {
+            0 => mqtt::QoS::AtMostOnce,
+            2 => mqtt::QoS::ExactlyOnce,
+            _ => mqtt::QoS::AtLeastOnce,
+        };
+        let expiry = action.expiry_s.map_or(Duration::ZERO, |s| Duration::from_secs(s as u64));
+        let message = mqtt::Action { topic: action.topic.clone(), payload: action.payload, qos, retain: action.retain, expiry };
+        tracing::info!(intent = %action.intent, topic = %action.topic, "action");
+        if let Err(err) = self.hub.publish_action(message) {
+            tracing::error!(error = %err, topic = %action.topic, "action not published");
+        }
+    }
+
+    fn publish(&self, event: HermesEvent) {
+        if let Err(err) = self.hub.publish_event(&event) {
+            tracing::error!(error = %err, topic = %event.topic(), "event not published");
+        }
+    }
+
+    /// Sotto's own notices (not Hermes), e.g. a confirmation request.
+    fn publish_raw(&self, topic: &str, payload: serde_json::Value) {
+        let mut notice = mqtt::Action::new(topic, payload);
+        notice.qos = mqtt::QoS::AtMostOnce;
+        if let Err(err) = self.hub.publish_action(notice) {
+            tracing::error!(error = %err, topic, "notice not published");
+        }
+    }
+
+    fn open_session(&mut self, wake: Option<String>) -> String {
+        let id = new_session_id();
+        self.session = Some(Session { id: id.clone(), wake, turns: 0 });
+        id
+    }
+
+    fn publish_session_started(&self, id: &str) {
+        self.publish(HermesEvent::SessionStarted(mqtt::SessionStarted {
+            session_id: id.to_string(),
+            site_id: self.site_id(),
+            custom_data: None,
+            lang: Some(self.config.stt.language.clone()),
+        }));
+    }
+
+    fn end_session(&mut self, reason: TerminationReason, error: Option<String>) {
+        let Some(session) = self.session.take() else { return };
+        tracing::debug!(session = %session.id, turns = session.turns, ?reason, "session ended");
+        self.publish(HermesEvent::SessionEnded(mqtt::SessionEnded {
+            session_id: session.id,
+            site_id: self.site_id(),
+            termination: mqtt::Termination { reason, error },
+            custom_data: None,
+        }));
+    }
+
+    fn on_control(&mut self, message: ControlMessage) {
+        match message {
+            ControlMessage::Mute => {
+                tracing::info!("muted");
+                self.muted.store(true, Ordering::Relaxed);
+            }
+            ControlMessage::Unmute => {
+                tracing::info!("unmuted");
+                self.muted.store(false, Ordering::Relaxed);
+            }
+            ControlMessage::Reload => self.reload("control topic"),
+            ControlMessage::StartSession(start) => {
+                if start.kind == mqtt::SessionKind::Notification {
+                    tracing::info!(text = ?start.text, "notification session: nothing to listen for");
+                    return;
+                }
+                if self.session.is_some() {
+                    tracing::warn!("startSession while a session is open: ignored");
+                    return;
+                }
+                let id = self.open_session(None);
+                self.publish_session_started(&id);
+                let _ = self.commands.send(AudioCommand::ListenNow);
+            }
+        }
+    }
+
+    /// Re-reads the config file; a bad one is refused and the running one stays. Intents and the
+    /// dialogue settings change in place; audio, model and MQTT settings need a restart (logged).
+    fn reload(&mut self, trigger: &str) {
+        let Some(path) = self.config_path.clone() else {
+            tracing::warn!(trigger, "reload requested, but the daemon runs on the built-in config");
+            return;
+        };
+        let new = match Config::load(&path) {
+            Ok(new) => new,
+            Err(errors) => {
+                tracing::error!(trigger, "new config refused, the running one stays:\n{errors}");
+                return;
+            }
+        };
+        let intents = match engines::load_intents(&new) {
+            Ok(intents) => intents,
+            Err(issue) => {
+                tracing::error!(trigger, "new config refused, the running one stays: {issue}");
+                return;
+            }
+        };
+        if format!("{:?}{:?}{:?}{:?}", new.mqtt, new.models, new.audio, new.wake)
+            != format!("{:?}{:?}{:?}{:?}", self.config.mqtt, self.config.models, self.config.audio, self.config.wake)
+            || new.endpoint != self.config.endpoint
+        {
+            tracing::warn!(trigger, "MQTT, model, audio, wake and endpoint settings take effect at the next restart");
+        }
+        self.stt_prompt = new.stt.vocabulary_prompt.then(|| intents.stt_prompt(600));
+        self.intents = Arc::new(intents);
+        self.gate = ConfirmationGate::new(SystemClock, Duration::from_secs_f32(new.intents.confirm_timeout_s));
+        self.config.stt = new.stt;
+        self.config.slm = new.slm;
+        self.config.intents = new.intents;
+        tracing::info!(trigger, path = %path.display(), "config reloaded");
+    }
+
+    fn site_id(&self) -> String {
+        self.config.mqtt.site_id.clone()
+    }
+
+    fn session_id(&self) -> Option<String> {
+        self.session.as_ref().map(|s| s.id.clone())
+    }
+}
+
+fn mean_probability(tokens: &[(String, f32)]) -> f32 {
+    if tokens.is_empty() {
+        return 0.0;
+    }
+    tokens.iter().map(|(_, p)| p).sum::<f32>() / tokens.len() as f32
+}
+
+/// Unique enough for a device: time in nanoseconds mixed with a process-wide counter.
+fn new_session_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:016x}-{n}", nanos)
+}
