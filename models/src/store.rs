@@ -207,8 +207,11 @@ fn read_stamp(dir: &Path, entry: &ModelEntry) -> Option<Stamp> {
 fn write_stamp(dir: &Path, entry: &ModelEntry, stamp: &Stamp) {
     let path = stamp_path(dir, entry);
     let json = serde_json::to_string(stamp).expect("a stamp serialises");
-    // Losing the stamp only costs a re-hash next time, so a failure is not an error.
-    if let Err(e) = std::fs::write(&path, json) {
+    // Written aside and renamed so that a concurrent reader never sees half a stamp. Losing the
+    // stamp only costs a re-hash next time, so a failure is not an error.
+    let tmp = path.with_extension(format!("verified.{}", std::process::id()));
+    if let Err(e) = std::fs::write(&tmp, json).and_then(|()| std::fs::rename(&tmp, &path)) {
+        let _ = std::fs::remove_file(&tmp);
         tracing::debug!(path = %path.display(), error = %e, "cannot record verification");
     }
 }
