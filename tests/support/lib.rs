@@ -1,2 +1,3 @@
 //! Shared helpers for the end-to-end tests.
+pub mod daemon;
 pub mod mqtt;

@@ -1,0 +1,153 @@
+//! The whole chain through the built daemon on real models and spoken fixtures: wake word, VAD,
+//! Whisper, intents, and MQTT against the real Mosquitto on 127.0.0.1:1883.
+
+use std::io::{BufRead, BufReader};
+use std::time::Duration;
+
+use serde_json::json;
+use sotto_tests::daemon::{children_named, concat_wavs, fixture, one_at_a_time, run_on_file, signal, spawn_run, unique_site, write_config, Printed};
+use sotto_tests::mqtt::{MqttMessage, MqttSubscriber};
+
+const MOSQUITTO: u16 = 1883;
+
+fn config_for(site: &str, wake: &str, extra: &str) -> String {
+    format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {MOSQUITTO}\nsite_id = \"{site}\"\n\n[[wake.models]]\nname = \"{wake}\"\n\n{extra}\n"
+    )
+}
+
+/// Runs one fixture through the daemon against Mosquitto and returns what a subscriber saw for
+/// this site (Hermes events filtered by `siteId`, and the site's own topics), plus what the
+/// daemon printed.
+fn speak(wav: &str, wake: &str, extra: &str) -> (String, Vec<MqttMessage>, Vec<Printed>) {
+    let _one = one_at_a_time();
+    let site = unique_site(wav.trim_end_matches(".wav"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &config_for(&site, wake, extra));
+    let own = format!("sotto/{site}/#");
+    let subscriber = MqttSubscriber::start(MOSQUITTO, &["hermes/#", &own], None);
+    let (_, printed) = run_on_file(&config, &fixture(wav));
+    let seen = subscriber
+        .drain(Duration::from_millis(1500))
+        .into_iter()
+        .filter(|m| m.topic.starts_with(&format!("sotto/{site}/")) || m.payload["siteId"] == json!(site))
+        .collect();
+    (site, seen, printed)
+}
+
+fn topics(messages: &[MqttMessage]) -> Vec<&str> {
+    messages.iter().map(|m| m.topic.as_str()).collect()
+}
+
+fn payload_of<'a>(messages: &'a [MqttMessage], topic: &str) -> &'a serde_json::Value {
+    &messages.iter().find(|m| m.topic == topic).unwrap_or_else(|| panic!("nothing on {topic}; got {:?}", topics(messages))).payload
+}
+
+/// The Hermes sequence of a recognised command, then its action, in publication order.
+fn assert_command(seen: &[MqttMessage], wake: &str, intent: &str, action_topic: &str, action: serde_json::Value) {
+    let expected = [
+        format!("hermes/hotword/{wake}/detected"),
+        "hermes/dialogueManager/sessionStarted".into(),
+        "hermes/asr/textCaptured".into(),
+        format!("hermes/intent/{intent}"),
+        action_topic.to_string(),
+        "hermes/dialogueManager/sessionEnded".into(),
+    ];
+    let order: Vec<&str> = topics(seen).into_iter().filter(|t| !t.ends_with("/status")).collect();
+    assert_eq!(order, expected, "published sequence");
+    assert_eq!(payload_of(seen, action_topic), &action, "action payload");
+    let recognised = payload_of(seen, &format!("hermes/intent/{intent}"));
+    assert_eq!(recognised["intent"]["intentName"], json!(intent));
+    let session = payload_of(seen, "hermes/dialogueManager/sessionStarted")["sessionId"].clone();
+    assert!(session.is_string());
+    for topic in &expected[..4] {
+        if !topic.starts_with("sotto/") {
+            assert_eq!(payload_of(seen, topic)["sessionId"], session, "{topic} carries the session id");
+        }
+    }
+    assert_eq!(payload_of(seen, "hermes/dialogueManager/sessionEnded")["termination"]["reason"], json!("nominal"));
+}
+
+#[test]
+fn vehicle_command_publishes_the_climate_action_and_hermes_events() {
+    let (site, seen, printed) = speak("pos_jarvis_vehicle_temp.wav", "hey_jarvis", "");
+    let action_topic = format!("sotto/{site}/vehicle/climate/temperature");
+    assert_command(&seen, "hey_jarvis", "climate.set_temperature", &action_topic, json!({"celsius": 21.0, "zone": "driver"}));
+    let slots = &payload_of(&seen, "hermes/intent/climate.set_temperature")["slots"];
+    assert!(slots.as_array().unwrap().iter().any(|s| s["slotName"] == "temperature" && s["value"]["value"] == json!(21.0)), "{slots}");
+    // `--input` prints exactly what was published, in order, status first and last.
+    assert_eq!(printed.first().map(|p| p.topic.clone()), Some(format!("sotto/{site}/status")));
+    assert_eq!(printed.last().map(|p| p.payload.clone()), Some(json!("offline")));
+    assert!(printed.iter().any(|p| p.topic == action_topic));
+}
+
+#[test]
+fn home_command_switches_the_kitchen_light() {
+    let (site, seen, _) = speak("pos_jarvis_home_lights.wav", "hey_jarvis", "");
+    assert_command(&seen, "hey_jarvis", "light.set", &format!("sotto/{site}/home/light/kitchen"), json!({"state": "on"}));
+}
+
+#[test]
+fn factory_status_request_with_the_alexa_wake_word() {
+    let (site, seen, _) = speak("pos_alexa_factory_status.wav", "alexa", "");
+    assert_command(&seen, "alexa", "machine.status", &format!("sotto/{site}/factory/press_2/status/get"), json!({"machine": "press_2"}));
+}
+
+#[test]
+fn speech_without_the_wake_word_publishes_nothing_but_status() {
+    let (_, seen, printed) = speak("neg_home_lights.wav", "hey_jarvis", "");
+    assert!(seen.iter().all(|m| m.topic.ends_with("/status")), "{:?}", topics(&seen));
+    assert!(printed.iter().all(|p| p.topic.ends_with("/status")), "{printed:?}");
+}
+
+#[test]
+fn a_wake_word_that_is_not_configured_is_not_heard() {
+    let (_, seen, _) = speak("pos_alexa_factory_status.wav", "hey_jarvis", "");
+    assert!(seen.iter().all(|m| m.topic.ends_with("/status")), "{:?}", topics(&seen));
+}
+
+/// A worker killed while it transcribes: that command ends with an error event, the daemon stays
+/// up, restarts the worker and serves the next command.
+#[test]
+fn a_killed_stt_worker_fails_one_command_and_the_next_one_is_served() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("two-commands.wav");
+    concat_wavs(&wav, &[fixture("pos_jarvis_home_lights.wav"), fixture("pos_jarvis_vehicle_temp.wav")], 1.0);
+    let site = unique_site("kill");
+    let config = write_config(dir.path(), &config_for(&site, "hey_jarvis", "[slm]\nenabled = false\n"));
+    let mut daemon = spawn_run(&config, &wav);
+    let pid = daemon.id();
+    let stdout = daemon.stdout.take().unwrap();
+    let mut printed = Vec::new();
+    let mut killed = false;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        let message: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if !killed && message["topic"] == "hermes/dialogueManager/sessionStarted" {
+            // The utterance follows the wake word within a second of audio, read faster than real
+            // time: freezing the worker first guarantees the kill lands inside the request.
+            let workers = children_named(pid, "sotto-stt-worker");
+            assert_eq!(workers.len(), 1, "one STT worker under the daemon");
+            signal(workers[0], "-STOP");
+            std::thread::sleep(Duration::from_millis(1500));
+            signal(workers[0], "-KILL");
+            killed = true;
+        }
+        printed.push(message);
+    }
+    let status = daemon.wait().unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut daemon.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "the daemon survives the worker's death: {status}\n{stderr}");
+    let ended: Vec<&serde_json::Value> =
+        printed.iter().filter(|m| m["topic"] == "hermes/dialogueManager/sessionEnded").map(|m| &m["payload"]).collect();
+    assert_eq!(ended.len(), 2, "{printed:#?}");
+    assert_eq!(ended[0]["termination"]["reason"], json!("error"), "{}", ended[0]);
+    assert!(ended[0]["termination"]["error"].as_str().unwrap().contains("speech-to-text"), "{}", ended[0]);
+    assert!(
+        printed.iter().any(|m| m["topic"] == format!("sotto/{site}/vehicle/climate/temperature")),
+        "the second command is served after the restart: {printed:#?}\n{stderr}"
+    );
+    assert!(!printed.iter().any(|m| m["topic"] == format!("sotto/{site}/home/light/kitchen")), "the failed command published no action");
+}

@@ -1,0 +1,148 @@
+//! Driving the built `sotto` binary: where it is, the audio fixtures, configs written for a test,
+//! and runs whose printed MQTT messages come back parsed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The workspace's `target/<profile>` directory of the running test binary (`…/deps/..`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary directory");
+    deps.parent().expect("target profile directory").to_path_buf()
+}
+
+/// The built `sotto` binary; `cargo test --workspace` builds it beside the workers.
+pub fn sotto_bin() -> PathBuf {
+    let bin = target_dir().join("sotto");
+    assert!(bin.exists(), "{} is missing: build the workspace first (`cargo build --release --workspace`)", bin.display());
+    bin
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// A committed audio fixture in `tests/fixtures/audio/`.
+pub fn fixture(name: &str) -> PathBuf {
+    let path = repo_root().join("tests/fixtures/audio").join(name);
+    assert!(path.exists(), "fixture {} is missing", path.display());
+    path
+}
+
+/// A site id no other test (or earlier run) uses, so tests sharing one broker stay apart.
+pub fn unique_site(label: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("t-{label}-{}-{nanos:x}", std::process::id())
+}
+
+/// A `sotto` command with logs quiet enough to read in a failure and the workers found beside it.
+pub fn sotto() -> Command {
+    let mut cmd = Command::new(sotto_bin());
+    cmd.env("RUST_LOG", "info,rumqttd=warn");
+    if std::env::var_os("SOTTO_WORKER_DIR").is_none() {
+        cmd.env("SOTTO_WORKER_DIR", target_dir());
+    }
+    cmd
+}
+
+/// Daemon runs load Whisper and a language model each; on a 2-core machine several at once only
+/// make each slower (and timeouts flaky), so tests that start one hold this.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Writes `text` as `sotto.toml` in `dir` and returns its path.
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("sotto.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One JSON line printed by `sotto run --input`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Printed {
+    pub topic: String,
+    pub payload: serde_json::Value,
+}
+
+pub fn printed_messages(output: &Output) -> Vec<Printed> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .map(|v| Printed { topic: v["topic"].as_str().unwrap_or_default().to_string(), payload: v["payload"].clone() })
+        .collect()
+}
+
+/// Runs `sotto run --config CONFIG --input WAV` to its end; panics with its stderr if it fails.
+pub fn run_on_file(config: &Path, wav: &Path) -> (Output, Vec<Printed>) {
+    let output = sotto()
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--input")
+        .arg(wav)
+        .output()
+        .expect("cannot start sotto");
+    assert!(output.status.success(), "sotto run failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    let printed = printed_messages(&output);
+    (output, printed)
+}
+
+/// Writes a 16 kHz mono 16-bit WAV of `parts` (fixture files, any format) with `gap_s` of silence
+/// between them, for tests that need several commands in one stream.
+pub fn concat_wavs(out: &Path, parts: &[PathBuf], gap_s: f32) {
+    let mut args: Vec<String> = Vec::new();
+    let silence = out.with_extension("silence.wav");
+    let status = Command::new("sox")
+        .args(["-n", "-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&silence)
+        .args(["trim", "0", &gap_s.to_string()])
+        .status()
+        .expect("sox is missing (Debian package sox)");
+    assert!(status.success());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            args.push(silence.display().to_string());
+        }
+        args.push(part.display().to_string());
+    }
+    let status = Command::new("sox").args(&args).args(["-r", "16000", "-c", "1", "-b", "16"]).arg(out).status().unwrap();
+    assert!(status.success(), "sox could not concatenate {parts:?}");
+}
+
+/// Child processes of `pid` whose command name is `name` (from /proc).
+pub fn children_named(pid: u32, name: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return found };
+    for entry in entries.flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        // Format: pid (comm) state ppid …; comm may hold spaces, so split at the last ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let comm = head.split_once('(').map_or("", |(_, c)| c);
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) && name.starts_with(comm) {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// Sends `signal` (e.g. "-STOP", "-KILL") to `pid` with kill(1).
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").arg(signal).arg(pid.to_string()).status().unwrap();
+    assert!(status.success(), "kill {signal} {pid} failed");
+}
+
+/// Starts `sotto run` in the background with stdout piped.
+pub fn spawn_run(config: &Path, wav: &Path) -> Child {
+    sotto()
+        .args(["run", "--config"])
+        .arg(config)
+        .arg("--input")
+        .arg(wav)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot start sotto")
+}
