@@ -203,14 +203,26 @@ impl Default for SlmConfig {
 impl Config {
     /// Reads, parses and validates a config file; every problem is reported at once.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let config = Self::load_unvalidated(path)?;
+        let issues = config.validate();
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigErrors { source: path.display().to_string(), issues })
+        }
+    }
+
+    /// Reads and parses (types, unknown keys) without the value checks of [`Config::validate`].
+    pub fn load_unvalidated(path: &Path) -> Result<Config, ConfigErrors> {
         let source = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|err| ConfigErrors {
             source: source.clone(),
             issues: vec![ConfigIssue { key: "(file)".into(), message: format!("cannot read: {err}") }],
         })?;
-        Self::from_toml(&text, &source)
+        toml::from_str(&text).map_err(|err| ConfigErrors { source, issues: vec![toml_issue(&text, &err)] })
     }
 
+    #[cfg(test)]
     pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
         let config: Config = toml::from_str(text).map_err(|err| ConfigErrors {
             source: source.to_string(),

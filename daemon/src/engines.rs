@@ -48,7 +48,7 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
     let get = |key: &str, id: &str| match store.path(id) {
         Ok(path) => path,
         Err(err) => {
-            issues.borrow_mut().push(ConfigIssue { key: key.into(), message: format!("{err} (run `sotto models fetch --profile {}`)", config.models.profile) });
+            issues.borrow_mut().push(ConfigIssue { key: key.into(), message: err.to_string() });
             PathBuf::new()
         }
     };
@@ -82,7 +82,7 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
             Some(models)
         }
         Err(err) => {
-            issues.borrow_mut().push(ConfigIssue { key: "wake.models".into(), message: format!("{err} (run `sotto models fetch --profile {}`)", config.models.profile) });
+            issues.borrow_mut().push(ConfigIssue { key: "wake.models".into(), message: err.to_string() });
             None
         }
     };

@@ -49,14 +49,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
-    let config = match Config::load(&args.config) {
+    // Syntax and unknown keys stop here; every other check runs, so all problems show at once.
+    let config = match Config::load_unvalidated(&args.config) {
         Ok(config) => config,
         Err(errors) => {
             eprintln!("{errors}");
             return Ok(ExitCode::FAILURE);
         }
     };
-    let mut issues: Vec<ConfigIssue> = Vec::new();
+    let mut issues: Vec<ConfigIssue> = config.validate();
     if let Err(found) = engines::locate_models(&config) {
         issues.extend(found);
     }
@@ -82,10 +83,7 @@ pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
 /// Connects with the configured settings and waits for the broker's CONNACK.
 fn broker_reachable(config: &Config) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    runtime.block_on(async {
-        let (hub, _control) = crate::mqtt::MqttHub::start(&config.mqtt, crate::mqtt::PrintMode::Off).await.map_err(|e| e.to_string())?;
-        let waited = hub.wait_connected(Duration::from_secs(5)).await.map_err(|e| format!("{}:{}: {e}", config.mqtt.host, config.mqtt.port));
-        let _ = hub.shutdown(Duration::from_secs(1)).await;
-        waited
-    })
+    runtime
+        .block_on(crate::mqtt::probe(&config.mqtt, Duration::from_secs(5)))
+        .map_err(|e| format!("{}:{}: {e}", config.mqtt.host, config.mqtt.port))
 }

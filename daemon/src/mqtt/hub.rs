@@ -715,3 +715,31 @@ fn tls_transport(settings: &MqttSettings) -> Result<Option<rumqttc::Transport>, 
     let _ = rustls::crypto::ring::default_provider().install_default();
     Ok(Some(rumqttc::Transport::tls_with_config(rumqttc::TlsConfiguration::Simple { ca, alpn: None, client_auth })))
 }
+
+/// Connects once with `settings` (credentials, TLS) and disconnects: `sotto check-config --online`.
+/// Uses its own client id and no last will, so a running daemon's session and status are untouched.
+pub async fn probe(settings: &MqttSettings, timeout: Duration) -> Result<(), String> {
+    let mut options = MqttOptions::new(format!("{}-check", settings.client_id()), settings.host.clone(), settings.port);
+    options.set_keep_alive(Duration::from_secs(settings.keep_alive_secs)).set_clean_start(true).set_connection_timeout(timeout.as_secs().max(1));
+    if let Some(user) = &settings.username {
+        options.set_credentials(user.clone(), settings.resolve_password().map_err(|e| e.to_string())?.unwrap_or_default());
+    }
+    if let Some(transport) = tls_transport(settings).map_err(|e| e.to_string())? {
+        options.set_transport(transport);
+    }
+    let (client, mut eventloop) = AsyncClient::new(options, 4);
+    let connack = tokio::time::timeout(timeout, async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => continue,
+                Err(err) => return Err(err.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_millis(200), eventloop.poll()).await;
+    connack
+}

@@ -70,7 +70,7 @@ pub use hermes::{
     HermesEvent, HotwordDetected, IntentInfo, IntentNotRecognized, IntentRecognized, SessionEnded, SessionStarted,
     Slot, SlotRange, SlotValue, Termination, TerminationReason, TextCaptured,
 };
-pub use hub::{Action, HubStats, MqttHub, PrintMode};
+pub use hub::{probe, Action, HubStats, MqttHub, PrintMode};
 pub use rumqttc::v5::mqttbytes::QoS;
 pub use settings::{BrokerMode, MqttSettings, TlsSettings};
 

@@ -1,0 +1,83 @@
+//! `sotto check-config` and `sotto run --config` on good and bad configs: every problem reported
+//! at once, each with its key path, and a non-zero exit.
+
+use sotto_tests::daemon::{sotto, write_config};
+
+fn check(text: &str, online: bool) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), text);
+    let mut cmd = sotto();
+    cmd.arg("check-config").arg(&path);
+    if online {
+        cmd.arg("--online");
+    }
+    let out = cmd.output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+}
+
+#[test]
+fn every_mistake_is_reported_with_its_key_path() {
+    let (ok, text) = check(
+        r#"
+[models]
+profile = "huge"
+[[wake.models]]
+name = "hey_siri"
+threshold = 2.0
+[endpoint]
+trailing_silence_ms = 5
+[intents]
+domains = ["vehicle", "/nonexistent/pizza.toml"]
+[mqtt]
+site_id = "a/b"
+"#,
+        false,
+    );
+    assert!(!ok, "{text}");
+    for expected in [
+        "models.profile: unknown profile \"huge\"",
+        "wake.models[0].name: unknown wake word \"hey_siri\"",
+        "wake.models[0].threshold",
+        "endpoint.trailing_silence_ms",
+        "intents.domains[1]: \"/nonexistent/pizza.toml\"",
+        "mqtt.site_id",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn an_unknown_key_is_named_with_its_table() {
+    let (ok, text) = check("[stt]\nlanguag = \"en\"\n", false);
+    assert!(!ok);
+    assert!(text.contains("stt.languag: unknown field `languag`"), "{text}");
+}
+
+#[test]
+fn a_good_config_with_fetched_models_passes_including_the_broker() {
+    let (ok, text) = check("[mqtt]\nhost = \"127.0.0.1\"\nport = 1883\n[intents]\ndomains = [\"home\", \"vehicle\"]\n", true);
+    assert!(ok, "{text}");
+    assert!(text.contains(": OK"), "{text}");
+}
+
+#[test]
+fn an_unreachable_broker_fails_only_with_online() {
+    let port = sotto_tests::mqtt::free_port();
+    let text = format!("[mqtt]\nport = {port}\n");
+    let (ok, report) = check(&text, false);
+    assert!(ok, "{report}");
+    let (ok, report) = check(&text, true);
+    assert!(!ok);
+    assert!(report.contains(&format!("mqtt.host: 127.0.0.1:{port}")), "{report}");
+}
+
+#[test]
+fn run_refuses_a_bad_config_before_starting_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[[wake.models]]\nname = \"hey_siri\"\n");
+    let out = sotto().args(["run", "--config"]).arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("wake.models[0].name"), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing published: {}", String::from_utf8_lossy(&out.stdout));
+}
