@@ -173,8 +173,8 @@ const COMMANDS: &[&str] = &[
 ];
 
 fn slm_bench(o: &Opts) {
-    for (id, file) in [test_models::GEMMA, test_models::SMOLLM2] {
-        let model = test_models::model((id, file));
+    for id in [test_models::GEMMA, test_models::SMOLLM2] {
+        let model = test_models::model(id);
         let mut slm = SlmClient::start(config(&model, o, &[])).expect("start the SLM worker");
         let desc = slm.hello().unwrap().model.description.clone();
         println!("## SLM: {id} — {desc}");

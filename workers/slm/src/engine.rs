@@ -51,9 +51,7 @@ impl Engine {
         let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|e| anyhow!("llama.cpp could not load {}: {e} (see the log lines above)", path.display()))?;
         let model: &'static LlamaModel = Box::leak(Box::new(model));
-        let threads = threads.unwrap_or_else(|| {
-            std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2)
-        });
+        let threads = threads.unwrap_or_else(sotto_workers::server::default_threads);
         let n_ctx = n_ctx.min(model.n_ctx_train());
         let params = LlamaContextParams::default()
             .with_n_ctx(NonZeroU32::new(n_ctx))

@@ -78,7 +78,7 @@ struct Args {
 impl Args {
     fn parse(mut it: impl Iterator<Item = String>) -> Result<Self, String> {
         let mut model = None;
-        let mut threads = std::thread::available_parallelism().map(|n| n.get() as i32).unwrap_or(2);
+        let mut threads = sotto_workers::server::default_threads();
         let mut audio_ctx_floor = DEFAULT_AUDIO_CTX_FLOOR;
         while let Some(arg) = it.next() {
             let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
