@@ -116,3 +116,30 @@ fn a_data_chunk_cut_short_is_read_up_to_the_cut() {
     let samples = sotto_audio::read_wav(&path).unwrap();
     assert_eq!(samples.len(), (good.len() / 2 - 44) / 2);
 }
+
+#[test]
+fn raw_pcm_stream_reads_like_the_same_wav() {
+    // The 8 kHz stereo twin: its data chunk, fed as raw s16le in odd pieces, equals the WAV reading.
+    let path = common::fixtures().join("twin_jarvis_vehicle_temp_8k_stereo.wav");
+    let bytes = std::fs::read(&path).unwrap();
+    let data_at = bytes.windows(4).position(|w| w == b"data").unwrap() + 8;
+    struct Dribble<'a>(&'a [u8]);
+    impl std::io::Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(self.0.len()).min(1001);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let format = sotto_audio::PcmFormat { sample_rate: 8000, channels: 2, encoding: sotto_audio::PcmEncoding::S16le };
+    let mut reader = sotto_audio::PcmReader::new(Dribble(&bytes[data_at..]), format).unwrap();
+    let mut got = Vec::new();
+    while let Some(block) = reader.next_block().unwrap() {
+        got.extend(block);
+    }
+    let want = sotto_audio::read_wav(&path).unwrap();
+    assert_eq!(got.len(), want.len());
+    let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+    assert!(worst < 1e-5, "max difference {worst}");
+}
