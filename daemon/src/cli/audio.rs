@@ -121,23 +121,50 @@ fn wav_files(input: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn report_json(file: &str, report: &Report, with_utterances: bool) -> serde_json::Value {
-    let sr = SAMPLE_RATE as f64;
-    let mut v = json!({
-        "file": file,
-        "detections": report.detections.iter().map(|d| json!({
-            "wake": d.wake, "time_s": round3(d.sample as f64 / sr), "score": round3(d.score as f64),
-        })).collect::<Vec<_>>(),
-    });
-    if with_utterances {
-        v["utterances"] = report
-            .utterances
+/// One output line; fields in this order (`file` first) for people reading the output.
+#[derive(serde::Serialize)]
+struct FileLine<'a> {
+    file: &'a str,
+    detections: Vec<DetectionLine<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    utterances: Option<Vec<UtteranceLine>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    no_speech_after_s: Option<Vec<f64>>,
+}
+
+#[derive(serde::Serialize)]
+struct DetectionLine<'a> {
+    wake: &'a str,
+    time_s: f64,
+    score: f64,
+}
+
+#[derive(serde::Serialize)]
+struct UtteranceLine {
+    start_s: f64,
+    end_s: f64,
+    truncated: bool,
+}
+
+fn report_json(file: &str, report: &Report, with_utterances: bool) -> String {
+    let s = |samples: u64| round3(samples as f64 / SAMPLE_RATE as f64);
+    let line = FileLine {
+        file,
+        detections: report
+            .detections
             .iter()
-            .map(|u| json!({"start_s": round3(u.start_sample as f64 / sr), "end_s": round3(u.end_sample as f64 / sr), "truncated": u.truncated}))
-            .collect();
-        v["no_speech_after_s"] = report.no_speech.iter().map(|s| json!(round3(*s as f64 / sr))).collect();
-    }
-    v
+            .map(|d| DetectionLine { wake: &d.wake, time_s: s(d.sample), score: round3(d.score as f64) })
+            .collect(),
+        utterances: with_utterances.then(|| {
+            report
+                .utterances
+                .iter()
+                .map(|u| UtteranceLine { start_s: s(u.start_sample), end_s: s(u.end_sample), truncated: u.truncated })
+                .collect()
+        }),
+        no_speech_after_s: with_utterances.then(|| report.no_speech.iter().map(|&w| s(w)).collect()),
+    };
+    serde_json::to_string(&line).expect("plain data serialises")
 }
 
 fn round3(x: f64) -> f64 {
