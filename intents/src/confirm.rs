@@ -95,6 +95,11 @@ impl<C: Clock> ConfirmationGate<C> {
         }
     }
 
+    /// Drops the pending action without an answer (e.g. no speech came after the question).
+    pub fn cancel(&mut self) -> Option<PlannedAction> {
+        self.pending.take().map(|(action, _)| action)
+    }
+
     /// Drops the pending action when its time is up; call it periodically.
     pub fn tick(&mut self) -> Outcome {
         self.expire().unwrap_or(if self.pending.is_some() { Outcome::StillPending } else { Outcome::Idle })

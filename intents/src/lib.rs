@@ -151,14 +151,14 @@ impl Intents {
 
     /// The cascade: grammar first, then the language model for what the grammar did not match.
     /// A model failure is logged and gives no intent: it must never produce an action.
-    pub fn resolve(&self, text: &str, lm: Option<&mut dyn slm::LanguageModel>, slm_config: &slm::SlmConfig) -> Resolution {
+    pub fn resolve(&self, text: &str, fallback: Option<slm::Fallback<'_>>) -> Resolution {
         let start = Instant::now();
         let grammar = self.parse(text);
-        let Some(lm) = lm else { return grammar };
-        if grammar.intent.is_some() {
+        let Some(fb) = fallback else { return grammar };
+        if grammar.intent.is_some() || text.trim().is_empty() {
             return grammar;
         }
-        let mut r = match slm::resolve(self, text, lm, slm_config) {
+        let mut r = match slm::resolve_with(fb.state, self, text, fb.lm, fb.config) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "language-model fallback failed");

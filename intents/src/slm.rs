@@ -218,23 +218,54 @@ pub fn calibrated(scores: &[f32], prior: Option<&[f32]>) -> Vec<f32> {
     exp.iter().map(|e| e / sum).collect()
 }
 
-/// The language-model resolver; the cascade in [`Intents::resolve`] calls it after the grammar.
+/// What stays the same between requests: the prompt prefix, the choices and the prior scores
+/// (the choices scored for an empty request), computed once.
+pub struct SlmState {
+    prefix: String,
+    choices: Vec<String>,
+    prior: Option<Vec<f32>>,
+}
+
+impl SlmState {
+    pub fn new(intents: &Intents) -> Self {
+        SlmState { prefix: prompt_prefix(intents), choices: choices(intents), prior: None }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// The language-model resolver, for one request with a fresh state.
 pub fn resolve(intents: &Intents, text: &str, lm: &mut dyn LanguageModel, cfg: &SlmConfig) -> Result<Resolution, SlmError> {
-    let prefix = prompt_prefix(intents);
-    let options = choices(intents);
-    let scores = lm.score(&request_prompt(&prefix, text), &options)?;
-    let prior = if cfg.calibrate { Some(lm.score(&request_prompt(&prefix, ""), &options)?) } else { None };
-    let probs = calibrated(&scores, prior.as_deref());
+    resolve_with(&mut SlmState::new(intents), intents, text, lm, cfg)
+}
+
+/// The language-model resolver; the cascade in [`Intents::resolve`] calls it after the grammar.
+pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mut dyn LanguageModel, cfg: &SlmConfig) -> Result<Resolution, SlmError> {
+    let scores = lm.score(&request_prompt(&state.prefix, text), &state.choices)?;
+    if cfg.calibrate && state.prior.is_none() {
+        state.prior = Some(lm.score(&request_prompt(&state.prefix, ""), &state.choices)?);
+    }
+    let prior = if cfg.calibrate { state.prior.as_deref() } else { None };
+    let probs = calibrated(&scores, prior);
     let (best, p) = probs.iter().enumerate().fold((0, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
-    let none_index = options.len() - 1;
-    tracing::debug!(choice = %options[best], p, "language-model function choice");
+    let none_index = state.choices.len() - 1;
+    tracing::debug!(choice = %state.choices[best], p, "language-model function choice");
     if best == none_index || (probs[best].ln() - probs[none_index].ln()) < cfg.min_margin {
         return Ok(Resolution::none(0.0));
     }
     let intent = &intents.intents()[best];
     let grammar = arguments_grammar(intent);
-    let prompt = format!("{}{}", request_prompt(&prefix, text), intent.name);
+    let prompt = format!("{}{}", request_prompt(&state.prefix, text), intent.name);
     let generated = lm.generate(&prompt, Some(&grammar), cfg.max_tokens)?;
     let checked = parse_arguments(intent, &generated).map_err(|e| e.to_string()).and_then(|found| crate::validate::validate(intent, &found));
     Ok(intents.finish(intent, checked, Resolver::Slm, p))
+}
+
+/// The language model as the second stage of [`Intents::resolve`].
+pub struct Fallback<'a> {
+    pub state: &'a mut SlmState,
+    pub lm: &'a mut dyn LanguageModel,
+    pub config: &'a SlmConfig,
 }

@@ -106,7 +106,9 @@ fn grammar_allows_declared_values_only() {
 fn the_cascade_prefers_the_grammar() {
     let all = Intents::shipped();
     let mut lm = scripted(", \"level\": 4}");
-    let r = all.resolve("turn on the kitchen lights", Some(&mut lm), &SlmConfig::default());
+    let mut state = slm::SlmState::new(&all);
+    let fb = slm::Fallback { state: &mut state, lm: &mut lm, config: &SlmConfig::default() };
+    let r = all.resolve("turn on the kitchen lights", Some(fb));
     assert_eq!(r.resolver, Some(Resolver::Grammar));
     assert!(lm.prompts.is_empty());
 }

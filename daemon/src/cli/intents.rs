@@ -37,7 +37,20 @@ pub struct ParseArgs {
 
 #[derive(clap::Args)]
 pub struct TranscribeArgs {
+    /// WAV file (any rate and channel count; resampled to 16 kHz mono).
     pub wav: std::path::PathBuf,
+    /// Whisper model: an id from the cache or a ggml file path.
+    #[arg(long, default_value = "whisper-base")]
+    pub model: String,
+    /// Spoken language (ISO 639-1); `auto` lets Whisper detect it.
+    #[arg(long, default_value = "en")]
+    pub language: String,
+    /// Vocabulary bias: text Whisper treats as preceding context.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Encoder context in 20 ms frames (1500 = 30 s); default: sized to the utterance.
+    #[arg(long)]
+    pub audio_ctx: Option<u32>,
 }
 
 #[derive(clap::Args)]
@@ -76,7 +89,7 @@ fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
 
 struct Loaded {
     intents: Intents,
-    lm: Option<WorkerLm>,
+    lm: Option<(WorkerLm, sotto_intents::slm::SlmState)>,
     site_id: String,
 }
 
@@ -96,12 +109,17 @@ impl Loaded {
                 Some(WorkerLm(client))
             }
         };
+        let lm = lm.map(|l| {
+            let state = sotto_intents::slm::SlmState::new(&intents);
+            (l, state)
+        });
         Ok(Loaded { intents, lm, site_id: source.site_id.clone() })
     }
 
     fn resolve(&mut self, text: &str) -> serde_json::Value {
-        let lm = self.lm.as_mut().map(|l| l as &mut dyn LanguageModel);
-        let r: Resolution = self.intents.resolve(text, lm, &SlmConfig::default());
+        let config = SlmConfig::default();
+        let fallback = self.lm.as_mut().map(|(lm, state)| sotto_intents::slm::Fallback { state, lm, config: &config });
+        let r: Resolution = self.intents.resolve(text, fallback);
         let mut v = serde_json::to_value(&r).expect("a resolution serialises");
         if let Some(action) = self.intents.plan_action(&r, &self.site_id) {
             v["action"] = serde_json::to_value(action).expect("an action serialises");
@@ -153,8 +171,25 @@ pub fn parse(mut args: ParseArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn transcribe(_args: TranscribeArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+/// Prints one JSON line: text, per-token probabilities, the guard's flag, timings.
+pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
+    let samples = sotto_audio::read_wav(&args.wav).with_context(|| format!("reading {}", args.wav.display()))?;
+    let model = if std::path::Path::new(&args.model).is_file() {
+        PathBuf::from(&args.model)
+    } else {
+        sotto_models::Store::open()?.path(&args.model)?
+    };
+    let mut stt = sotto_workers::SttClient::start(sotto_workers::WorkerConfig::new(&model))?;
+    let options = sotto_workers::TranscribeOptions {
+        language: Some(args.language).filter(|l| l != "auto"),
+        initial_prompt: args.prompt,
+        audio_ctx: args.audio_ctx,
+    };
+    let transcript = stt.transcribe(&samples, &options)?;
+    let mut line = serde_json::to_value(&transcript)?;
+    line["model"] = model.display().to_string().into();
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn understand(_args: UnderstandArgs) -> anyhow::Result<ExitCode> {

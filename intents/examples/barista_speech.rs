@@ -1,0 +1,141 @@
+//! Speech-level barista benchmark (`/work/shared/data/barista/README.md`): Whisper through the STT
+//! worker, then the grammar matcher with the barista domain, scored by intent + every slot.
+//!
+//! ```text
+//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt]
+//! ```
+//! Noisy copies follow the README: a random window of the kitchen noise (fixed seed), scaled so the
+//! ratio of the speech's and the noise's maximum 2048-sample frame energy is the SNR, added, peak
+//! normalised to 0.5. Transcripts are cached in a JSON-lines file (default
+//! `$SOTTO_CACHE/barista-transcripts.jsonl`) keyed by file, SNR and prompt, so matcher changes are
+//! re-scored without re-running Whisper. The worker binary is found via `SOTTO_WORKER_DIR`.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use sotto_intents::barista::{accepted, data_dir, read_labels};
+use sotto_intents::evaluate::percentile;
+use sotto_intents::Intents;
+
+fn read_wav(path: &Path) -> Vec<f32> {
+    let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = r.spec();
+    assert_eq!((spec.sample_rate, spec.channels), (16000, 1), "{}: expected 16 kHz mono", path.display());
+    r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect()
+}
+
+fn max_frame_energy(x: &[f32]) -> f64 {
+    x.chunks(2048).map(|c| c.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>()).fold(0.0, f64::max)
+}
+
+/// Deterministic generator for the noise windows (fixed seed, so runs compare).
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+}
+
+fn mix(speech: &[f32], noise: &[f32], snr_db: f64, rng: &mut Lcg) -> Vec<f32> {
+    let start = (rng.next() as usize) % (noise.len() - speech.len());
+    let window = &noise[start..start + speech.len()];
+    let (es, en) = (max_frame_energy(speech), max_frame_energy(window));
+    // energy ratio in dB = 10 log10(es / (g² en))
+    let gain = (es / (en * 10f64.powf(snr_db / 10.0))).sqrt() as f32;
+    let mut out: Vec<f32> = speech.iter().zip(window).map(|(s, n)| s + gain * n).collect();
+    let peak = out.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-9);
+    out.iter_mut().for_each(|v| *v *= 0.5 / peak);
+    out
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let levels: Vec<String> = arg("--snr").unwrap_or_else(|| "clean".into()).split(',').map(str::to_string).collect();
+    let use_prompt = !args.iter().any(|a| a == "--no-prompt");
+    let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
+    let cache_path = arg("--cache").map(PathBuf::from).unwrap_or_else(|| {
+        let base = std::env::var_os("SOTTO_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sotto"));
+        base.join("barista-transcripts.jsonl")
+    });
+    let dir = data_dir();
+    let labels = read_labels(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let intents = Intents::shipped_domains(&["barista"]).unwrap();
+    let prompt = use_prompt.then(|| intents.stt_prompt(400));
+    let prompt_key = if use_prompt { "prompt" } else { "noprompt" };
+
+    let mut cache: BTreeMap<String, (String, f64)> = BTreeMap::new();
+    if let Ok(text) = std::fs::read_to_string(&cache_path) {
+        for line in text.lines() {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            cache.insert(v["key"].as_str().unwrap().to_string(), (v["text"].as_str().unwrap().to_string(), v["stt_ms"].as_f64().unwrap()));
+        }
+    }
+    let mut stt: Option<sotto_workers::SttClient> = None;
+    let mut cache_out = std::fs::OpenOptions::new().create(true).append(true).open(&cache_path).unwrap();
+    let noise = read_wav(&dir.join("noise_kitchen.wav"));
+
+    println!("{:<6} {:>6} {:>9} {:>14} {:>14}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms");
+    let mut noisy_acc = Vec::new();
+    for level in &levels {
+        let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0));
+        let (mut ok, mut n) = (0, 0);
+        let (mut stt_ms, mut match_ms) = (Vec::new(), Vec::new());
+        for (file, label) in &labels {
+            let key = format!("{file}|{level}|{prompt_key}");
+            let (text, ms) = match cache.get(&key) {
+                Some(c) => c.clone(),
+                None => {
+                    let speech = read_wav(&dir.join("clean").join(file));
+                    let samples = if level == "clean" { speech } else { mix(&speech, &noise, level.parse().unwrap(), &mut rng) };
+                    let client = stt.get_or_insert_with(|| {
+                        let store = sotto_models::Store::open().expect("model cache");
+                        let model = store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
+                        let mut config = sotto_workers::WorkerConfig::new(model);
+                        // The benchmark shares the machine; a slow request is not a hung worker.
+                        config.request_timeout = std::time::Duration::from_secs(180);
+                        sotto_workers::SttClient::start(config).expect("start the STT worker (set SOTTO_WORKER_DIR)")
+                    });
+                    let t = Instant::now();
+                    let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), ..Default::default() };
+                    let tr = match client.transcribe(&samples, &opts) {
+                        Ok(tr) => tr,
+                        Err(e) => {
+                            // Counted as a miss, not cached, so a rerun retries it.
+                            eprintln!("{file} at {level}: transcription failed: {e}");
+                            n += 1;
+                            continue;
+                        }
+                    };
+                    let ms = t.elapsed().as_secs_f64() * 1000.0;
+                    let line = serde_json::json!({"key": key, "text": tr.text, "stt_ms": ms});
+                    writeln!(cache_out, "{line}").unwrap();
+                    cache.insert(key.clone(), (tr.text.clone(), ms));
+                    (tr.text, ms)
+                }
+            };
+            let r = intents.parse(&text);
+            n += 1;
+            stt_ms.push(ms);
+            match_ms.push(r.elapsed_ms);
+            if accepted(label, &r) {
+                ok += 1;
+            } else if verbose {
+                println!("  MISS {file} {text:?}\n       want {:?}\n       got  {}", label.slots, serde_json::to_string(&r).unwrap());
+            }
+        }
+        let acc = 100.0 * ok as f64 / n as f64;
+        if level != "clean" {
+            noisy_acc.push(acc);
+        }
+        println!(
+            "{:<6} {:>6} {:>9.1} {:>7.0}/{:<6.0} {:>7.3}/{:.3}",
+            level, n, acc, percentile(&stt_ms, 0.5), percentile(&stt_ms, 0.9), percentile(&match_ms, 0.5), percentile(&match_ms, 1.0)
+        );
+    }
+    if !noisy_acc.is_empty() {
+        println!("noise average over {} levels: {:.1}%", noisy_acc.len(), noisy_acc.iter().sum::<f64>() / noisy_acc.len() as f64);
+    }
+}

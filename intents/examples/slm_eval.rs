@@ -1,0 +1,64 @@
+//! The language-model resolver alone (no grammar) on the text test set, with a real GGUF model
+//! through the SLM worker: how far the fallback can be trusted, and what it costs.
+//!
+//! ```text
+//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model gemma3-270m-q4_k_m] [--limit N] [--no-calibration] [-v]
+//! ```
+use std::path::Path;
+use std::time::Instant;
+
+use sotto_intents::evaluate::{is_correct, percentile, read_cases};
+use sotto_intents::slm::{self, Grammar, LanguageModel, SlmConfig, SlmState};
+use sotto_intents::{Intents, SlmError};
+
+struct WorkerLm(sotto_workers::SlmClient);
+
+impl LanguageModel for WorkerLm {
+    fn generate(&mut self, prompt: &str, grammar: Option<&Grammar>, max_tokens: u32) -> Result<String, SlmError> {
+        let g = grammar.map(|g| match g {
+            Grammar::Gbnf(s) => sotto_workers::Grammar::Gbnf(s.clone()),
+            Grammar::JsonSchema(s) => sotto_workers::Grammar::JsonSchema(s.clone()),
+        });
+        self.0.generate(prompt, g, max_tokens).map(|g| g.text).map_err(|e| SlmError::Model(e.to_string()))
+    }
+    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
+        self.0.score(prompt, candidates).map_err(|e| SlmError::Model(e.to_string()))
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let model_id = arg("--model").unwrap_or_else(|| "gemma3-270m-q4_k_m".into());
+    let limit: usize = arg("--limit").map(|v| v.parse().unwrap()).unwrap_or(usize::MAX);
+    let verbose = args.iter().any(|a| a == "-v");
+    let config = SlmConfig { calibrate: !args.iter().any(|a| a == "--no-calibration"), ..SlmConfig::default() };
+    let store = sotto_models::Store::open().expect("model cache");
+    let model = store.path(&model_id).unwrap_or_else(|e| panic!("{e} (run `sotto models fetch {model_id}`)"));
+    let mut lm = WorkerLm(sotto_workers::SlmClient::start(sotto_workers::WorkerConfig::new(model)).expect("start the SLM worker (set SOTTO_WORKER_DIR)"));
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testset");
+    println!("model {model_id}, calibration {}", config.calibrate);
+    println!("{:<14} {:>6} {:>8} {:>9} {:>16}", "set", "cases", "exact %", "null→int", "p50/p90 ms");
+    for (set, domains) in [("vehicle", vec!["vehicle"]), ("factory", vec!["factory"]), ("home", vec!["home"]), ("out_of_domain", vec!["vehicle", "factory", "home"])] {
+        let intents = Intents::shipped_domains(&domains).unwrap();
+        let mut state = SlmState::new(&intents);
+        let cases = read_cases(&dir.join(format!("{set}.jsonl"))).unwrap();
+        let (mut ok, mut n, mut false_int, mut nulls, mut ms) = (0, 0, 0, 0, Vec::new());
+        for case in cases.iter().filter(|c| !c.text.trim().is_empty()).take(limit) {
+            let t = Instant::now();
+            let r = slm::resolve_with(&mut state, &intents, &case.text, &mut lm, &config).unwrap_or_else(|e| panic!("{}: {e}", case.text));
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            n += 1;
+            if case.intent.is_none() {
+                nulls += 1;
+                false_int += usize::from(r.intent.is_some());
+            }
+            if is_correct(case, &r) {
+                ok += 1;
+            } else if verbose {
+                println!("  MISS {:?} want {:?} {:?}\n       got {}", case.text, case.intent, case.slots, serde_json::to_string(&r).unwrap());
+            }
+        }
+        println!("{:<14} {:>6} {:>8.1} {:>9} {:>8.0}/{:.0}", set, n, 100.0 * ok as f64 / n as f64, format!("{false_int}/{nulls}"), percentile(&ms, 0.5), percentile(&ms, 0.9));
+    }
+}
