@@ -151,3 +151,64 @@ fn a_killed_stt_worker_fails_one_command_and_the_next_one_is_served() {
     );
     assert!(!printed.iter().any(|m| m["topic"] == format!("sotto/{site}/home/light/kitchen")), "the failed command published no action");
 }
+
+/// Runs a dialogue fixture on the embedded broker and returns the printed messages of the run.
+fn dialogue(name: &str) -> (String, Vec<Printed>) {
+    let _one = one_at_a_time();
+    let site = unique_site(name);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &format!("[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n"));
+    let wav = sotto_tests::daemon::repo_root().join("tests/fixtures/dialogue").join(name);
+    let (_, printed) = run_on_file(&config, &wav);
+    (site, printed)
+}
+
+fn printed_topics(printed: &[Printed]) -> Vec<&str> {
+    printed.iter().map(|p| p.topic.as_str()).filter(|t| !t.ends_with("/status")).collect()
+}
+
+#[test]
+fn a_risky_command_runs_only_after_a_spoken_yes() {
+    let (site, printed) = dialogue("jarvis_factory_stop_yes.wav");
+    let action = format!("sotto/{site}/factory/press_1/command");
+    let confirm = format!("sotto/{site}/confirm");
+    assert_eq!(
+        printed_topics(&printed),
+        [
+            "hermes/hotword/hey_jarvis/detected",
+            "hermes/dialogueManager/sessionStarted",
+            "hermes/asr/textCaptured",
+            "hermes/intent/machine.stop",
+            confirm.as_str(),
+            "hermes/asr/textCaptured",
+            action.as_str(),
+            "hermes/dialogueManager/sessionEnded",
+        ]
+    );
+    assert_eq!(printed.iter().find(|p| p.topic == action).unwrap().payload, json!({"command": "stop"}));
+}
+
+#[test]
+fn a_spoken_no_cancels_the_risky_command() {
+    let (site, printed) = dialogue("jarvis_factory_stop_no.wav");
+    assert!(!printed.iter().any(|p| p.topic == format!("sotto/{site}/factory/press_1/command")), "{printed:#?}");
+    let ended = &printed.iter().find(|p| p.topic == "hermes/dialogueManager/sessionEnded").unwrap().payload;
+    assert_eq!(ended["termination"]["reason"], json!("abortedByUser"), "{ended}");
+}
+
+#[test]
+fn no_answer_drops_the_risky_command() {
+    let (site, printed) = dialogue("jarvis_factory_stop_silence.wav");
+    assert!(!printed.iter().any(|p| p.topic == format!("sotto/{site}/factory/press_1/command")), "{printed:#?}");
+    let ended = &printed.iter().find(|p| p.topic == "hermes/dialogueManager/sessionEnded").unwrap().payload;
+    assert_eq!(ended["termination"]["reason"], json!("timeout"), "{ended}");
+}
+
+#[test]
+fn an_out_of_range_value_is_rejected_with_its_reason_and_publishes_no_action() {
+    let (site, printed) = dialogue("jarvis_vehicle_out_of_range.wav");
+    assert!(!printed.iter().any(|p| p.topic.starts_with(&format!("sotto/{site}/vehicle"))), "{printed:#?}");
+    let rejected = &printed.iter().find(|p| p.topic == "hermes/nlu/intentNotRecognized").expect("intentNotRecognized").payload;
+    let reason = rejected["customData"].as_str().unwrap();
+    assert!(reason.contains("climate.set_temperature") && reason.contains("out of range"), "{reason}");
+}

@@ -388,8 +388,13 @@ impl SessionLoop {
                 self.publish_session_started(&id);
             }
             Event::NoSpeech { .. } => {
-                tracing::info!("no speech after the wake word");
-                self.end_session(TerminationReason::Timeout, None);
+                if let Some(action) = self.gate.cancel() {
+                    tracing::info!(intent = %action.intent, "no answer to the confirmation question; action dropped");
+                    self.end_session(TerminationReason::Timeout, Some(format!("{} not confirmed", action.intent)));
+                } else {
+                    tracing::info!("no speech after the wake word");
+                    self.end_session(TerminationReason::Timeout, None);
+                }
             }
             Event::Utterance(utterance) => {
                 self.stats.utterances.fetch_add(1, Ordering::Relaxed);
