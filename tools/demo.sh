@@ -7,7 +7,17 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$here/tools/env.sh"
 bash "$here/tools/setup.sh"
 sotto="$CARGO_TARGET_DIR/release/sotto"
-for wav in "$here"/tests/fixtures/demo/*.wav; do
-    printf '\n== %s\n' "$(basename "$wav")" >&2
-    "$sotto" run --input "$wav"
+recordings=(
+    audio/pos_jarvis_vehicle_temp.wav        # vehicle: climate
+    audio/pos_alexa_vehicle_window.wav       # vehicle: windows
+    audio/pos_jarvis_home_lights.wav         # home: lights
+    audio/pos_alexa_home_thermostat.wav      # home: thermostat
+    audio/pos_jarvis_espeak_timer.wav        # home: timer (espeak voice)
+    audio/pos_alexa_factory_status.wav       # factory: status
+    dialogue/jarvis_factory_stop_yes.wav     # factory: risky, confirmed by a spoken "yes"
+    dialogue/jarvis_vehicle_out_of_range.wav # rejected: 90 °C is out of range
+)
+for wav in "${recordings[@]}"; do
+    printf '\n== %s\n' "$wav"
+    RUST_LOG="${RUST_LOG:-warn}" "$sotto" run --config "$here/tools/demo.toml" --input "$here/tests/fixtures/$wav"
 done
