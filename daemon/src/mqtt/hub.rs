@@ -140,6 +140,8 @@ struct Shared {
     print: PrintMode,
     counters: Counters,
     next_action_id: AtomicU64,
+    /// Start time (ms since the epoch, hex): makes action ids unique across daemon restarts.
+    boot: String,
     wake_feeder: Notify,
     progress: Notify,
     connected_tx: watch::Sender<bool>,
@@ -210,6 +212,10 @@ impl MqttHub {
             print,
             counters: Counters::default(),
             next_action_id: AtomicU64::new(1),
+            boot: format!(
+                "{:x}",
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis()
+            ),
             wake_feeder: Notify::new(),
             progress: Notify::new(),
             connected_tx,
@@ -248,8 +254,8 @@ impl MqttHub {
         })
     }
 
-    /// Queues an action; returns its id (the `sotto-action-id` user property).
-    pub fn publish_action(&self, action: Action) -> Result<u64, MqttError> {
+    /// Queues an action; returns its id (the `sotto-action-id` user property, `<boot>-<n>`).
+    pub fn publish_action(&self, action: Action) -> Result<String, MqttError> {
         check_topic(&action.topic)?;
         let payload = match &action.payload {
             serde_json::Value::String(text) => Bytes::from(text.clone()),
@@ -265,7 +271,7 @@ impl MqttHub {
             retain: action.retain,
             expires_at: Instant::now() + expiry,
         })?;
-        Ok(id)
+        Ok(self.shared.action_id(id))
     }
 
     fn enqueue(&self, msg: Outbound) -> Result<(), MqttError> {
@@ -389,6 +395,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn action_id(&self, n: u64) -> String {
+        format!("{}-{n}", self.boot)
+    }
+
     fn status_message(&self, text: &'static str) -> Outbound {
         Outbound {
             kind: Kind::Status,
@@ -451,7 +461,7 @@ fn hand_off(shared: &Shared, state: &mut State, msg: Outbound) -> bool {
         properties.message_expiry_interval = Some(secs.min(u32::MAX as u64) as u32);
     }
     if let Kind::Action { id } = msg.kind {
-        properties.user_properties.push(("sotto-action-id".into(), id.to_string()));
+        properties.user_properties.push(("sotto-action-id".into(), shared.action_id(id)));
     }
     match shared.client.try_publish_with_properties(msg.topic.clone(), msg.qos, msg.retain, msg.payload.clone(), properties) {
         Ok(()) => {
@@ -637,7 +647,7 @@ fn confirmed(shared: &Shared, msg: &Outbound) {
     bump(&shared.counters.published);
     if let Kind::Action { id } = msg.kind {
         bump(&shared.counters.actions_published);
-        tracing::info!(topic = %msg.topic, action_id = id, "action published");
+        tracing::info!(topic = %msg.topic, action_id = %shared.action_id(id), "action published");
     }
     shared.progress.notify_waiters();
 }

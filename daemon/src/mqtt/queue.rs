@@ -14,8 +14,9 @@ use rumqttc::v5::mqttbytes::QoS;
 pub enum Kind {
     /// A Hermes event.
     Event,
-    /// A validated intent's action; `id` is unique per hub and travels as the MQTT 5 user property
-    /// `sotto-action-id`, so a consumer can drop the rare QoS 1 duplicate (see `hub.rs`).
+    /// A validated intent's action. `id` numbers actions per hub; with the hub's start time it
+    /// forms the MQTT 5 user property `sotto-action-id`, so a consumer can drop the rare QoS 1
+    /// duplicate (see `hub.rs`).
     Action { id: u64 },
     /// `sotto/<site>/status`: published directly on (re)connect, never queued.
     Status,

@@ -196,7 +196,7 @@ async fn shared_mosquitto_actions_events_status_and_last_will() {
     let got = sub.expect(&action_topic, Duration::from_secs(5)).await;
     assert_eq!(got.json(), json!({"drink": "latte", "size": "large", "count": 2}));
     assert!(matches!(got.expiry, Some(1..=10)), "message expiry {:?} should be set and ≤ 10 s", got.expiry);
-    assert_eq!(got.user_properties, vec![("sotto-action-id".to_string(), id.to_string())]);
+    assert_eq!(got.user_properties, vec![("sotto-action-id".to_string(), id.clone())]);
 
     let intent = sub.expect(&format!("hermes/intent/{intent_name}"), Duration::from_secs(5)).await;
     assert_eq!(
@@ -512,7 +512,7 @@ async fn publish_lost_in_transit_is_sent_again_after_reconnect() {
     hub.flush(Duration::from_secs(10)).await.unwrap();
     let got = sub.drain(Duration::from_secs(1)).await;
     assert_eq!(got.len(), 1, "sent once more after the reconnect, not lost: {got:?}");
-    assert_eq!(got[0].user_properties, vec![("sotto-action-id".to_string(), id.to_string())]);
+    assert_eq!(got[0].user_properties, vec![("sotto-action-id".to_string(), id.clone())]);
     let stats = hub.stats();
     assert_eq!((stats.resent, stats.actions_published, stats.connection_losses), (1, 1, 1), "{stats:?}");
     hub.shutdown(Duration::from_secs(2)).await.unwrap();
@@ -546,7 +546,7 @@ async fn lost_puback_gives_one_duplicate_with_the_same_action_id() {
     got.extend(sub.drain(Duration::from_secs(1)).await);
     assert_eq!(got.len(), 2, "{got:?}");
     for msg in &got {
-        assert_eq!(msg.user_properties, vec![("sotto-action-id".to_string(), id.to_string())]);
+        assert_eq!(msg.user_properties, vec![("sotto-action-id".to_string(), id.clone())]);
     }
     hub.shutdown(Duration::from_secs(2)).await.unwrap();
 }
