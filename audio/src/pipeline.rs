@@ -44,7 +44,18 @@ impl FrontEnd {
         Ok(Self::new(Box::new(wake), Endpointer::new(endpoint, Box::new(vad))?))
     }
 
+    /// Feeds 16 kHz mono audio of any length; returns the events it completes, in order.
     pub fn feed(&mut self, samples: &[f32]) -> Result<Vec<Event>, AudioError> {
+        // In pieces of at most 1 s, so that a wake word early in a long block still finds its
+        // audio in the endpointer's idle history.
+        let mut events = Vec::new();
+        for piece in samples.chunks(16_000) {
+            events.extend(self.feed_piece(piece)?);
+        }
+        Ok(events)
+    }
+
+    fn feed_piece(&mut self, samples: &[f32]) -> Result<Vec<Event>, AudioError> {
         let detections = self.wake.feed(samples)?;
         let mut events: Vec<Event> = self.endpointer.feed(samples)?.into_iter().map(Event::from).collect();
         for d in detections {

@@ -143,3 +143,41 @@ fn raw_pcm_stream_reads_like_the_same_wav() {
     let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
     assert!(worst < 1e-5, "max difference {worst}");
 }
+
+#[test]
+fn block_size_does_not_change_the_result_and_listen_now_needs_no_wake_word() {
+    let models = common::models(&TriggerConfig::default());
+    let samples = sotto_audio::read_wav(&common::fixtures().join("pos_alexa_home_thermostat.wav")).unwrap();
+    let mut front = sotto_audio::FrontEnd::load(&models, EndpointConfig::default()).unwrap();
+    let whole = sotto_audio::run_samples(&mut front, &samples).unwrap();
+    for block in [160usize, 1280, 7777, samples.len()] {
+        front.reset().unwrap();
+        let mut events = Vec::new();
+        for piece in samples.chunks(block) {
+            events.extend(front.feed(piece).unwrap());
+        }
+        events.extend(front.finish());
+        let wakes: Vec<_> = events.iter().filter_map(|e| if let sotto_audio::Event::Wake(d) = e { Some(d.sample) } else { None }).collect();
+        let utts: Vec<_> = events
+            .iter()
+            .filter_map(|e| if let sotto_audio::Event::Utterance(u) = e { Some((u.start_sample, u.end_sample)) } else { None })
+            .collect();
+        assert_eq!(wakes, whole.detections.iter().map(|d| d.sample).collect::<Vec<_>>(), "block {block}");
+        assert_eq!(utts, whole.utterances.iter().map(|u| (u.start_sample, u.end_sample)).collect::<Vec<_>>(), "block {block}");
+    }
+
+    // A follow-up answer: no wake word in the file, listening starts at once.
+    let f = common::manifest().into_iter().find(|f| f.file == "neg_home_lights.wav").unwrap();
+    let samples = sotto_audio::read_wav(&common::fixtures().join(&f.file)).unwrap();
+    front.reset().unwrap();
+    let mut events = front.listen_now().unwrap();
+    events.extend(front.feed(&samples).unwrap());
+    events.extend(front.finish());
+    match &events[..] {
+        [sotto_audio::Event::Utterance(u)] => {
+            assert!((u.start_sample as f64 / SR - f.speech_start_s.unwrap()).abs() <= BOUNDARY_TOLERANCE_S, "{u:?}");
+            assert!((u.end_sample as f64 / SR - f.speech_end_s.unwrap()).abs() <= BOUNDARY_TOLERANCE_S, "{u:?}");
+        }
+        other => panic!("expected one utterance, got {other:?}"),
+    }
+}
