@@ -56,6 +56,8 @@ fn main() {
     let levels: Vec<String> = arg("--snr").unwrap_or_else(|| "clean".into()).split(',').map(str::to_string).collect();
     let use_prompt = !args.iter().any(|a| a == "--no-prompt");
     let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
+    // Score only what is already transcribed (fast matcher iterations while Whisper runs).
+    let cached_only = args.iter().any(|a| a == "--cached-only");
     let cache_path = arg("--cache").map(PathBuf::from).unwrap_or_else(|| {
         let base = std::env::var_os("SOTTO_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sotto"));
         base.join("barista-transcripts.jsonl")
@@ -87,6 +89,7 @@ fn main() {
             let key = format!("{file}|{level}|{prompt_key}");
             let (text, ms) = match cache.get(&key) {
                 Some(c) => c.clone(),
+                None if cached_only => continue,
                 None => {
                     let speech = read_wav(&dir.join("clean").join(file));
                     let samples = if level == "clean" { speech } else { mix(&speech, &noise, level.parse().unwrap(), &mut rng) };

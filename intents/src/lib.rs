@@ -89,6 +89,7 @@ pub struct Intents {
     pub domains: Vec<Domain>,
     intents: Vec<Intent>,
     matcher: Matcher,
+    slm_state: std::sync::Mutex<Option<slm::SlmState>>,
 }
 
 impl Intents {
@@ -98,7 +99,7 @@ impl Intents {
         let intents = domains.iter().flat_map(|d| d.intents.iter().cloned()).collect();
         let matcher = Matcher::compile(&domains);
         tracing::debug!(states = matcher.states(), "intent grammar compiled");
-        Ok(Intents { domains, intents, matcher })
+        Ok(Intents { domains, intents, matcher, slm_state: std::sync::Mutex::new(None) })
     }
 
     /// Loads domain files and directories of `*.toml`.
@@ -150,15 +151,19 @@ impl Intents {
     }
 
     /// The cascade: grammar first, then the language model for what the grammar did not match.
-    /// A model failure is logged and gives no intent: it must never produce an action.
-    pub fn resolve(&self, text: &str, fallback: Option<slm::Fallback<'_>>) -> Resolution {
+    /// A model failure is logged and gives no intent: it must never produce an action. The prompt
+    /// and the model's prior are computed on first use and kept, so use one `Intents` with one
+    /// model (or call [`Self::reset_slm_state`] when switching).
+    pub fn resolve(&self, text: &str, lm: Option<&mut dyn slm::LanguageModel>, slm_config: &slm::SlmConfig) -> Resolution {
         let start = Instant::now();
         let grammar = self.parse(text);
-        let Some(fb) = fallback else { return grammar };
+        let Some(lm) = lm else { return grammar };
         if grammar.intent.is_some() || text.trim().is_empty() {
             return grammar;
         }
-        let mut r = match slm::resolve_with(fb.state, self, text, fb.lm, fb.config) {
+        let mut guard = self.slm_state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = guard.get_or_insert_with(|| slm::SlmState::new(self));
+        let mut r = match slm::resolve_with(state, self, text, lm, slm_config) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "language-model fallback failed");
@@ -167,6 +172,11 @@ impl Intents {
         };
         r.elapsed_ms = elapsed_ms(start);
         r
+    }
+
+    /// Forgets the cached language-model prompt and prior (after switching models).
+    pub fn reset_slm_state(&self) {
+        *self.slm_state.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     pub(crate) fn finish(&self, intent: &Intent, checked: Result<BTreeMap<String, SlotValue>, String>, resolver: Resolver, confidence: f32) -> Resolution {

@@ -263,9 +263,3 @@ pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mu
     Ok(intents.finish(intent, checked, Resolver::Slm, p))
 }
 
-/// The language model as the second stage of [`Intents::resolve`].
-pub struct Fallback<'a> {
-    pub state: &'a mut SlmState,
-    pub lm: &'a mut dyn LanguageModel,
-    pub config: &'a SlmConfig,
-}

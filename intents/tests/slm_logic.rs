@@ -106,9 +106,9 @@ fn grammar_allows_declared_values_only() {
 fn the_cascade_prefers_the_grammar() {
     let all = Intents::shipped();
     let mut lm = scripted(", \"level\": 4}");
-    let mut state = slm::SlmState::new(&all);
-    let fb = slm::Fallback { state: &mut state, lm: &mut lm, config: &SlmConfig::default() };
-    let r = all.resolve("turn on the kitchen lights", Some(fb));
+    let r = all.resolve("turn on the kitchen lights", Some(&mut lm), &SlmConfig::default());
     assert_eq!(r.resolver, Some(Resolver::Grammar));
     assert!(lm.prompts.is_empty());
+    let r = all.resolve("the blower should go to four", Some(&mut lm), &SlmConfig::default());
+    assert_eq!((r.intent.as_deref(), r.resolver), (Some("climate.set_fan"), Some(Resolver::Slm)));
 }

@@ -89,7 +89,7 @@ fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
 
 struct Loaded {
     intents: Intents,
-    lm: Option<(WorkerLm, sotto_intents::slm::SlmState)>,
+    lm: Option<WorkerLm>,
     site_id: String,
 }
 
@@ -109,17 +109,13 @@ impl Loaded {
                 Some(WorkerLm(client))
             }
         };
-        let lm = lm.map(|l| {
-            let state = sotto_intents::slm::SlmState::new(&intents);
-            (l, state)
-        });
+
         Ok(Loaded { intents, lm, site_id: source.site_id.clone() })
     }
 
     fn resolve(&mut self, text: &str) -> serde_json::Value {
-        let config = SlmConfig::default();
-        let fallback = self.lm.as_mut().map(|(lm, state)| sotto_intents::slm::Fallback { state, lm, config: &config });
-        let r: Resolution = self.intents.resolve(text, fallback);
+        let lm = self.lm.as_mut().map(|l| l as &mut dyn LanguageModel);
+        let r: Resolution = self.intents.resolve(text, lm, &SlmConfig::default());
         let mut v = serde_json::to_value(&r).expect("a resolution serialises");
         if let Some(action) = self.intents.plan_action(&r, &self.site_id) {
             v["action"] = serde_json::to_value(action).expect("an action serialises");
