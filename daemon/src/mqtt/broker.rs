@@ -4,7 +4,7 @@
 //! way to stop a running broker, so it lives until the process exits; start it once per process.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use rumqttd::{Config, ConnectionSettings, RouterConfig, ServerSettings};
@@ -21,6 +21,9 @@ pub struct EmbeddedBroker {
 pub fn start_embedded(port: u16) -> Result<EmbeddedBroker, MqttError> {
     let port = if port == 0 { free_port()? } else { port };
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    // Checked first because readiness below is detected as "the port became taken".
+    TcpListener::bind(addr)
+        .map_err(|e| MqttError::EmbeddedBroker { port, reason: format!("cannot listen there: {e}") })?;
     let config = broker_config(addr);
 
     let thread = std::thread::Builder::new()
@@ -36,7 +39,9 @@ pub fn start_embedded(port: u16) -> Result<EmbeddedBroker, MqttError> {
 
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        // Probing by binding, not connecting: a probe connection that closes without CONNECT
+        // makes rumqttd log an error.
+        if matches!(TcpListener::bind(addr), Err(e) if e.kind() == std::io::ErrorKind::AddrInUse) {
             tracing::info!(%addr, "embedded MQTT broker (rumqttd, MQTT 5) listening");
             return Ok(EmbeddedBroker { port });
         }

@@ -684,7 +684,9 @@ fn on_connection_error(shared: &Shared, eventloop: &mut EventLoop, error: &Conne
     again.extend(handed.into_iter().filter(|m| m.kind != Kind::Status));
     count_overflow(shared, state.queue.requeue_front(again));
 
-    if state.connected {
+    if shared.shutting_down.load(Ordering::Relaxed) {
+        tracing::debug!(%error, "MQTT connection closed at shutdown");
+    } else if state.connected {
         bump(&shared.counters.connection_losses);
         tracing::warn!(%error, queued = state.queue.len(), "MQTT connection lost; reconnecting");
     } else {

@@ -336,6 +336,7 @@ async fn embedded_broker_round_trip_with_controls_and_clean_shutdown() {
     hub.shutdown(Duration::from_secs(5)).await.unwrap();
     let offline = sub.expect(&status_topic, Duration::from_secs(5)).await;
     assert_eq!(offline.payload, "offline");
+    assert_eq!(hub.stats().connection_losses, 0, "a clean shutdown is not a lost connection");
     assert!(hub.publish_action(Action::new(action_topic, json!({}))).is_err(), "no publishing after shutdown");
 }
 
@@ -681,4 +682,12 @@ async fn bench_action_latency() {
         );
         hub.shutdown(Duration::from_secs(2)).await.unwrap();
     }
+}
+
+#[test]
+fn embedded_broker_refuses_a_taken_port() {
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let err = start_embedded(port).unwrap_err().to_string();
+    assert!(err.contains(&port.to_string()) && err.contains("cannot listen"), "{err}");
 }
