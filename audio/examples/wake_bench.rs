@@ -79,6 +79,8 @@ fn throughput(models: &FrontEndModels, files: &[PathBuf]) -> Result<(), Box<dyn 
     let audio_s = audio.len() as f64 / 16_000.0;
     let modes = [
         ("stream 80 ms", FRAME, true),
+        ("stream 160 ms blocks, whole-run embedding", 2 * FRAME, true),
+        ("stream 240 ms blocks, whole-run embedding", 3 * FRAME, true),
         ("blocks 1 s, one embedding call per window", 16_000, false),
         ("blocks 1 s, whole-run embedding", 16_000, true),
     ];
