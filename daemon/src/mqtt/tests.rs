@@ -246,8 +246,14 @@ async fn broker_restart_delivers_queued_action_once_and_drops_expired() {
     let event_name = format!("Event_{site}");
     let event_topic = format!("hermes/intent/{event_name}");
     // A persistent session: Mosquitto keeps queueing for it while the test restarts the broker.
-    let mut sub =
-        Subscriber::connect(broker.port, &[fresh_topic.clone(), stale_topic.clone(), event_topic.clone()], true).await;
+    let status_topic = format!("sotto/{site}/status");
+    let mut sub = Subscriber::connect(
+        broker.port,
+        &[fresh_topic.clone(), stale_topic.clone(), event_topic.clone(), status_topic.clone()],
+        true,
+    )
+    .await;
+    assert_eq!(sub.expect(&status_topic, Duration::from_secs(5)).await.payload, "online");
 
     broker.stop();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -273,6 +279,10 @@ async fn broker_restart_delivers_queued_action_once_and_drops_expired() {
     assert_eq!(on(&fresh_topic), 1, "the action within its expiry arrives exactly once: {got:?}");
     assert_eq!(on(&stale_topic), 0, "the expired action is dropped: {got:?}");
     assert_eq!(on(&event_topic), 1, "the event queued meanwhile arrives too: {got:?}");
+    let statuses: Vec<&str> = got.iter().filter(|m| m.topic == status_topic).map(|m| m.payload.as_str()).collect();
+    // Mosquitto may deliver the hub's last will ("offline") as it goes down or comes back; what
+    // matters is that "online" follows once the hub is back.
+    assert_eq!(statuses.last(), Some(&"online"), "online again after the reconnect: {got:?}");
     let fresh_msg = got.iter().find(|m| m.topic == fresh_topic).unwrap();
     assert_eq!(fresh_msg.json(), json!({"cmd": "fresh"}));
     assert!(matches!(fresh_msg.expiry, Some(1..=29)), "remaining expiry, not the original: {:?}", fresh_msg.expiry);
