@@ -2,51 +2,14 @@
 //! spoken during the outage is published once when the broker is back within the action's expiry,
 //! and dropped when it comes back too late. Events queued meanwhile are not lost either.
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{ChildStdin, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use sotto_tests::daemon::{fixture, one_at_a_time, sotto, unique_site, write_config};
-use sotto_tests::mqtt::{Mosquitto, MqttSubscriber};
-
-/// 16 kHz mono s16le PCM of a fixture (any WAV format), via sox.
-fn pcm_of(name: &str) -> Vec<u8> {
-    let out = std::process::Command::new("sox")
-        .arg(fixture(name))
-        .args(["-t", "raw", "-r", "16000", "-c", "1", "-e", "signed", "-b", "16", "-"])
-        .output()
-        .expect("sox is missing (Debian package sox)");
-    assert!(out.status.success());
-    out.stdout
-}
-
-fn silence(seconds: f32) -> Vec<u8> {
-    vec![0u8; (seconds * 16_000.0) as usize * 2]
-}
-
-/// Writes audio at about real time (a microphone does not deliver faster).
-fn speak(stdin: &mut ChildStdin, pcm: &[u8]) {
-    for chunk in pcm.chunks(3200) {
-        stdin.write_all(chunk).unwrap();
-        std::thread::sleep(Duration::from_millis(90));
-    }
-}
-
-fn wait_for_log(lines: &mpsc::Receiver<String>, needle: &str, timeout: Duration, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + timeout;
-    while let Ok(line) = lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-        seen.push(line.clone());
-        if line.contains(needle) {
-            return;
-        }
-    }
-    panic!("no log line with {needle:?} within {timeout:?}; log:\n{}", seen.join("\n"));
-}
+use sotto_tests::daemon::{one_at_a_time, silence, unique_site, write_config, LiveDaemon};
+use sotto_tests::mqtt::{Mosquitto, MqttMessage, MqttSubscriber};
 
 /// Returns the action messages a persistent subscriber received after the broker came back,
 /// `back_after` the daemon decided on the action.
-fn outage(back_after: Duration) -> Vec<sotto_tests::mqtt::MqttMessage> {
+fn outage(back_after: Duration) -> Vec<MqttMessage> {
     let _one = one_at_a_time();
     let mut broker = Mosquitto::start();
     let site = unique_site("outage");
@@ -63,31 +26,13 @@ fn outage(back_after: Duration) -> Vec<sotto_tests::mqtt::MqttMessage> {
             broker.port
         ),
     );
-    let mut daemon = sotto()
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, lines) = mpsc::channel();
-    let stderr = daemon.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    wait_for_log(&lines, "MQTT connected", Duration::from_secs(60), &mut log);
-    wait_for_log(&lines, "sotto ready", Duration::from_secs(60), &mut log);
-    let mut stdin = daemon.stdin.take().unwrap();
-    speak(&mut stdin, &silence(0.5));
+    let mut daemon = LiveDaemon::start(&config);
+    daemon.wait_for_log("MQTT connected", Duration::from_secs(30));
+    daemon.speak_pcm(&silence(0.5));
 
     broker.stop();
-    speak(&mut stdin, &pcm_of("pos_jarvis_vehicle_temp.wav"));
-    speak(&mut stdin, &silence(1.0));
-    wait_for_log(&lines, &format!("topic={action_topic}"), Duration::from_secs(60), &mut log);
+    daemon.speak("pos_jarvis_vehicle_temp.wav");
+    daemon.wait_for_log(&format!("topic={action_topic}"), Duration::from_secs(60));
     let decided = Instant::now();
 
     std::thread::sleep(back_after.saturating_sub(decided.elapsed()));
@@ -95,13 +40,8 @@ fn outage(back_after: Duration) -> Vec<sotto_tests::mqtt::MqttMessage> {
     let subscriber = MqttSubscriber::start(broker.port, &[&action_topic, "hermes/#"], Some(&session));
     // The daemon reconnects within reconnect_max_secs and drains its queue.
     let received = subscriber.drain(Duration::from_secs(4));
-    speak(&mut stdin, &silence(0.2));
-    drop(stdin);
-    let status = daemon.wait().unwrap();
-    while let Ok(line) = lines.try_recv() {
-        log.push(line);
-    }
-    assert!(status.success(), "daemon exit {status}; log:\n{}", log.join("\n"));
+    let (ok, log) = daemon.finish();
+    assert!(ok, "daemon failed; log:\n{}", log.join("\n"));
     let events: Vec<&str> = received.iter().filter(|m| m.payload["siteId"] == site.as_str()).map(|m| m.topic.as_str()).collect();
     assert!(
         events.contains(&"hermes/asr/textCaptured") && events.contains(&"hermes/intent/climate.set_temperature"),

@@ -442,7 +442,7 @@ impl SessionLoop {
         let stt_ms = started.elapsed().as_secs_f64() * 1000.0;
         let text = transcript.text.trim().to_string();
         let likelihood = mean_probability(&transcript.tokens);
-        tracing::info!(text = %text, stt_ms, flagged = ?transcript.flagged, "transcribed");
+        tracing::info!(text = %text, audio_s = seconds, stt_ms, flagged = ?transcript.flagged, "transcribed");
         self.publish(HermesEvent::TextCaptured(mqtt::TextCaptured {
             text: text.clone(),
             likelihood,

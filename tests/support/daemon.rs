@@ -146,3 +146,113 @@ pub fn spawn_run(config: &Path, wav: &Path) -> Child {
         .spawn()
         .expect("cannot start sotto")
 }
+
+/// A daemon listening to raw PCM on stdin at about real time, as from a microphone, with its log
+/// lines collected for [`LiveDaemon::wait_for_log`].
+pub struct LiveDaemon {
+    child: Child,
+    stdin: Option<std::process::ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub log: Vec<String>,
+    /// Lines before this one were consumed by an earlier `wait_for_log` match.
+    cursor: usize,
+}
+
+impl LiveDaemon {
+    /// Starts `sotto run --config CONFIG` (the config must say `[audio] source = "stdin"`) and
+    /// waits until it is ready.
+    pub fn start(config: &Path) -> LiveDaemon {
+        let mut child = sotto()
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start sotto");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let stdin = child.stdin.take();
+        let mut daemon = LiveDaemon { child, stdin, lines, log: Vec::new(), cursor: 0 };
+        daemon.wait_for_log("sotto ready", std::time::Duration::from_secs(90));
+        // Start-up lines (e.g. "MQTT connected") stay visible to the test's own waits.
+        daemon.cursor = 0;
+        daemon
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the next log line containing `needle` after the line the previous wait matched;
+    /// panics with the log so far after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: std::time::Duration) {
+        if let Some(i) = self.log[self.cursor..].iter().position(|l| l.contains(needle)) {
+            self.cursor += i + 1;
+            return;
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            self.log.push(line.clone());
+            if line.contains(needle) {
+                self.cursor = self.log.len();
+                return;
+            }
+        }
+        panic!("no log line with {needle:?} within {timeout:?}; log:\n{}", self.log.join("\n"));
+    }
+
+    /// Writes 16 kHz mono s16le PCM at about real time (a microphone does not deliver faster).
+    pub fn speak_pcm(&mut self, pcm: &[u8]) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin already closed");
+        for chunk in pcm.chunks(3200) {
+            stdin.write_all(chunk).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(90));
+        }
+    }
+
+    /// A fixture (any WAV format) followed by a second of silence that ends the utterance.
+    pub fn speak(&mut self, fixture_name: &str) {
+        self.speak_pcm(&pcm_of(&fixture(fixture_name)));
+        self.speak_pcm(&silence(1.0));
+    }
+
+    /// Closes stdin (end of input), waits for the exit and returns whether it succeeded.
+    pub fn finish(mut self) -> (bool, Vec<String>) {
+        self.stdin.take();
+        let status = self.child.wait().unwrap();
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_millis(200)) {
+            self.log.push(line);
+        }
+        (status.success(), std::mem::take(&mut self.log))
+    }
+}
+
+impl Drop for LiveDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// 16 kHz mono s16le PCM of a WAV file (any format), via sox.
+pub fn pcm_of(wav: &Path) -> Vec<u8> {
+    let out = Command::new("sox")
+        .arg(wav)
+        .args(["-t", "raw", "-r", "16000", "-c", "1", "-e", "signed", "-b", "16", "-"])
+        .output()
+        .expect("sox is missing (Debian package sox)");
+    assert!(out.status.success(), "sox could not read {}", wav.display());
+    out.stdout
+}
+
+pub fn silence(seconds: f32) -> Vec<u8> {
+    vec![0u8; (seconds * 16_000.0) as usize * 2]
+}
