@@ -69,7 +69,7 @@ fn init_logging(filter: Option<&str>) {
         .map(tracing_subscriber::EnvFilter::new)
         .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
         // The embedded broker logs every subscription at info; only its warnings matter to users.
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info,rumqttd=warn,rumqttd::server::broker=off"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).init();
 }

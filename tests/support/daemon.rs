@@ -38,7 +38,7 @@ pub fn unique_site(label: &str) -> String {
 /// A `sotto` command with logs quiet enough to read in a failure and the workers found beside it.
 pub fn sotto() -> Command {
     let mut cmd = Command::new(sotto_bin());
-    cmd.env("RUST_LOG", "info,rumqttd=warn");
+    cmd.env("RUST_LOG", "info,rumqttd=warn,rumqttd::server::broker=off");
     if std::env::var_os("SOTTO_WORKER_DIR").is_none() {
         cmd.env("SOTTO_WORKER_DIR", target_dir());
     }
