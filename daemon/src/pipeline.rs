@@ -465,8 +465,22 @@ impl SessionLoop {
             return self.on_confirmation_answer(&text);
         }
 
+        let intents_started = Instant::now();
         let resolution = self.resolve(text.clone()).await;
-        self.on_resolution(&text, resolution)
+        let intents_ms = intents_started.elapsed().as_secs_f64() * 1000.0;
+        let follow_up = self.on_resolution(&text, resolution.clone());
+        // From the endpoint decision to the action handed to MQTT: what a user waits for after
+        // the trailing silence. One line per utterance, parsed by tools/bench_e2e.sh.
+        tracing::info!(
+            audio_s = seconds,
+            stt_ms,
+            intents_ms,
+            resolver = ?resolution.resolver,
+            intent = ?resolution.intent,
+            end_of_speech_to_action_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "latency"
+        );
+        follow_up
     }
 
     async fn resolve(&self, text: String) -> Resolution {
