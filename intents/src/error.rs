@@ -29,7 +29,7 @@ impl std::fmt::Display for SchemaIssue {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read intents file {path}: {source}")]
+    #[error("cannot read intents file {path}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("no domain files (*.toml) found in {0}")]
     NoDomains(PathBuf),

@@ -30,8 +30,8 @@ pub struct ParseArgs {
     /// Read `{"text": …}` lines from this file (`-` for stdin) and write one result line each.
     #[arg(long, conflicts_with = "text")]
     pub jsonl: Option<PathBuf>,
-    /// The transcript to resolve.
-    #[arg(required_unless_present = "jsonl")]
+    /// The transcript to resolve (required unless --jsonl; checked after `--intents` has given
+    /// back a trailing text it swallowed).
     pub text: Option<String>,
 }
 
