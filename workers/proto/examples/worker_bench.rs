@@ -31,10 +31,12 @@ struct Opts {
     slm: bool,
     /// Extra worker arguments, e.g. `--threads 1`.
     worker_args: Vec<String>,
+    /// CTranslate2 Whisper base directory: also run faster-whisper on the same clips.
+    peer_ct2: Option<PathBuf>,
 }
 
 fn main() {
-    let mut o = Opts { clips: 20, reps: 3, wav_dir: PathBuf::from("/work/shared/data/barista/clean"), stt: true, slm: true, worker_args: Vec::new() };
+    let mut o = Opts { clips: 20, reps: 3, wav_dir: PathBuf::from("/work/shared/data/barista/clean"), stt: true, slm: true, worker_args: Vec::new(), peer_ct2: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -43,6 +45,7 @@ fn main() {
             "--wav-dir" => o.wav_dir = PathBuf::from(args.next().expect("--wav-dir DIR")),
             "--skip-stt" => o.stt = false,
             "--skip-slm" => o.slm = false,
+            "--peer-ct2" => o.peer_ct2 = Some(PathBuf::from(args.next().expect("--peer-ct2 DIR"))),
             "--threads" => o.worker_args.extend(["--threads".to_string(), args.next().expect("--threads N")]),
             other => panic!("unknown argument {other}"),
         }
@@ -55,13 +58,14 @@ fn main() {
     }
 }
 
+/// (path, samples) of every clip.
 fn speech(o: &Opts) -> Vec<(String, Vec<f32>)> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stt/tests/fixtures");
     let mut files: Vec<PathBuf> = list_wavs(&fixtures);
     files.extend(list_wavs(&o.wav_dir).into_iter().take(o.clips));
     files
         .into_iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), wav::read_wav_16k_mono(&p).unwrap()))
+        .map(|p| (p.display().to_string(), wav::read_wav_16k_mono(&p).unwrap()))
         .collect()
 }
 
@@ -107,6 +111,10 @@ fn stt_bench(o: &Opts) {
         );
     }
 
+    if let Some(dir) = &o.peer_ct2 {
+        peer(o, dir, &clips, &reference);
+    }
+
     println!("\nContext floor sweep (one pass; 'differs' = words differ from the 1500-frame transcript):");
     println!("| floor | p50 latency | differs | flagged |");
     println!("|---|---|---|---|");
@@ -120,7 +128,8 @@ fn stt_bench(o: &Opts) {
             if norm(&t.text) != reference[i] {
                 differs += 1;
                 if floor >= 256 {
-                    println!("|   | {name}: {:?} vs {:?} |", t.text, reference[i]);
+                    let short = Path::new(name).file_name().unwrap().to_string_lossy();
+                    println!("|   | {short}: {:?} vs {:?} | | |", t.text, reference[i]);
                 }
             }
             flagged += usize::from(t.flagged.is_some());
@@ -128,6 +137,41 @@ fn stt_bench(o: &Opts) {
         println!("| {floor} (+utterance) | {:.0} ms | {differs}/{} | {flagged} |", pct(&mut lat, 50.0), clips.len());
     }
     println!("\nSTT worker peak RSS: {}\n", peak_rss(stt.supervisor().pid()));
+}
+
+/// faster-whisper int8 on the same clips, as a subprocess in the tools venv.
+fn peer(o: &Opts, ct2: &Path, clips: &[(String, Vec<f32>)], reference: &[String]) {
+    let venv = std::env::var_os("SOTTO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sotto/venv"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/faster_whisper_peer.py");
+    let threads = o.worker_args.iter().skip_while(|a| *a != "--threads").nth(1).cloned().unwrap_or_else(|| {
+        std::thread::available_parallelism().map(|n| (n.get() - 1).max(1)).unwrap_or(1).to_string()
+    });
+    let out = std::process::Command::new(venv.join("bin/python"))
+        .arg(&script)
+        .arg(ct2)
+        .arg(&threads)
+        .arg(o.reps.to_string())
+        .args(clips.iter().map(|(p, _)| p))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("run the faster-whisper peer (pip install faster-whisper into the venv)");
+    assert!(out.status.success(), "faster-whisper peer failed");
+    let (mut lat, mut same) = (Vec::new(), 0);
+    for (i, line) in String::from_utf8_lossy(&out.stdout).lines().enumerate() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        lat.push(v["ms"].as_f64().unwrap());
+        if i < clips.len() && norm(v["text"].as_str().unwrap()) == reference[i] {
+            same += 1;
+        }
+    }
+    println!(
+        "| faster-whisper int8 ({threads} threads), peer | {:.0} ms | {:.0} ms | | same words as ours at 1500: {same}/{} |",
+        pct(&mut lat, 50.0),
+        pct(&mut lat, 90.0),
+        clips.len()
+    );
 }
 
 fn norm(text: &str) -> String {
