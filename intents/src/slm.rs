@@ -97,7 +97,7 @@ pub fn prompt_prefix(intents: &Intents) -> String {
     p.push('\n');
     let mut shots = Vec::new();
     for i in intents.intents() {
-        for e in i.examples.iter().take(1) {
+        for e in i.examples.iter().take(2) {
             let r = intents.parse(e);
             if r.accepted() && r.intent.as_deref() == Some(&i.name) {
                 let order: Vec<String> = i.slots.iter().map(|s| s.name.clone()).collect();
