@@ -57,7 +57,14 @@ pub struct TranscribeArgs {
 pub struct UnderstandArgs {
     #[command(flatten)]
     pub source: IntentSource,
-    pub wav: PathBuf,
+    /// Speech-to-text model id or ggml file.
+    #[arg(long, default_value = "whisper-base")]
+    pub stt_model: String,
+    /// Send no vocabulary prompt built from the loaded domains to Whisper.
+    #[arg(long)]
+    pub no_prompt: bool,
+    /// 16-bit PCM WAV file with one utterance.
+    pub wav: Option<PathBuf>,
 }
 
 /// `sotto-intents` talks to a model only through its trait; this adapts the SLM worker client.
@@ -188,6 +195,64 @@ pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn understand(_args: UnderstandArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet: needs the speech-to-text worker")
+/// The speech part of one utterance by Silero VAD: first to last speech window, padded, so that
+/// Whisper sees no long silences (its context is sized to the audio).
+fn trim_to_speech(samples: &[f32], store: &sotto_models::Store) -> anyhow::Result<Option<Vec<f32>>> {
+    use sotto_audio::Vad;
+    sotto_audio::init_onnx_runtime(&store.path(sotto_audio::ONNXRUNTIME_ID)?)?;
+    let mut vad = sotto_audio::SileroVad::new(&store.path("silero-vad")?)?;
+    let w = sotto_audio::VAD_WINDOW;
+    let mut speech = Vec::new();
+    for (i, chunk) in samples.chunks_exact(w).enumerate() {
+        if vad.probability(chunk)? >= 0.5 {
+            speech.push(i);
+        }
+    }
+    let (Some(first), Some(last)) = (speech.first(), speech.last()) else { return Ok(None) };
+    let pad = 16_000 * 3 / 10;
+    let start = (first * w).saturating_sub(pad);
+    let end = ((last + 1) * w + pad).min(samples.len());
+    Ok(Some(samples[start..end].to_vec()))
+}
+
+pub fn understand(mut args: UnderstandArgs) -> anyhow::Result<ExitCode> {
+    // As in `parse`: a trailing WAV swallowed by the multi-valued `--intents` is the input.
+    if args.wav.is_none() && args.source.intents.last().is_some_and(|p| p.extension().is_some_and(|e| e == "wav")) {
+        args.wav = args.source.intents.pop();
+    }
+    let wav = args.wav.clone().context("give the WAV file to understand")?;
+    let mut loaded = Loaded::open(&args.source)?;
+    let samples = sotto_audio::read_wav(&wav).with_context(|| format!("reading {}", wav.display()))?;
+    let store = sotto_models::Store::open().context("opening the model cache")?;
+    let t = std::time::Instant::now();
+    let speech = trim_to_speech(&samples, &store).context("voice activity detection")?;
+    let vad_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let Some(speech) = speech else {
+        let mut v = serde_json::to_value(Resolution::none(0.0))?;
+        v["transcript"] = "".into();
+        v["rejected_reason"] = "no speech detected".into();
+        println!("{v}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let model = if std::path::Path::new(&args.stt_model).is_file() {
+        PathBuf::from(&args.stt_model)
+    } else {
+        store.path(&args.stt_model).with_context(|| format!("speech model `{}` (fetch it with `sotto models fetch {}`)", args.stt_model, args.stt_model))?
+    };
+    let mut stt = sotto_workers::SttClient::start(sotto_workers::WorkerConfig::new(&model)).context("starting the speech-to-text worker")?;
+    let options = sotto_workers::TranscribeOptions {
+        initial_prompt: (!args.no_prompt).then(|| loaded.intents.stt_prompt(400)),
+        ..Default::default()
+    };
+    let t = std::time::Instant::now();
+    let transcript = stt.transcribe(&speech, &options).context("transcribing")?;
+    let stt_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let mut v = loaded.resolve(&transcript.text);
+    v["transcript"] = transcript.text.trim().into();
+    if let Some(flag) = &transcript.flagged {
+        v["transcript_flagged"] = flag.clone().into();
+    }
+    v["timings_ms"] = serde_json::json!({"vad": vad_ms, "stt": stt_ms, "intents": v["elapsed_ms"].clone()});
+    println!("{v}");
+    Ok(ExitCode::SUCCESS)
 }
