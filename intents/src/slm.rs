@@ -50,11 +50,18 @@ impl Default for SlmConfig {
 }
 
 const NONE: &str = "none";
+const MAX_LISTED_VALUES: usize = 8;
 
 fn slot_signature(intent: &Intent) -> String {
     let mut parts = Vec::new();
     for s in &intent.slots {
         let ty = match &s.kind {
+            // Long value lists are cut in the prompt (the grammar still lists them all), or a few
+            // domains overflow a small model's 2048-token context.
+            SlotKind::Enum(v) if v.len() > MAX_LISTED_VALUES => {
+                let shown: Vec<&str> = v.iter().take(MAX_LISTED_VALUES).map(|x| x.canonical.as_str()).collect();
+                format!("{}|…", shown.join("|"))
+            }
             SlotKind::Enum(v) => v.iter().map(|x| x.canonical.as_str()).collect::<Vec<_>>().join("|"),
             SlotKind::Integer { min, max, unit, .. } | SlotKind::Number { min, max, unit, .. } => format!(
                 "{} {}..{}{}",
@@ -96,8 +103,10 @@ pub fn prompt_prefix(intents: &Intents) -> String {
     }
     p.push('\n');
     let mut shots = Vec::new();
+    // Two examples each fit a domain or two in a 2048-token context; more domains get one each.
+    let per_intent = if intents.intents().len() <= 10 { 2 } else { 1 };
     for i in intents.intents() {
-        for e in i.examples.iter().take(2) {
+        for e in i.examples.iter().take(per_intent) {
             let r = intents.parse(e);
             if r.accepted() && r.intent.as_deref() == Some(&i.name) {
                 let order: Vec<String> = i.slots.iter().map(|s| s.name.clone()).collect();
