@@ -174,8 +174,10 @@ fn peer(o: &Opts, ct2: &Path, clips: &[(String, Vec<f32>)], reference: &[String]
     );
 }
 
+/// Lower-case words without punctuation; hyphens split words ("light-roast" = "light roast").
 fn norm(text: &str) -> String {
-    text.split_whitespace()
+    text.replace('-', " ")
+        .split_whitespace()
         .map(|w| w.chars().filter(|c| c.is_alphanumeric()).collect::<String>().to_lowercase())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
