@@ -32,6 +32,20 @@ done
 # under /usr/lib/aarch64-linux-gnu, which the emulated loader does not search by itself.
 qemu=(qemu-aarch64 -L "$QEMU_LD_PREFIX" -E "LD_LIBRARY_PATH=/usr/lib/$CROSS_GNU:/lib/$CROSS_GNU")
 
+# Preflight: on some hosts qemu-user hangs in any guest thread creation (seen here: Firecracker VM,
+# kernel 6.18, qemu 7.2 and 10.0 alike). The daemon, the workers and ONNX Runtime all create threads,
+# so find that out in seconds with a 5-line pthread program instead of waiting on a silent daemon.
+probe="$CARGO_TARGET_DIR/$CROSS_TRIPLE/qemu-thread-probe"
+if [[ ! -x "$probe" ]]; then
+  printf '#include <pthread.h>\n#include <stdio.h>\nstatic void *f(void *a) { return a; }\nint main(void) { pthread_t t; if (pthread_create(&t, 0, f, 0)) return 2; pthread_join(t, 0); puts("threads ok"); return 0; }\n' \
+    | "${CROSS_GNU}-gcc" -x c - -o "$probe" -lpthread
+fi
+if ! timeout 20 "${qemu[@]}" "$probe" >/dev/null; then
+  echo "cross/run-aarch64-qemu.sh: qemu-aarch64 cannot run a guest thread on this host (pthread probe hung or failed);" \
+       "the daemon cannot run under qemu here — see cross/README.md" >&2
+  exit 3
+fi
+
 # The daemon spawns its workers with execve; without a binfmt_misc handler (none in containers) the
 # host kernel cannot run an aarch64 ELF, so the worker dir holds host scripts that start qemu.
 wrappers="$CARGO_TARGET_DIR/$CROSS_TRIPLE/qemu-workers"
