@@ -212,3 +212,23 @@ fn an_out_of_range_value_is_rejected_with_its_reason_and_publishes_no_action() {
     let reason = rejected["customData"].as_str().unwrap();
     assert!(reason.contains("climate.set_temperature") && reason.contains("out of range"), "{reason}");
 }
+
+/// "Stop conveyor three" names a machine the factory schema does not have: the grammar finds no
+/// match, the language model (on, in its worker) is asked, and whatever it answers, nothing
+/// outside the schema is published.
+#[test]
+fn the_language_model_fallback_never_publishes_outside_the_schema() {
+    let _one = one_at_a_time();
+    let site = unique_site("slm");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &format!("[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n[slm]\nenabled = true\ntimeout_s = 60\n"));
+    let (output, printed) = run_on_file(&config, &fixture("pos_jarvis_factory_stop.wav"));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("worker ready worker=\"slm\""), "the language-model worker ran:\n{log}");
+    let machines = ["press_1", "press_2", "conveyor_1", "conveyor_2", "cnc_mill", "packaging_line", "robot_cell"];
+    for p in printed.iter().filter(|p| p.topic.starts_with(&format!("sotto/{site}/factory/"))) {
+        let machine = p.topic.split('/').nth(3).unwrap();
+        assert!(machines.contains(&machine), "action outside the schema: {p:?}");
+    }
+    assert!(printed.iter().any(|p| p.topic == "hermes/dialogueManager/sessionEnded"), "{printed:#?}");
+}
