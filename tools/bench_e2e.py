@@ -3,7 +3,7 @@
 from the endpoint decision (end of the trailing silence) to the action handed to MQTT, split into
 speech-to-text and intents, from the daemon's own `latency` log lines.
 
-    python3 tools/bench_e2e.py [--repeat 3] [--sotto PATH]
+    python3 tools/bench_e2e.py [--repeat 3] [--sotto PATH] [--config FILE]
 
 Runs `sotto run --config tools/demo.toml --input WAV` (embedded broker) per recording and prints a
 Markdown table (p50/p95/max per stage, grammar-resolved and language-model-resolved separately).
@@ -45,12 +45,14 @@ def main():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.expanduser("~/.cache/sotto/target"))
     ap.add_argument("--sotto", default=os.path.join(target, "release", "sotto"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--config", default=os.path.join(HERE, "demo.toml"),
+                    help="daemon config (default tools/demo.toml; e.g. one with [slm] enabled = true)")
     args = ap.parse_args()
     env = dict(os.environ, RUST_LOG="sotto::pipeline=info", NO_COLOR="1")
     rows = []
     for _ in range(args.repeat):
         for rec in RECORDINGS:
-            out = subprocess.run([args.sotto, "run", "--config", os.path.join(HERE, "demo.toml"), "--input",
+            out = subprocess.run([args.sotto, "run", "--config", args.config, "--input",
                                   os.path.join(ROOT, "tests", "fixtures", rec)], env=env, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"sotto failed on {rec}:\n{out.stderr}")

@@ -157,11 +157,14 @@ pub struct SttConfig {
     pub timeout_s: f32,
     /// Bias Whisper towards the loaded domains' vocabulary.
     pub vocabulary_prompt: bool,
+    /// Whisper threads; 0 = every core. The audio thread needs little while a command is
+    /// transcribed, so the default uses the whole machine for the shortest answer.
+    pub threads: u32,
 }
 
 impl Default for SttConfig {
     fn default() -> Self {
-        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true }
+        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true, threads: 0 }
     }
 }
 
@@ -194,11 +197,13 @@ pub struct SlmConfig {
     pub enabled: bool,
     pub timeout_s: f32,
     pub max_tokens: u32,
+    /// Language-model threads; 0 = every core.
+    pub threads: u32,
 }
 
 impl Default for SlmConfig {
     fn default() -> Self {
-        SlmConfig { enabled: false, timeout_s: 10.0, max_tokens: 48 }
+        SlmConfig { enabled: false, timeout_s: 10.0, max_tokens: 48, threads: 0 }
     }
 }
 
@@ -268,6 +273,11 @@ impl Config {
         for (key, value) in [("stt.timeout_s", self.stt.timeout_s), ("slm.timeout_s", self.slm.timeout_s)] {
             if !(0.1..=300.0).contains(&value) {
                 bad(key.into(), format!("{value} is not in 0.1..=300"));
+            }
+        }
+        for (key, threads) in [("stt.threads", self.stt.threads), ("slm.threads", self.slm.threads)] {
+            if threads > 256 {
+                bad(key.into(), format!("{threads} is over 256 (0 = every core)"));
             }
         }
         if !(1..=512).contains(&self.slm.max_tokens) {

@@ -111,15 +111,23 @@ pub fn load_intents(config: &Config) -> Result<Intents, ConfigIssue> {
 /// at a time per worker (the mutex), which is also what a worker process can serve.
 pub type Shared<T> = Arc<Mutex<T>>;
 
+/// `--threads N` for a worker: 0 in the config means every core.
+fn thread_args(threads: u32) -> Vec<String> {
+    let n = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get() as u32) } else { threads };
+    vec!["--threads".into(), n.to_string()]
+}
+
 pub fn start_stt(config: &Config, model: &PathBuf) -> anyhow::Result<SttClient> {
     let mut worker = WorkerConfig::new(model);
     worker.request_timeout = config.stt_timeout();
+    worker.args = thread_args(config.stt.threads);
     SttClient::start(worker).with_context(|| format!("starting the speech-to-text worker on {}", model.display()))
 }
 
 pub fn start_slm(config: &Config, model: &PathBuf) -> anyhow::Result<SlmClient> {
     let mut worker = WorkerConfig::new(model);
     worker.request_timeout = config.slm_timeout();
+    worker.args = thread_args(config.slm.threads);
     SlmClient::start(worker).with_context(|| format!("starting the language-model worker on {}", model.display()))
 }
 
