@@ -84,6 +84,51 @@ impl WorkerIo {
     }
 }
 
+/// The whole life of a worker process: take the protocol stream, parse the arguments, load the
+/// engine, announce it and serve until stdin closes. A bad argument or a failed load is reported
+/// to the supervisor as `load_failed` (exit 2: permanent, not worth a restart); no protocol
+/// stream exits 3, a broken stream 4.
+pub fn run_worker<A, E>(
+    parse: impl FnOnce(std::env::Args) -> Result<A, String>,
+    load: impl FnOnce(&A) -> Result<E, String>,
+    hello: impl FnOnce(&E) -> Hello,
+    mut handle: impl FnMut(&mut E, &Request, Vec<u8>) -> Reply,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let mut io = match WorkerIo::take() {
+        Ok(io) => io,
+        Err(e) => {
+            eprintln!("ERROR cannot set up the protocol stream: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let mut args = std::env::args();
+    args.next();
+    let args = match parse(args) {
+        Ok(a) => a,
+        Err(e) => {
+            io.load_failed(format!("bad arguments: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let mut engine = match load(&args) {
+        Ok(e) => e,
+        Err(e) => {
+            io.load_failed(e);
+            return ExitCode::from(2);
+        }
+    };
+    let hello = hello(&engine);
+    log("INFO", &format!("ready: {} ({:.0} ms)", hello.model.description, hello.load_ms));
+    match io.serve(hello, |request, body| handle(&mut engine, request, body)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log("ERROR", &format!("protocol stream failed: {e}"));
+            ExitCode::from(4)
+        }
+    }
+}
+
 /// One log line on stderr in the form the supervisor parses (`LEVEL message`).
 pub fn log(level: &str, message: &str) {
     for line in message.lines() {

@@ -11,40 +11,17 @@ mod engine;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use sotto_workers::server::{log, WorkerIo};
+use sotto_workers::server::run_worker;
 
 fn main() -> ExitCode {
-    let mut io = match WorkerIo::take() {
-        Ok(io) => io,
-        Err(e) => {
-            eprintln!("ERROR cannot set up the protocol stream: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            io.load_failed(format!("bad arguments: {e}"));
-            return ExitCode::from(2);
-        }
-    };
-    let engine = match engine::Engine::load(&args.model, args.threads, args.ctx, args.grammar_full_vocab) {
-        Ok(e) => e,
-        Err(e) => {
-            io.load_failed(format!("{e:#}"));
-            return ExitCode::from(2);
-        }
-    };
-    let hello = engine.hello();
-    log("INFO", &format!("ready: {} ({:.0} ms)", hello.model.description, hello.load_ms));
-    let mut engine = engine;
-    match io.serve(hello, |request, body| engine.handle(request, body)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log("ERROR", &format!("protocol stream failed: {e}"));
-            ExitCode::from(4)
-        }
-    }
+    run_worker(
+        Args::parse,
+        |args: &Args| {
+            engine::Engine::load(&args.model, args.threads, args.ctx, args.grammar_full_vocab).map_err(|e| format!("{e:#}"))
+        },
+        engine::Engine::hello,
+        |engine, request, body| engine.handle(request, body),
+    )
 }
 
 struct Args {

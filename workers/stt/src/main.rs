@@ -15,7 +15,7 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context as _};
 use sotto_workers::frame::bytes_to_samples;
 use sotto_workers::messages::{Reply, Request};
-use sotto_workers::server::{log, WorkerIo};
+use sotto_workers::server::{log, run_worker};
 use sotto_workers::{Hello, ModelInfo, SttTimings, TranscribeOptions, Transcript, PROTOCOL_VERSION};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
@@ -30,43 +30,18 @@ const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
 const DEFAULT_AUDIO_CTX_FLOOR: u32 = 384;
 
 fn main() -> ExitCode {
-    let mut io = match WorkerIo::take() {
-        Ok(io) => io,
-        Err(e) => {
-            eprintln!("ERROR cannot set up the protocol stream: {e}");
-            return ExitCode::from(3);
-        }
-    };
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(a) => a,
-        Err(e) => {
-            io.load_failed(format!("bad arguments: {e}"));
-            return ExitCode::from(2);
-        }
-    };
-    let mut engine = match Stt::load(&args) {
-        Ok(e) => e,
-        Err(e) => {
-            io.load_failed(format!("{e:#}"));
-            return ExitCode::from(2);
-        }
-    };
-    let hello = engine.hello();
-    log("INFO", &format!("ready: {} ({:.0} ms)", hello.model.description, hello.load_ms));
-    let served = io.serve(hello, |request, body| match request {
-        Request::Transcribe { options } => match engine.transcribe(options, &body) {
-            Ok(t) => Reply::Transcript(t),
-            Err(e) => Reply::Error { message: format!("{e:#}") },
+    run_worker(
+        Args::parse,
+        |args: &Args| Stt::load(args).map_err(|e| format!("{e:#}")),
+        Stt::hello,
+        |engine, request, body| match request {
+            Request::Transcribe { options } => match engine.transcribe(options, &body) {
+                Ok(t) => Reply::Transcript(t),
+                Err(e) => Reply::Error { message: format!("{e:#}") },
+            },
+            other => Reply::Error { message: format!("the STT worker does not handle {other:?}") },
         },
-        other => Reply::Error { message: format!("the STT worker does not handle {other:?}") },
-    });
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log("ERROR", &format!("protocol stream failed: {e}"));
-            ExitCode::from(4)
-        }
-    }
+    )
 }
 
 struct Args {
