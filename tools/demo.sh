@@ -19,5 +19,5 @@ recordings=(
 )
 for wav in "${recordings[@]}"; do
     printf '\n== %s\n' "$wav"
-    RUST_LOG="${RUST_LOG:-warn}" "$sotto" run --config "$here/tools/demo.toml" --input "$here/tests/fixtures/$wav"
+    RUST_LOG="${RUST_LOG:-warn,rumqttd::server::broker=off}" "$sotto" run --config "$here/tools/demo.toml" --input "$here/tests/fixtures/$wav"
 done
