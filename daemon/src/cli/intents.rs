@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use sotto_intents::slm::{LanguageModel, SlmConfig};
-use sotto_intents::{Intents, Resolution, SlmError};
+use sotto_intents::{Intents, Resolution};
 
 /// Where the intents come from and whether the language model backs up the grammar.
 #[derive(clap::Args, Debug, Clone)]
@@ -67,23 +67,6 @@ pub struct UnderstandArgs {
     pub wav: Option<PathBuf>,
 }
 
-/// `sotto-intents` talks to a model only through its trait; this adapts the SLM worker client.
-struct WorkerLm(sotto_workers::SlmClient);
-
-impl LanguageModel for WorkerLm {
-    fn generate(&mut self, prompt: &str, grammar: Option<&sotto_intents::slm::Grammar>, max_tokens: u32) -> Result<String, SlmError> {
-        let grammar = grammar.map(|g| match g {
-            sotto_intents::slm::Grammar::Gbnf(s) => sotto_workers::Grammar::Gbnf(s.clone()),
-            sotto_intents::slm::Grammar::JsonSchema(s) => sotto_workers::Grammar::JsonSchema(s.clone()),
-        });
-        self.0.generate(prompt, grammar, max_tokens).map(|g| g.text).map_err(|e| SlmError::Model(e.to_string()))
-    }
-
-    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
-        self.0.score(prompt, candidates).map_err(|e| SlmError::Model(e.to_string()))
-    }
-}
-
 /// A model id from the cache, or a path to a GGUF file.
 fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
     let p = PathBuf::from(id_or_path);
@@ -96,7 +79,7 @@ fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
 
 struct Loaded {
     intents: Intents,
-    lm: Option<WorkerLm>,
+    lm: Option<sotto_workers::SlmClient>,
     site_id: String,
 }
 
@@ -113,7 +96,7 @@ impl Loaded {
                 let model = model_path(id)?;
                 let client = sotto_workers::SlmClient::start(sotto_workers::WorkerConfig::new(model))
                     .with_context(|| format!("starting the language-model worker for `{id}`"))?;
-                Some(WorkerLm(client))
+                Some(client)
             }
         };
 
@@ -121,7 +104,8 @@ impl Loaded {
     }
 
     fn resolve(&mut self, text: &str) -> serde_json::Value {
-        let lm = self.lm.as_mut().map(|l| l as &mut dyn LanguageModel);
+        let mut adapter = self.lm.as_mut().map(crate::engines::WorkerLanguageModel);
+        let lm = adapter.as_mut().map(|l| l as &mut dyn LanguageModel);
         let r: Resolution = self.intents.resolve(text, lm, &SlmConfig::default());
         let mut v = serde_json::to_value(&r).expect("a resolution serialises");
         if let Some(action) = self.intents.plan_action(&r, &self.site_id) {
