@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use ort::session::builder::SessionBuilder;
 use ort::session::Session;
 
 use crate::AudioError;
@@ -33,39 +34,35 @@ pub fn init_onnx_runtime(lib: &Path) -> Result<(), AudioError> {
     Ok(())
 }
 
-/// A session on one thread: the boards we target have few cores and we account CPU per core.
-pub(crate) fn session(path: &Path) -> Result<Session, AudioError> {
+/// A session builder on one thread: the boards we target have few cores and we account CPU per core.
+fn builder(path: &Path) -> Result<SessionBuilder, AudioError> {
     let (_, env) = RUNTIME.get().ok_or(AudioError::RuntimeMissing)?;
-    let err = |reason: String| AudioError::ModelLoad { path: path.to_path_buf(), reason };
-    if !path.is_file() {
-        return Err(err("no such file (run `sotto models fetch`)".into()));
-    }
+    let err = |e: ort::Error<SessionBuilder>| load_error(path, e.to_string());
     Session::builder(env)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(|e| load_error(path, e.to_string()))?
         .with_intra_threads(1)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(err)?
         .with_inter_threads(1)
-        .map_err(|e| err(e.to_string()))?
+        .map_err(err)?
         .with_intra_op_spinning(false)
-        .map_err(|e| err(e.to_string()))?
-        .commit_from_file(path)
-        .map_err(|e| err(e.to_string()))
+        .map_err(err)
+}
+
+fn load_error(path: &Path, reason: String) -> AudioError {
+    AudioError::ModelLoad { path: path.to_path_buf(), reason }
+}
+
+/// A one-thread session from a model file.
+pub(crate) fn session(path: &Path) -> Result<Session, AudioError> {
+    if !path.is_file() {
+        return Err(load_error(path, "no such file (run `sotto models fetch`)".into()));
+    }
+    builder(path)?.commit_from_file(path).map_err(|e| load_error(path, e.to_string()))
 }
 
 /// Like [`session`], from model bytes (e.g. a model adapted at load time); `path` names it in errors.
 pub(crate) fn session_from_memory(bytes: &[u8], path: &Path) -> Result<Session, AudioError> {
-    let (_, env) = RUNTIME.get().ok_or(AudioError::RuntimeMissing)?;
-    let err = |reason: String| AudioError::ModelLoad { path: path.to_path_buf(), reason };
-    Session::builder(env)
-        .map_err(|e| err(e.to_string()))?
-        .with_intra_threads(1)
-        .map_err(|e| err(e.to_string()))?
-        .with_inter_threads(1)
-        .map_err(|e| err(e.to_string()))?
-        .with_intra_op_spinning(false)
-        .map_err(|e| err(e.to_string()))?
-        .commit_from_memory(bytes)
-        .map_err(|e| err(e.to_string()))
+    builder(path)?.commit_from_memory(bytes).map_err(|e| load_error(path, e.to_string()))
 }
 
 /// Checks that a model's first input has the expected rank, naming the model otherwise.

@@ -112,15 +112,16 @@ struct Reader<'a> {
 const MAX_LEN: u64 = 1 << 28;
 
 impl Reader<'_> {
-    fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufError> {
+    /// A truncated file is an error naming what was being read, before any read or allocation.
+    fn ensure(&self, n: u64, what: &str) -> Result<(), GgufError> {
         if self.pos + n > self.size {
-            return Err(GgufError::Truncated {
-                path: self.path.into(),
-                what: what.into(),
-                needed: self.pos + n,
-                actual: self.size,
-            });
+            return Err(GgufError::Truncated { path: self.path.into(), what: what.into(), needed: self.pos + n, actual: self.size });
         }
+        Ok(())
+    }
+
+    fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufError> {
+        self.ensure(n, what)?;
         let mut buf = vec![0; n as usize];
         self.inner.read_exact(&mut buf).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
         self.pos += n;
@@ -128,14 +129,7 @@ impl Reader<'_> {
     }
 
     fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
-        if self.pos + n > self.size {
-            return Err(GgufError::Truncated {
-                path: self.path.into(),
-                what: what.into(),
-                needed: self.pos + n,
-                actual: self.size,
-            });
-        }
+        self.ensure(n, what)?;
         self.inner.seek(SeekFrom::Current(n as i64)).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
         self.pos += n;
         Ok(())
