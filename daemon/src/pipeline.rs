@@ -411,7 +411,10 @@ impl SessionLoop {
     /// a yes/no follow-up should be listened for.
     async fn understand(&mut self, utterance: Utterance) -> bool {
         if self.session.is_none() {
-            self.open_session(None);
+            // Its wake event was dropped while busy: the session still opens visibly, so the
+            // sessionEnded that follows has a start.
+            let id = self.open_session(None);
+            self.publish_session_started(&id);
         }
         let seconds = utterance.samples.len() as f32 / SAMPLE_RATE;
         let options = TranscribeOptions {
