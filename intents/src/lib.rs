@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod matcher;
 pub mod numbers;
 pub mod schema;
+pub mod shortlist;
 pub mod slm;
 pub mod template;
 pub mod text;
@@ -89,6 +90,7 @@ pub struct Intents {
     pub domains: Vec<Domain>,
     intents: Vec<Intent>,
     matcher: Matcher,
+    shortlist: shortlist::Shortlist,
     slm_state: std::sync::Mutex<Option<slm::SlmState>>,
 }
 
@@ -96,10 +98,14 @@ impl Intents {
     /// Loads `(file name, TOML)` sources.
     pub fn from_sources(sources: &[(String, String)]) -> Result<Self, LoadError> {
         let domains = schema::load_domains(sources)?;
-        let intents = domains.iter().flat_map(|d| d.intents.iter().cloned()).collect();
+        let intents: Vec<Intent> = domains.iter().flat_map(|d| d.intents.iter().cloned()).collect();
         let matcher = Matcher::compile(&domains);
         tracing::debug!(states = matcher.states(), "intent grammar compiled");
-        Ok(Intents { domains, intents, matcher, slm_state: std::sync::Mutex::new(None) })
+        let no_rules = BTreeMap::new();
+        let shortlist = shortlist::Shortlist::build(&intents, |i| {
+            domains.iter().find(|d| d.name == i.domain).map(|d| &d.rules).unwrap_or(&no_rules)
+        });
+        Ok(Intents { domains, intents, matcher, shortlist, slm_state: std::sync::Mutex::new(None) })
     }
 
     /// Loads domain files and directories of `*.toml`.
@@ -127,6 +133,11 @@ impl Intents {
 
     pub fn intent(&self, name: &str) -> Option<&Intent> {
         self.intents.iter().find(|i| i.name == name)
+    }
+
+    /// The lexical candidate filter in front of the language model.
+    pub fn shortlist(&self) -> &shortlist::Shortlist {
+        &self.shortlist
     }
 
     pub fn matcher(&self) -> &Matcher {

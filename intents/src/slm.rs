@@ -2,9 +2,10 @@
 //! does not match.
 //!
 //! Two steps, both against a fixed few-shot prompt whose prefix the worker keeps in its KV cache:
-//! 1. choose the function: every declared intent and `none` are scored as continuations, and the
-//!    scores are calibrated against the model's prior (the same choices scored for an empty
-//!    request), so a base model does not pick one favourite function;
+//! 1. choose the function: the intents sharing words with the request ([`crate::shortlist`], a
+//!    few at most; none at all means out of domain, and the model is not asked) and `none` are
+//!    scored as continuations, and the scores are calibrated against the model's prior (the same
+//!    choices scored for an empty request, cached), so a base model does not pick one favourite;
 //! 2. fill the arguments: generation constrained by a GBNF grammar generated from the schema
 //!    (this intent's slots only, enum values only, numbers in range).
 //!
@@ -41,11 +42,14 @@ pub struct SlmConfig {
     /// Minimum calibrated log-probability margin of the winner over `none`.
     pub min_margin: f32,
     pub max_tokens: u32,
+    /// Candidates the model chooses among (plus `none`), from [`crate::shortlist`]; `0` scores
+    /// every declared intent and also asks the model when no word matches.
+    pub shortlist: usize,
 }
 
 impl Default for SlmConfig {
     fn default() -> Self {
-        SlmConfig { calibrate: true, min_margin: 0.0, max_tokens: 48 }
+        SlmConfig { calibrate: true, min_margin: 0.0, max_tokens: 48, shortlist: 4 }
     }
 }
 
@@ -181,11 +185,6 @@ pub fn arguments_grammar(intent: &Intent) -> Grammar {
     Grammar::Gbnf(g)
 }
 
-/// The choice list scored in step 1: every intent name and `none`, each closing its JSON string.
-pub fn choices(intents: &Intents) -> Vec<String> {
-    intents.intents().iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect()
-}
-
 /// Parses the generated argument text (after `{"intent": "<name>`) into extracted slot values.
 pub fn parse_arguments(intent: &Intent, generated: &str) -> Result<BTreeMap<String, Extracted>, SlmError> {
     let body = generated.trim_start().trim_start_matches('"');
@@ -227,21 +226,30 @@ pub fn calibrated(scores: &[f32], prior: Option<&[f32]>) -> Vec<f32> {
     exp.iter().map(|e| e / sum).collect()
 }
 
-/// What stays the same between requests: the prompt prefix, the choices and the prior scores
-/// (the choices scored for an empty request), computed once.
+/// What stays the same between requests: the prompt prefix and the prior score of each choice
+/// (scored for an empty request on first use), kept between requests.
 pub struct SlmState {
     prefix: String,
-    choices: Vec<String>,
-    prior: Option<Vec<f32>>,
+    prior: BTreeMap<String, f32>,
 }
 
 impl SlmState {
     pub fn new(intents: &Intents) -> Self {
-        SlmState { prefix: prompt_prefix(intents), choices: choices(intents), prior: None }
+        SlmState { prefix: prompt_prefix(intents), prior: BTreeMap::new() }
     }
 
     pub fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// Prior scores of `choices`, asking the model only for the ones not seen before.
+    fn prior_of(&mut self, choices: &[String], lm: &mut dyn LanguageModel) -> Result<Vec<f32>, SlmError> {
+        let missing: Vec<String> = choices.iter().filter(|c| !self.prior.contains_key(*c)).cloned().collect();
+        if !missing.is_empty() {
+            let scores = lm.score(&request_prompt(&self.prefix, ""), &missing)?;
+            self.prior.extend(missing.into_iter().zip(scores));
+        }
+        Ok(choices.iter().map(|c| self.prior[c]).collect())
     }
 }
 
@@ -252,23 +260,30 @@ pub fn resolve(intents: &Intents, text: &str, lm: &mut dyn LanguageModel, cfg: &
 
 /// The language-model resolver; the cascade in [`Intents::resolve`] calls it after the grammar.
 pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mut dyn LanguageModel, cfg: &SlmConfig) -> Result<Resolution, SlmError> {
-    let scores = lm.score(&request_prompt(&state.prefix, text), &state.choices)?;
-    if cfg.calibrate && state.prior.is_none() {
-        state.prior = Some(lm.score(&request_prompt(&state.prefix, ""), &state.choices)?);
+    let candidates: Vec<&Intent> = if cfg.shortlist == 0 {
+        intents.intents().iter().collect()
+    } else {
+        intents.shortlist().candidates(text, cfg.shortlist).iter().map(|c| &intents.intents()[c.intent]).collect()
+    };
+    if candidates.is_empty() {
+        tracing::debug!("no intent shares a word with the request: not asking the language model");
+        return Ok(Resolution::none(0.0));
     }
-    let prior = if cfg.calibrate { state.prior.as_deref() } else { None };
-    let probs = calibrated(&scores, prior);
+    let choices: Vec<String> =
+        candidates.iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect();
+    let scores = lm.score(&request_prompt(&state.prefix, text), &choices)?;
+    let prior = if cfg.calibrate { Some(state.prior_of(&choices, lm)?) } else { None };
+    let probs = calibrated(&scores, prior.as_deref());
     let (best, p) = probs.iter().enumerate().fold((0, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
-    let none_index = state.choices.len() - 1;
-    tracing::debug!(choice = %state.choices[best], p, "language-model function choice");
+    let none_index = choices.len() - 1;
+    tracing::debug!(choice = %choices[best], p, candidates = choices.len() - 1, "language-model function choice");
     if best == none_index || (probs[best].ln() - probs[none_index].ln()) < cfg.min_margin {
         return Ok(Resolution::none(0.0));
     }
-    let intent = &intents.intents()[best];
+    let intent = candidates[best];
     let grammar = arguments_grammar(intent);
     let prompt = format!("{}{}", request_prompt(&state.prefix, text), intent.name);
     let generated = lm.generate(&prompt, Some(&grammar), cfg.max_tokens)?;
     let checked = parse_arguments(intent, &generated).map_err(|e| e.to_string()).and_then(|found| crate::validate::validate(intent, &found));
     Ok(intents.finish(intent, checked, Resolver::Slm, p))
 }
-

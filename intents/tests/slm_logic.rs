@@ -49,10 +49,12 @@ fn calibration_removes_the_models_favourite() {
     let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
     let text = "the blower should go to four";
     let mut lm = scripted(", \"level\": 4}");
-    let uncalibrated = SlmConfig { calibrate: false, ..SlmConfig::default() };
+    // Every intent a candidate, so the favourite competes.
+    let every_intent = SlmConfig { shortlist: 0, ..SlmConfig::default() };
+    let uncalibrated = SlmConfig { calibrate: false, ..every_intent.clone() };
     let r = slm::resolve(&vehicle, text, &mut lm, &uncalibrated).unwrap();
     assert_eq!(r.intent.as_deref(), Some("nav.navigate_to"), "the scripted prior wins without calibration");
-    let r = slm::resolve(&vehicle, text, &mut lm, &SlmConfig::default()).unwrap();
+    let r = slm::resolve(&vehicle, text, &mut lm, &every_intent).unwrap();
     assert_eq!(r.intent.as_deref(), Some("climate.set_fan"));
     assert_eq!(r.resolver, Some(Resolver::Slm));
     assert_eq!(r.slots.get("level"), Some(&SlotValue::Int(4)));
@@ -78,10 +80,25 @@ fn model_output_is_validated_like_the_grammars() {
 }
 
 #[test]
+fn the_model_chooses_only_among_intents_sharing_words_with_the_request() {
+    let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
+    // The favourite is not among the candidates for a fan request, even uncalibrated.
+    let mut lm = scripted(", \"level\": 4}");
+    let uncalibrated = SlmConfig { calibrate: false, ..SlmConfig::default() };
+    let r = slm::resolve(&vehicle, "the blower should go to four", &mut lm, &uncalibrated).unwrap();
+    assert_eq!(r.intent.as_deref(), Some("climate.set_fan"));
+    // Nothing in common with any intent: the model is not asked at all.
+    let mut lm = scripted(", \"level\": 4}");
+    let r = slm::resolve(&vehicle, "who won the game last night", &mut lm, &SlmConfig::default()).unwrap();
+    assert!(r.intent.is_none());
+    assert!(lm.prompts.is_empty() && lm.grammars.is_empty());
+}
+
+#[test]
 fn none_wins_when_calibrated_scores_say_so() {
     let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
     let mut lm = Scripted { favourite: "nav.navigate_to", right: "none", generated: String::new(), prompts: vec![], grammars: vec![] };
-    let r = slm::resolve(&vehicle, "tell me a story", &mut lm, &SlmConfig::default()).unwrap();
+    let r = slm::resolve(&vehicle, "tell me a story", &mut lm, &SlmConfig { shortlist: 0, ..SlmConfig::default() }).unwrap();
     assert!(r.intent.is_none());
     assert!(lm.prompts.is_empty(), "nothing is generated for none");
 }
