@@ -1,0 +1,242 @@
+#!/usr/bin/env python3
+"""ARM projection: instruction counts of Sotto's STT and SLM stages (valgrind callgrind, 1 thread),
+scaled by whisper.cpp's published Raspberry Pi 5 encoder time. Run by bench/arm/project.sh.
+
+    python3 project.py --sotto BIN --workers DIR --command WAV --fallback WAV --out DIR
+
+1. Capture: `sotto run --input WAV` (the daemon, natively, embedded broker) with its workers behind a
+   tee, so the exact requests it sends (endpointed audio, vocabulary prompt, SLM prompts) are recorded.
+2. Replay each recorded request to the worker under `valgrind --tool=callgrind` with 1 thread (this
+   driver speaks the worker protocol itself, so the 50x slow-down meets no request timeout), and read
+   the inclusive instruction counts of the functions that do the work:
+   (a) whisper.cpp's encoder (`whisper_encode_internal`) on a full 30 s window (the command's request
+       with audio_ctx = 1500: what whisper.cpp's `bench` times);
+   (b) the whole transcription (`whisper_full_with_state`) of the command as the daemon sends it
+       (encoder context sized to the utterance, vocabulary prompt);
+   (c) every request of one language-model fallback (`WorkerIo::serve` after the model load).
+3. Projected Raspberry Pi 5 time of a stage = published Pi 5 base encoder time x (stage / (a)).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+MAGIC, VERSION, PREFIX = b"SOTW", 1, struct.Struct("<4sHII")
+# whisper.cpp's own benchmark table, Raspberry Pi 5 (BCM2712, active cooler, Bookworm, NEON,
+# 4 threads), model base, commit 54c978c, 2023-11-03.
+PI5 = {"encode_ms": 2479.82, "decode_ms": 346.65, "threads": 4, "model": "base", "whisper_cpp_commit": "54c978c",
+       "source": "https://github.com/ggml-org/whisper.cpp/issues/89 (comment by nickovs, 2023-11-03)"}
+WORKERS = {"stt": "sotto-stt-worker", "slm": "sotto-slm-worker"}
+
+
+def log(msg):
+    print(f"arm: {msg}", file=sys.stderr, flush=True)
+
+
+def read_frames(data):
+    """Frames (header dict, body bytes) of a captured byte stream."""
+    frames, pos = [], 0
+    while pos + PREFIX.size <= len(data):
+        magic, _, hlen, blen = PREFIX.unpack_from(data, pos)
+        if magic != MAGIC:
+            raise SystemExit(f"captured stream: bad magic at byte {pos}")
+        pos += PREFIX.size
+        header = json.loads(data[pos:pos + hlen])
+        frames.append((header, data[pos + hlen:pos + hlen + blen]))
+        pos += hlen + blen
+    return frames
+
+
+def write_frame(pipe, header, body=b""):
+    h = json.dumps(header).encode()
+    pipe.write(PREFIX.pack(MAGIC, VERSION, len(h), len(body)) + h + body)
+    pipe.flush()
+
+
+def read_frame(pipe):
+    prefix = pipe.read(PREFIX.size)
+    if len(prefix) < PREFIX.size:
+        return None
+    magic, _, hlen, blen = PREFIX.unpack(prefix)
+    if magic != MAGIC:
+        raise SystemExit(f"worker wrote {prefix!r} instead of a frame")
+    return json.loads(pipe.read(hlen)), pipe.read(blen)
+
+
+def capture(sotto, workers, wav, config, cap_dir):
+    """Runs the daemon on one recording with tee'd workers; returns {worker: [request frames]}."""
+    shim = tempfile.mkdtemp(prefix="sotto-arm-shim-")
+    for name in WORKERS.values():
+        path = os.path.join(shim, name)
+        with open(path, "w") as f:
+            f.write(f'#!/bin/sh\ntee -a "{cap_dir}/{name}.in" | "{workers}/{name}" "$@"\n')
+        os.chmod(path, 0o755)
+    env = dict(os.environ, SOTTO_WORKER_DIR=shim, RUST_LOG="warn")
+    r = subprocess.run([sotto, "run", "--config", config, "--input", wav], env=env, capture_output=True, text=True)
+    shutil.rmtree(shim)
+    if r.returncode != 0:
+        raise SystemExit(f"sotto run --input {wav} failed:\n{r.stderr[-3000:]}")
+    out = {}
+    for kind, name in WORKERS.items():
+        path = os.path.join(cap_dir, f"{name}.in")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                reqs = [(h, b) for h, b in read_frames(f.read()) if h["request"]["type"] not in ("ping", "shutdown")]
+            os.remove(path)
+            out[kind] = reqs
+    return out, r.stdout
+
+
+def callgrind(worker_bin, model, requests, out_file):
+    """Replays requests to one worker under callgrind (1 thread); returns the replies and wall time."""
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", worker_bin, "--model", model,
+           "--threads", "1"]
+    log(f"callgrind: {os.path.basename(worker_bin)}, {len(requests)} request(s) (slow: ~50x)")
+    t0 = time.time()
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    hello = read_frame(p.stdout)
+    if not hello or hello[0].get("type") != "hello":
+        raise SystemExit(f"{worker_bin}: no hello under valgrind ({hello and hello[0]})")
+    replies = []
+    for i, (header, body) in enumerate(requests, 1):
+        write_frame(p.stdin, dict(header, id=i), body)
+        reply = read_frame(p.stdout)
+        if reply is None:
+            raise SystemExit(f"{worker_bin}: died under valgrind on request {i}")
+        replies.append(reply[0]["reply"])
+    p.stdin.close()
+    p.wait()
+    return replies, time.time() - t0
+
+
+def inclusive(out_file, names):
+    """Inclusive instruction counts (Ir) of the named functions, and the program total."""
+    text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", out_file],
+                          capture_output=True, text=True, check=True).stdout
+    total = None
+    found = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+(?:\([\d.]+%\)\s+)?(.*)$", line)
+        if not m:
+            continue
+        ir, rest = int(m.group(1).replace(",", "")), m.group(2)
+        if "PROGRAM TOTALS" in rest:
+            total = ir
+        for key, pattern in names.items():
+            if key not in found and re.search(pattern, rest):
+                found[key] = ir
+    missing = [k for k in names if k not in found]
+    if missing:
+        raise SystemExit(f"{out_file}: no function matching {[names[k] for k in missing]} in callgrind_annotate")
+    return found, total
+
+
+def markdown(p):
+    m, pub, pr = p["measured"], p["published"], p["projected_pi5_ms"]
+
+    def g(ir):
+        return f"{ir / 1e9:.2f} G"
+    return f"""## ARM projection (Raspberry Pi 5)
+
+**Measured** (`bench/arm/project.sh`, valgrind callgrind on this x86-64 machine, 1 thread; instruction
+counts are repeatable under load): whisper.cpp base encoding a full 30 s window
+{g(m["a_full_window_encoder_ir"])} instructions; Sotto's STT worker on a {m["command_audio_s"]:.1f} s command as
+the daemon sends it (audio context {m["b_audio_ctx"]}, vocabulary prompt; encoder and decoder)
+{g(m["b_sized_stt_ir"])}; the language-model worker on one fallback ({", ".join(m["slm_requests"])})
+{g(m["c_slm_fallback_ir"])}.
+
+**Published**: whisper.cpp's base encoder on a Raspberry Pi 5 (4 threads, NEON, commit
+{pub["whisper_cpp_commit"]}) takes {pub["encode_ms"]:.0f} ms ({pub["source"]}).
+
+**Projected**, not measured: Pi 5 time of a stage = {pub["encode_ms"]:.0f} ms x stage instructions / full-window
+encoder instructions: speech-to-text of the command **~{pr["stt_command"]} ms** (plain whisper.cpp with the full
+window: ~{pr["stt_full_window_plain"]} ms), language-model fallback **~{pr["slm_fallback"]} ms**. This assumes the
+Pi 5 runs each stage's instructions at the rate it runs whisper.cpp's encoder and that the ratios carry over
+from AVX2 to NEON code; the decoder's small matrix products and the 4-bit language-model kernels may run at
+other rates, and whisper.cpp has changed since that published run. Treat these as estimates to be replaced
+by a measurement on the board.
+"""
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sotto", required=True)
+    ap.add_argument("--workers", required=True, help="directory of sotto-stt-worker and sotto-slm-worker")
+    ap.add_argument("--models", required=True)
+    ap.add_argument("--command", required=True, help="recording with a command the grammar resolves")
+    ap.add_argument("--fallback", required=True, help="recording the grammar misses (language-model fallback)")
+    ap.add_argument("--config", required=True, help="daemon config with [slm] enabled = true, embedded broker")
+    ap.add_argument("--slm-model", default="gemma-3-270m-q4_k_m.gguf")
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="sotto-arm-")
+    stt_model = os.path.join(args.models, "ggml-whisper-base.bin")
+    slm_model = os.path.join(args.models, args.slm_model)
+
+    cmd_reqs, cmd_out = capture(args.sotto, args.workers, args.command, args.config, work)
+    fb_reqs, fb_out = capture(args.sotto, args.workers, args.fallback, args.config, work)
+    if not cmd_reqs.get("stt"):
+        raise SystemExit(f"{args.command}: the daemon sent no transcription (wake word missed?)\n{cmd_out}")
+    if not fb_reqs.get("slm"):
+        raise SystemExit(f"{args.fallback}: the daemon sent no language-model request (grammar resolved it?)\n{fb_out}")
+    stt_req = cmd_reqs["stt"][0]
+    audio_s = len(stt_req[1]) / 4 / 16000
+    full = (dict(stt_req[0], request=dict(stt_req[0]["request"],
+                                          options=dict(stt_req[0]["request"]["options"], audio_ctx=1500))), stt_req[1])
+
+    enc, full_fn = r"whisper_encode_internal", r"whisper_full_with_state"
+    out_a = os.path.join(work, "stt_full.callgrind")
+    rep_a, wall_a = callgrind(os.path.join(args.workers, WORKERS["stt"]), stt_model, [full], out_a)
+    ir_a, total_a = inclusive(out_a, {"encode": enc, "transcribe": full_fn})
+    out_b = os.path.join(work, "stt_sized.callgrind")
+    rep_b, wall_b = callgrind(os.path.join(args.workers, WORKERS["stt"]), stt_model, [stt_req], out_b)
+    ir_b, total_b = inclusive(out_b, {"encode": enc, "transcribe": full_fn})
+    out_c = os.path.join(work, "slm.callgrind")
+    rep_c, wall_c = callgrind(os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"], out_c)
+    ir_c, total_c = inclusive(out_c, {"requests": r"sotto_workers::server::WorkerIo::serve"})
+
+    ms_per_ir = PI5["encode_ms"] / ir_a["encode"]
+    proj = {
+        "measured": {
+            "what": "instructions (valgrind callgrind, x86-64 build, 1 thread), inclusive of the named functions",
+            "command_wav": os.path.abspath(args.command), "command_audio_s": round(audio_s, 3),
+            "command_transcript": rep_b[0].get("text") if isinstance(rep_b[0], dict) else None,
+            "fallback_wav": os.path.abspath(args.fallback), "slm_requests": [h["request"]["type"] for h, _ in fb_reqs["slm"]],
+            "a_full_window_encoder_ir": ir_a["encode"], "a_full_window_transcription_ir": ir_a["transcribe"],
+            "b_sized_stt_ir": ir_b["transcribe"], "b_sized_encoder_ir": ir_b["encode"],
+            "b_audio_ctx": (rep_b[0].get("timings") or {}).get("audio_ctx"),
+            "c_slm_fallback_ir": ir_c["requests"],
+            "process_totals_ir": {"a": total_a, "b": total_b, "c": total_c},
+            "callgrind_wall_s": {"a": round(wall_a, 1), "b": round(wall_b, 1), "c": round(wall_c, 1)},
+        },
+        "published": PI5,
+        "projected_pi5_ms": {
+            "stt_command": round(ir_b["transcribe"] * ms_per_ir),
+            "stt_full_window_plain": round(ir_a["transcribe"] * ms_per_ir),
+            "slm_fallback": round(ir_c["requests"] * ms_per_ir),
+        },
+        "ratios": {"b_over_a": round(ir_b["transcribe"] / ir_a["encode"], 4),
+                   "c_over_a": round(ir_c["requests"] / ir_a["encode"], 4)},
+        "method": "Pi 5 ms = published Pi 5 base encoder ms (4 threads) x stage instructions / full-window encoder "
+                  "instructions, both counted here on x86-64 with 1 thread. Assumes the Pi 5 retires the stage's "
+                  "work at the same rate as whisper.cpp's encoder (same ggml kernels class; the SLM's 4-bit "
+                  "kernels and the decoder's small matrices may run at other rates) and that instruction ratios "
+                  "carry over from AVX2 to NEON. Projected, not measured.",
+    }
+    with open(os.path.join(args.out, "projection.json"), "w") as f:
+        json.dump(proj, f, indent=1)
+    with open(os.path.join(args.out, "projection.md"), "w") as f:
+        f.write(markdown(proj))
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(proj["projected_pi5_ms"]))
+
+
+if __name__ == "__main__":
+    main()

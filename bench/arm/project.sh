@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# ARM projection: instruction counts (valgrind callgrind, 1 thread) of whisper.cpp's full-window
+# encoder, Sotto's STT worker on a command and the SLM worker on one fallback, scaled by whisper.cpp's
+# published Raspberry Pi 5 encoder time. Writes bench/arm/projection.json and projection.md.
+# Takes 15-30 min (callgrind is ~50x slower than native); needs a release build and the models.
+#
+#   bench/arm/project.sh [COMMAND.wav] [FALLBACK.wav]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+source "$here/tools/env.sh"
+command -v valgrind >/dev/null || { echo "arm: valgrind missing (apt-get install valgrind)" >&2; exit 1; }
+bin="$CARGO_TARGET_DIR/release"
+for b in sotto sotto-stt-worker sotto-slm-worker; do
+    [ -x "$bin/$b" ] || { echo "arm: $bin/$b missing: cargo build --release" >&2; exit 1; }
+done
+fixtures="$here/tests/fixtures"
+command_wav="${1:-$fixtures/audio/pos_jarvis_home_lights.wav}"
+fallback_wav="${2:-}"
+if [ -z "$fallback_wav" ]; then
+    # A paraphrase outside the grammar (one of bench/make_benchset.py's language-model set), spoken
+    # by the fixtures' Piper voice after the wake word; made once into the cache.
+    mkdir -p "$SOTTO_CACHE/bench/arm"
+    fallback_wav="$SOTTO_CACHE/bench/arm/lm_fallback.wav"
+    [ -f "$fallback_wav" ] || (cd "$here/bench" && "$SOTTO_VENV/bin/python" - "$SOTTO_CACHE/bench/arm" <<'PY'
+import sys, tempfile
+import numpy as np
+import make_benchset as mb
+with tempfile.TemporaryDirectory() as tmp:
+    mb.make_entry(sys.argv[1], "lm_fallback", mb.Synth(tmp), np.random.default_rng(0),
+                  "it's way too dark in the kitchen", wake=("hey_jarvis", "Hey Jarvis!"))
+PY
+    )
+fi
+config="$(mktemp --suffix=.toml)"
+trap 'rm -f "$config"' EXIT
+# The demo's config (embedded broker, both wake words) with the language-model fallback on.
+{ cat "$here/tools/demo.toml"; printf '\n[slm]\nenabled = true\n'; } >"$config"
+python3 "$here/bench/arm/project.py" --sotto "$bin/sotto" --workers "$bin" --models "$SOTTO_MODELS" \
+    --command "$command_wav" --fallback "$fallback_wav" --config "$config" --out "$here/bench/arm"
