@@ -60,6 +60,11 @@ pub enum StoreError {
     AllSourcesFailed { id: String, failures: Vec<SourceFailure> },
     #[error("no model cache directory: set SOTTO_MODELS (or XDG_DATA_HOME or HOME)")]
     NoCacheDir,
+    #[error(
+        "cannot fetch model {id:?}: no space left on device: {dir} has {available} bytes free, \
+         the model needs {needed}; free some space or set SOTTO_MODELS to a larger disk"
+    )]
+    NoSpace { id: String, dir: PathBuf, needed: u64, available: u64 },
 }
 
 fn format_failures(failures: &[SourceFailure]) -> String {

@@ -53,6 +53,7 @@ impl<'a> Fetcher<'a> {
             Err(StoreError::Missing { .. }) => {}
             Err(e) => tracing::warn!(id, error = %e, "present file is bad; fetching it again"),
         }
+        ensure_space(&entry, &self.store.tmp_dir()?)?;
         let mut failures = Vec::new();
         for source in &entry.sources {
             tracing::info!(id, source = %source, "fetching");
@@ -155,6 +156,22 @@ impl<'a> Fetcher<'a> {
         self.npm_tarballs.insert(key, tarball.clone());
         Ok(tarball)
     }
+}
+
+/// Refuses a fetch that cannot fit before downloading anything: a disk that fills up half-way
+/// only gets the download tool's own write error, which does not say why.
+fn ensure_space(entry: &ModelEntry, dir: &Path) -> Result<(), StoreError> {
+    let available = free_bytes(dir).map_err(|e| StoreError::io(dir, e))?;
+    if available < entry.size {
+        return Err(StoreError::NoSpace { id: entry.id.clone(), dir: dir.to_path_buf(), needed: entry.size, available });
+    }
+    Ok(())
+}
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `dir`.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stat = rustix::fs::statvfs(dir)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// A killed fetch leaves its partial file and scratch directory in `.tmp` (never under a model's
@@ -292,5 +309,16 @@ fn curl(url: &str, dest: &Path) -> Result<(), String> {
     cmd.args(["--fail", "--location", "--retry", "2", "--connect-timeout", "20", "--progress-bar", "-o"])
         .arg(dest)
         .arg(url);
-    run_tool(cmd, &format!("download of {url}"))
+    run_tool(cmd, &format!("download of {url}")).map_err(|failure| {
+        // The tool's own message for a full disk is a bare "failure writing output"; the partial
+        // file is still there, so the filesystem is still full if that was the cause.
+        let dir = dest.parent().unwrap_or(dest);
+        match free_bytes(dir) {
+            Ok(free) if free < FULL_DISK_SLACK => format!("{failure}: no space left on device ({} is full)", dir.display()),
+            _ => failure,
+        }
+    })
 }
+
+/// Less free space than this after a failed write counts as a full disk.
+const FULL_DISK_SLACK: u64 = 64 * 1024;
