@@ -210,13 +210,7 @@ impl Default for SlmConfig {
 impl Config {
     /// Reads, parses and validates a config file; every problem is reported at once.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        let config = Self::load_unvalidated(path)?;
-        let issues = config.validate();
-        if issues.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigErrors { source: path.display().to_string(), issues })
-        }
+        Self::load_unvalidated(path)?.validated(&path.display().to_string())
     }
 
     /// Reads and parses (types, unknown keys) without the value checks of [`Config::validate`].
@@ -226,18 +220,23 @@ impl Config {
             source: source.clone(),
             issues: vec![ConfigIssue { key: "(file)".into(), message: format!("cannot read: {err}") }],
         })?;
-        toml::from_str(&text).map_err(|err| ConfigErrors { source, issues: vec![toml_issue(&text, &err)] })
+        Self::parse_toml(&text, &source)
     }
 
-    #[cfg(test)]
+    /// Parses and validates config text; `source` names it in the errors. What [`Config::load`]
+    /// does after reading the file (tests and the fuzz target feed text directly).
     pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
-        let config: Config = toml::from_str(text).map_err(|err| ConfigErrors {
-            source: source.to_string(),
-            issues: vec![toml_issue(text, &err)],
-        })?;
-        let issues = config.validate();
+        Self::parse_toml(text, source)?.validated(source)
+    }
+
+    fn parse_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
+        toml::from_str(text).map_err(|err| ConfigErrors { source: source.to_string(), issues: vec![toml_issue(text, &err)] })
+    }
+
+    fn validated(self, source: &str) -> Result<Config, ConfigErrors> {
+        let issues = self.validate();
         if issues.is_empty() {
-            Ok(config)
+            Ok(self)
         } else {
             Err(ConfigErrors { source: source.to_string(), issues })
         }

@@ -4,11 +4,12 @@
 //! `sotto-stt-worker` and `sotto-slm-worker` processes, which this binary supervises.
 
 mod cli;
-mod config;
 mod engines;
-mod mqtt;
 mod pipeline;
 mod service;
+
+// Config and MQTT live in the library so that fuzz targets and other crates can reach them.
+use sotto::{config, mqtt};
 
 use clap::{Parser, Subcommand};
 
