@@ -417,6 +417,9 @@ impl SessionLoop {
             self.publish_session_started(&id);
         }
         let seconds = utterance.samples.len() as f32 / SAMPLE_RATE;
+        // Stream position where the utterance ends (last speech + post-roll): the benchmark compares
+        // it with the known end of speech to measure how late the VAD saw speech end.
+        let utterance_end_s = utterance.end_sample as f64 / SAMPLE_RATE as f64;
         let options = TranscribeOptions {
             language: Some(self.config.stt.language.clone()),
             initial_prompt: self.stt_prompt.clone(),
@@ -476,6 +479,7 @@ impl SessionLoop {
         // the trailing silence. One line per utterance, parsed by tools/bench_e2e.sh.
         tracing::info!(
             audio_s = seconds,
+            utterance_end_s,
             stt_ms,
             intents_ms,
             resolver = ?resolution.resolver,
