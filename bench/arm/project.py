@@ -168,6 +168,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sotto", required=True)
     ap.add_argument("--workers", required=True, help="directory of sotto-stt-worker and sotto-slm-worker")
+    ap.add_argument("--stt-worker", required=True, help="STT worker built for valgrind (AVX2, no AVX-512)")
     ap.add_argument("--models", required=True)
     ap.add_argument("--command", required=True, help="recording with a command the grammar resolves")
     ap.add_argument("--fallback", required=True, help="recording the grammar misses (language-model fallback)")
@@ -193,10 +194,10 @@ def main():
 
     enc, full_fn = r"whisper_encode_internal", r"whisper_full_with_state"
     out_a = os.path.join(work, "stt_full.callgrind")
-    rep_a, wall_a = callgrind(os.path.join(args.workers, WORKERS["stt"]), stt_model, [full], out_a)
+    rep_a, wall_a = callgrind(args.stt_worker, stt_model, [full], out_a)
     ir_a, total_a = inclusive(out_a, {"encode": enc, "transcribe": full_fn})
     out_b = os.path.join(work, "stt_sized.callgrind")
-    rep_b, wall_b = callgrind(os.path.join(args.workers, WORKERS["stt"]), stt_model, [stt_req], out_b)
+    rep_b, wall_b = callgrind(args.stt_worker, stt_model, [stt_req], out_b)
     ir_b, total_b = inclusive(out_b, {"encode": enc, "transcribe": full_fn})
     out_c = os.path.join(work, "slm.callgrind")
     rep_c, wall_c = callgrind(os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"], out_c)

@@ -10,8 +10,7 @@ refractory), then Silero VAD (onnxruntime, Sotto's silero-vad.onnx) with Sotto's
 paho-mqtt publish (QoS 1) that a second client subscribed on the same broker timestamps on arrival.
 
 pywhispercpp: plain whisper.cpp (full 30 s window, no vocabulary prompt) on the same ggml file,
-transcribing each utterance's command segment (the cut the python stack's endpointer made, passed in
-the job; the whole file when there is none).
+transcribing each command's segment (the cut the python stack's endpointer made, passed in the job).
 
 Stage times per utterance (milliseconds, wall clock):
   wake      mean openWakeWord compute per 80 ms frame over the file;
@@ -441,7 +440,10 @@ class PyWhisperCpp:
 
     def run(self, u, audio):
         seg = u.get("segment")
-        samples = audio[seg[0]:seg[1]] if seg else audio
+        if not seg:
+            raise ValueError("no command segment: the python stack's wake word or endpointer found none "
+                             "(run pywhispercpp together with python-stack)")
+        samples = audio[seg[0]:seg[1]]
         t0 = time.perf_counter()
         text = self.transcribe(samples)
         stt = ms(t0, time.perf_counter())
@@ -502,7 +504,7 @@ def main():
                 rec = {"wake_detected": None, "transcript": "", "intent": None, "slots": {}, "stage_ms": {},
                        "end_of_speech_to_action_ms": None, "error": f"{type(e).__name__}: {e}"}
             cpu_serving += time.process_time() - c0
-            audio_serving += rec.get("stt_audio_s", len(a) / RATE)
+            audio_serving += 0.0 if "error" in rec else rec.get("stt_audio_s", len(a) / RATE)
             rec.update(file=u["file"], kind=u.get("kind", "command"), set=u.get("set"),
                        audio_s=round(len(a) / RATE, 3), repeat=rep,
                        correct=judge(u, rec["intent"], rec["slots"]) if args.peer == "python-stack" else None)

@@ -205,12 +205,14 @@ def main():
                                 "audio_ctx": "0 (full 30 s window)", "prompt": None, "decoding": "greedy"}}}
     results = []
     for peer in peers:
-        if peer == "pywhispercpp" and results:
-            # The same command segments the python stack's endpointer cut (first repeat).
+        if peer == "pywhispercpp":
+            # Commands only, cut where the python stack's endpointer cut them (its first repeat); a
+            # command it found no segment in is kept with an error (bench/SCHEMA.md).
             cuts = {}
-            for r in results[0]["utterances"]:
-                cuts.setdefault(r["file"], r["segment"])
-            job = dict(job, utterances=[dict(u, segment=cuts.get(u["file"])) for u in utterances])
+            for r in results[0]["utterances"] if results else []:
+                cuts.setdefault(r["file"], r.get("segment"))
+            job = dict(job, utterances=[dict(u, segment=cuts.get(u["file"])) for u in utterances
+                                        if u.get("kind", "command") == "command"])
         results.append(run_peer(peer, job))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
