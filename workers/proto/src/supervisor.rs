@@ -2,7 +2,7 @@
 //! restart with exponential backoff, stop after a crash loop.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, BufWriter};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -83,7 +83,8 @@ pub fn locate_worker(name: &str) -> PathBuf {
 
 struct Running {
     child: Child,
-    stdin: BufWriter<ChildStdin>,
+    /// Encoded frames for the writer thread (see [`spawn_writer`]); dropping it closes stdin.
+    stdin: mpsc::Sender<Vec<u8>>,
     frames: Receiver<std::io::Result<Frame<FromWorker>>>,
     stderr_done: Receiver<()>,
 }
@@ -156,7 +157,7 @@ impl Supervisor {
         self.next_id += 1;
         let during = format!("during request {id} ({})", request_name(&request));
         let running = self.running.as_mut().expect("ensure_running succeeded");
-        if let Err(e) = write_frame(&mut running.stdin, &ToWorker { id, request }, body) {
+        if let Err(e) = send_frame(&running.stdin, &ToWorker { id, request }, body) {
             tracing::debug!(worker = self.worker, error = %e, "write to worker failed");
             return Err(self.fail_dead(&during));
         }
@@ -328,7 +329,7 @@ impl Supervisor {
             })
             .expect("spawn stderr thread");
 
-        let stdin = BufWriter::new(child.stdin.take().expect("piped"));
+        let stdin = spawn_writer(self.worker, child.stdin.take().expect("piped"));
         self.running = Some(Running { child, stdin, frames, stderr_done });
 
         let during = "while loading the model".to_string();
@@ -393,7 +394,7 @@ impl Supervisor {
 impl Drop for Supervisor {
     fn drop(&mut self) {
         if let Some(mut r) = self.running.take() {
-            let _ = write_frame(&mut r.stdin, &ToWorker { id: 0, request: Request::Shutdown }, &[]);
+            let _ = send_frame(&r.stdin, &ToWorker { id: 0, request: Request::Shutdown }, &[]);
             drop(r.stdin);
             if wait_with_timeout(&mut r.child, Duration::from_millis(500)).starts_with("still running") {
                 let _ = r.child.kill();
@@ -401,6 +402,31 @@ impl Drop for Supervisor {
             }
         }
     }
+}
+
+/// Requests reach the worker through a thread of their own: a worker that stops reading (frozen,
+/// or stuck in native code) fills the pipe, and a write blocked on it would never reach the
+/// request deadline. Killing the worker breaks the pipe, which ends the thread.
+fn spawn_writer(worker: &'static str, mut stdin: ChildStdin) -> mpsc::Sender<Vec<u8>> {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    thread::Builder::new()
+        .name(format!("{worker}-worker-stdin"))
+        .spawn(move || {
+            for frame in rx {
+                if let Err(e) = stdin.write_all(&frame).and_then(|()| stdin.flush()) {
+                    tracing::debug!(worker, error = %e, "write to worker failed");
+                    return;
+                }
+            }
+        })
+        .expect("spawn writer thread");
+    tx
+}
+
+fn send_frame(stdin: &mpsc::Sender<Vec<u8>>, header: &ToWorker, body: &[u8]) -> std::io::Result<()> {
+    let mut frame = Vec::with_capacity(body.len() + 256);
+    write_frame(&mut frame, header, body)?;
+    stdin.send(frame).map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the worker's input is closed"))
 }
 
 fn request_name(r: &Request) -> &'static str {
