@@ -13,7 +13,7 @@
 //!   confirmation gate, and handles control messages, SIGHUP (reload) and SIGTERM (shutdown).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -78,7 +78,7 @@ pub struct PipelineStats {
 pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
     let models = engines::locate_models(&config).map_err(|issues| {
-        anyhow::anyhow!("models are missing or damaged:\n  {}", issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n  "))
+        anyhow::anyhow!("models are missing or damaged:\n  {}", issue_lines(&issues))
     })?;
     sotto_audio::init_onnx_runtime(&models.onnxruntime).context("loading ONNX Runtime")?;
     let intents = engines::load_intents(&config).map_err(|issue| anyhow::anyhow!("{issue}"))?;
@@ -134,6 +134,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
         commands: commands_tx,
         file_mode: input.is_some(),
         session: None,
+        busy_worker: BusyWorker::default(),
     };
     let result = session.run(events_rx, control).await;
     let _ = session.commands.send(AudioCommand::Stop);
@@ -307,6 +308,35 @@ fn open_source(input: &AudioInput) -> anyhow::Result<Box<dyn BlockSource>> {
     })
 }
 
+/// The worker process serving the request in flight, if any. Its client is locked by the blocking
+/// task that waits for the reply, so shutdown kills the process by id instead of waiting for the
+/// request's timeout (and leaving a hung process behind).
+#[derive(Clone, Default)]
+struct BusyWorker(Arc<AtomicU32>);
+
+impl BusyWorker {
+    fn during<T>(&self, pid: Option<u32>, request: impl FnOnce() -> T) -> T {
+        self.0.store(pid.unwrap_or(0), Ordering::SeqCst);
+        let result = request();
+        self.0.store(0, Ordering::SeqCst);
+        result
+    }
+
+    fn kill(&self) {
+        let pid = self.0.swap(0, Ordering::SeqCst);
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+        if pid == 0 {
+            return;
+        }
+        tracing::warn!(pid, "killing the worker that is still busy with the abandoned command");
+        // SAFETY: kill(2) has no memory effects; the pid is our own child, still unreaped because
+        // its supervisor is blocked waiting on it.
+        if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+            tracing::warn!(pid, error = %std::io::Error::last_os_error(), "cannot kill the busy worker");
+        }
+    }
+}
+
 /// One dialogue session: from a wake word (or startSession) to its end.
 struct Session {
     id: String,
@@ -329,6 +359,7 @@ struct SessionLoop {
     commands: std_mpsc::Sender<AudioCommand>,
     file_mode: bool,
     session: Option<Session>,
+    busy_worker: BusyWorker,
 }
 
 impl SessionLoop {
@@ -338,7 +369,22 @@ impl SessionLoop {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(AudioEvent::Front(event)) => self.on_front_event(event).await,
+                    Some(AudioEvent::Front(event)) => {
+                        // Understanding a command takes seconds, or a hung worker's whole timeout:
+                        // SIGTERM must not wait for it.
+                        tokio::select! {
+                            () = self.on_front_event(event) => {}
+                            () = signals.terminated() => {
+                                tracing::info!("termination requested during a command: abandoning it");
+                                self.busy_worker.kill();
+                                self.end_session(TerminationReason::AbortedByUser, Some("daemon shutting down".into()));
+                                return Ok(());
+                            }
+                        }
+                        if signals.take_reload() {
+                            self.reload("SIGHUP");
+                        }
+                    }
                     Some(AudioEvent::SourceError(message)) => {
                         self.end_session(TerminationReason::Error, Some(message.clone()));
                         anyhow::bail!("audio input: {message}");
@@ -426,10 +472,12 @@ impl SessionLoop {
             audio_ctx: None,
         };
         let stt = self.stt.clone();
+        let busy = self.busy_worker.clone();
         let started = Instant::now();
         let transcript = tokio::task::spawn_blocking(move || {
             let mut client = stt.lock().unwrap_or_else(|p| p.into_inner());
-            client.transcribe(&utterance.samples, &options)
+            let pid = client.supervisor().pid();
+            busy.during(pid, || client.transcribe(&utterance.samples, &options))
         })
         .await;
         let transcript = match transcript {
@@ -494,11 +542,13 @@ impl SessionLoop {
         let intents = self.intents.clone();
         let slm = self.slm.clone();
         let slm_config = sotto_intents::slm::SlmConfig { max_tokens: self.config.slm.max_tokens, ..Default::default() };
+        let busy = self.busy_worker.clone();
         let result = tokio::task::spawn_blocking(move || match slm {
             Some(slm) => {
                 let mut client = slm.lock().unwrap_or_else(|p| p.into_inner());
+                let pid = client.supervisor().pid();
                 let mut model = WorkerLanguageModel(&mut client);
-                intents.resolve(&text, Some(&mut model), &slm_config)
+                busy.during(pid, || intents.resolve(&text, Some(&mut model), &slm_config))
             }
             None => intents.resolve(&text, None, &slm_config),
         })
@@ -731,6 +781,15 @@ impl SessionLoop {
                 return;
             }
         };
+        // The workers keep the models they loaded, but the next restart of one (after a crash)
+        // would load whatever is on disk now: files that changed since they were verified
+        // refuse the reload, so the operator hears about it while the old engines still serve.
+        // Unchanged files cost a stat each (the store's verification stamps); changed ones are
+        // re-hashed, off the async workers.
+        if let Err(issues) = tokio::task::block_in_place(|| engines::locate_models(&new)) {
+            tracing::error!(trigger, "new config refused, the running one stays: model files changed or damaged:\n  {}", issue_lines(&issues));
+            return;
+        }
         if format!("{:?}{:?}{:?}{:?}", new.mqtt, new.models, new.audio, new.wake)
             != format!("{:?}{:?}{:?}{:?}", self.config.mqtt, self.config.models, self.config.audio, self.config.wake)
             || new.endpoint != self.config.endpoint
@@ -753,6 +812,10 @@ impl SessionLoop {
     fn session_id(&self) -> Option<String> {
         self.session.as_ref().map(|s| s.id.clone())
     }
+}
+
+fn issue_lines(issues: &[crate::config::ConfigIssue]) -> String {
+    issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n  ")
 }
 
 fn mean_probability(tokens: &[(String, f32)]) -> f32 {

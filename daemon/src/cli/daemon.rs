@@ -44,7 +44,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => builtin_config(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    runtime.block_on(crate::pipeline::run(config, args.config.clone(), args.input.clone()))?;
+    let result = runtime.block_on(crate::pipeline::run(config, args.config.clone(), args.input.clone()));
+    // A request abandoned at shutdown may still occupy a blocking thread until its worker dies;
+    // dropping the runtime would wait for it without bound.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
