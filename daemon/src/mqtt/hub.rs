@@ -50,6 +50,11 @@ use super::MqttError;
 const MAX_IN_FLIGHT: usize = 32;
 const CONTROL_CHANNEL: usize = 64;
 const BACKOFF_START: Duration = Duration::from_millis(250);
+/// Largest packet the broker may send us, declared in CONNECT (MQTT 5 Maximum Packet Size):
+/// control messages are a few hundred bytes. A broker drops bigger ones for this client instead
+/// of sending them, which the client would otherwise have to treat as a protocol error that
+/// costs the connection.
+const MAX_INCOMING_PACKET: u32 = 64 * 1024;
 
 /// A command for an integrator's device, published once per validated intent.
 #[derive(Debug, Clone, PartialEq)]
@@ -186,6 +191,7 @@ impl MqttHub {
             .set_keep_alive(Duration::from_secs(settings.keep_alive_secs))
             .set_clean_start(true)
             .set_connection_timeout(5)
+            .set_max_packet_size(Some(MAX_INCOMING_PACKET))
             .set_last_will(LastWill::new(&status_topic, "offline", QoS::AtLeastOnce, true, None));
         if let Some(user) = &settings.username {
             options.set_credentials(user.clone(), settings.resolve_password()?.unwrap_or_default());
