@@ -162,7 +162,13 @@ impl LiveDaemon {
     /// Starts `sotto run --config CONFIG` (the config must say `[audio] source = "stdin"`) and
     /// waits until it is ready.
     pub fn start(config: &Path) -> LiveDaemon {
+        LiveDaemon::start_with_env(config, &[])
+    }
+
+    /// [`LiveDaemon::start`] with extra environment variables (e.g. a password, `SOTTO_WORKER_DIR`).
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> LiveDaemon {
         let mut child = sotto()
+            .envs(env.iter().copied())
             .args(["run", "--config"])
             .arg(config)
             .stdin(Stdio::piped())
@@ -190,22 +196,75 @@ impl LiveDaemon {
         self.child.id()
     }
 
-    /// Waits for the next log line containing `needle` after the line the previous wait matched;
-    /// panics with the log so far after `timeout`.
-    pub fn wait_for_log(&mut self, needle: &str, timeout: std::time::Duration) {
+    /// Waits for the next log line containing `needle` after the line the previous wait matched
+    /// and returns it; panics with the log so far after `timeout`.
+    pub fn wait_for_log(&mut self, needle: &str, timeout: std::time::Duration) -> String {
         if let Some(i) = self.log[self.cursor..].iter().position(|l| l.contains(needle)) {
             self.cursor += i + 1;
-            return;
+            return self.log[self.cursor - 1].clone();
         }
         let deadline = std::time::Instant::now() + timeout;
         while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
             self.log.push(line.clone());
             if line.contains(needle) {
                 self.cursor = self.log.len();
-                return;
+                return line;
             }
         }
         panic!("no log line with {needle:?} within {timeout:?}; log:\n{}", self.log.join("\n"));
+    }
+
+    /// Every log line that arrives within `window` from now (also kept in `log`).
+    pub fn log_during(&mut self, window: std::time::Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + window;
+        let mut got = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            self.log.push(line.clone());
+            got.push(line);
+        }
+        got
+    }
+
+    /// The whole log so far, for a failure message.
+    pub fn log_text(&mut self) -> String {
+        self.log_during(std::time::Duration::from_millis(200));
+        self.log.join("\n")
+    }
+
+    /// Writes raw PCM as fast as the daemon reads it (recordings, not a live microphone).
+    pub fn stream_pcm(&mut self, pcm: &[u8]) {
+        use std::io::Write;
+        self.stdin.as_mut().expect("stdin already closed").write_all(pcm).expect("the daemon stopped reading its input");
+    }
+
+    /// Sends `signal` (e.g. "-TERM") and waits up to `timeout` for the exit. Returns the exit
+    /// status (None if still running, then killed), how long the exit took, and the whole log.
+    pub fn stop_with(mut self, signal_name: &str, timeout: std::time::Duration) -> (Option<std::process::ExitStatus>, std::time::Duration, Vec<String>) {
+        let sent = std::time::Instant::now();
+        signal(self.child.id(), signal_name);
+        let mut status = None;
+        while sent.elapsed() < timeout {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let took = sent.elapsed();
+        while let Ok(line) = self.lines.recv_timeout(std::time::Duration::from_millis(300)) {
+            self.log.push(line);
+        }
+        (status, took, std::mem::take(&mut self.log))
+    }
+
+    /// Resident memory of the daemon process now, in KiB (`VmRSS` in /proc/PID/status).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("the daemon is gone");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status")
     }
 
     /// Writes 16 kHz mono s16le PCM at about real time (a microphone does not deliver faster).

@@ -43,18 +43,38 @@ pub struct Mosquitto {
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
-        let port = free_port();
+        let mut broker = Mosquitto::configured(free_port());
+        broker.restart();
+        broker
+    }
+
+    /// A broker on `port` that is configured (anonymous, persistent) but not started: a test can
+    /// point a daemon at the port first and call [`Mosquitto::restart`] later.
+    pub fn configured(port: u16) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         // Started as root, Mosquitto drops to its own user, which must be able to save sessions here.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
         let mut broker = Mosquitto { port, dir, child: None };
-        broker.set_config(&format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
-            broker.dir().display()
-        ));
-        broker.restart();
+        broker.set_config(&broker.default_config());
         broker
+    }
+
+    /// Anonymous access and persistence on this broker's port and directory.
+    pub fn default_config(&self) -> String {
+        format!(
+            "listener {} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n",
+            self.port,
+            self.dir().display()
+        )
+    }
+
+    /// Moves the broker to `port` (stopped brokers only): with persistence, the sessions it
+    /// saved follow it, so a subscriber registered on the old port gets what arrives on the new.
+    pub fn move_to(&mut self, port: u16) {
+        assert!(self.child.is_none(), "stop the broker before moving it");
+        self.port = port;
+        self.set_config(&self.default_config());
     }
 
     /// Where the config, log and persistence file live; tests may put certificates here.
@@ -208,4 +228,18 @@ pub fn publish(port: u16, topic: &str, payload: &str, retain: bool) {
     }
     let status = cmd.status().expect("cannot run mosquitto_pub");
     assert!(status.success(), "mosquitto_pub to {topic} on port {port} failed");
+}
+
+/// Publishes `payload` as it is (any size, any bytes: it goes through stdin, not the command
+/// line) with `mosquitto_pub` (MQTT 5, QoS 1).
+pub fn publish_bytes(port: u16, topic: &str, payload: &[u8]) {
+    use std::io::Write;
+    let mut child = Command::new(find_tool("mosquitto_pub"))
+        .args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-t", topic, "-s"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("cannot run mosquitto_pub");
+    child.stdin.take().unwrap().write_all(payload).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "mosquitto_pub of {} bytes to {topic} on port {port} failed", payload.len());
 }
