@@ -22,11 +22,14 @@ DOMAINS_DIR = os.path.join(ROOT, "intents", "domains")
 DEFAULT_DOMAINS = ["vehicle", "home", "factory"]
 
 PORT_NOTES = [
-    "no fuzzy or phonetic matching: hassil needs the exact words (Sotto forgives near-misses of ASR)",
+    "no fuzzy, phonetic or partial matching: hassil needs every word of a template and nothing else, while "
+    "Sotto's matcher accepts extra or missing words and near-misses at a lower confidence (e.g. 'set the "
+    "driver side to 21 degrees', 'set the living room thermostat to 19 degrees' match Sotto's templates only)",
     "durations: one unit per phrase (`{n} minutes`, `an hour`); sums such as "
     "'an hour and fifteen minutes' or 'one and a half hours' are not expressible as one slot value",
     "percent slots: the bare fraction words ('half', 'a quarter') are not accepted as 50 / 25",
-    "numbers with halves use hassil's `fractions: halves`; 'point five' is not accepted",
+    "numbers with halves use hassil's `fractions: halves`: '22.5' and 'twenty two point five' match, "
+    "'twenty two and a half' does not",
     "text slots are hassil wildcards without Sotto's max_words limit",
     "slot defaults (e.g. zone = all) are applied by the runner from `metadata.defaults` after matching",
     "confirmation (confirm_when), retained slots and MQTT action topics are outside hassil's scope",
