@@ -144,10 +144,28 @@ impl LanguageModel for WorkerLanguageModel<'_> {
             IntentGrammar::Gbnf(source) => Grammar::Gbnf(source.clone()),
             IntentGrammar::JsonSchema(source) => Grammar::JsonSchema(source.clone()),
         });
-        self.0.generate(prompt, grammar, max_tokens).map(|g| g.text).map_err(slm_error)
+        let g = self.0.generate(prompt, grammar, max_tokens).map_err(slm_error)?;
+        tracing::debug!(
+            prompt_tokens = g.prompt_tokens,
+            cached_tokens = g.cached_tokens,
+            generated_tokens = g.generated_tokens,
+            prefill_ms = g.timings.prefill_ms,
+            generate_ms = g.timings.generate_ms,
+            "language-model generation"
+        );
+        Ok(g.text)
     }
 
     fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
-        self.0.score(prompt, candidates).map_err(slm_error)
+        let s = self.0.score_detailed(prompt, candidates).map_err(slm_error)?;
+        tracing::debug!(
+            candidates = candidates.len(),
+            prompt_tokens = s.prompt_tokens,
+            cached_tokens = s.cached_tokens,
+            prefill_ms = s.timings.prefill_ms,
+            candidates_ms = s.timings.generate_ms,
+            "language-model scoring"
+        );
+        Ok(s.logprobs)
     }
 }

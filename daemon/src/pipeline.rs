@@ -136,6 +136,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
         session: None,
         busy_worker: BusyWorker::default(),
     };
+    session.warm_up_language_model();
     let result = session.run(events_rx, control).await;
     let _ = session.commands.send(AudioCommand::Stop);
     crate::service::notify_stopping();
@@ -538,6 +539,22 @@ impl SessionLoop {
         follow_up
     }
 
+    /// Puts the prompt prefix in the language model's cache and computes its calibration priors
+    /// in the background, so the first command the grammar misses is not seconds slower than the
+    /// rest. A command that needs the model meanwhile waits for it (the client's lock).
+    fn warm_up_language_model(&self) {
+        let Some(slm) = self.slm.clone() else { return };
+        let intents = self.intents.clone();
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            let mut client = slm.lock().unwrap_or_else(|p| p.into_inner());
+            match intents.warm_up_slm(&mut WorkerLanguageModel(&mut client)) {
+                Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "language model warmed up"),
+                Err(e) => tracing::warn!(error = %e, "language-model warm-up failed; the first fallback request will do it"),
+            }
+        });
+    }
+
     async fn resolve(&self, text: String) -> Resolution {
         let intents = self.intents.clone();
         let slm = self.slm.clone();
@@ -798,6 +815,7 @@ impl SessionLoop {
         }
         self.stt_prompt = new.stt.vocabulary_prompt.then(|| intents.stt_prompt(600));
         self.intents = Arc::new(intents);
+        self.warm_up_language_model();
         self.gate = ConfirmationGate::new(SystemClock, Duration::from_secs_f32(new.intents.confirm_timeout_s));
         self.config.stt = new.stt;
         self.config.slm = new.slm;

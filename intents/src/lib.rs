@@ -185,6 +185,13 @@ impl Intents {
         r
     }
 
+    /// Prepares the language-model fallback (prompt prefix in the model's cache, calibration
+    /// priors) so the first request that needs it is not the slow one.
+    pub fn warm_up_slm(&self, lm: &mut dyn slm::LanguageModel) -> Result<(), SlmError> {
+        let mut guard = self.slm_state.lock().unwrap_or_else(|p| p.into_inner());
+        guard.get_or_insert_with(|| slm::SlmState::new(self)).warm_up(self, lm)
+    }
+
     /// Forgets the cached language-model prompt and prior (after switching models).
     pub fn reset_slm_state(&self) {
         *self.slm_state.lock().unwrap_or_else(|p| p.into_inner()) = None;

@@ -242,6 +242,14 @@ impl SlmState {
         &self.prefix
     }
 
+    /// Scores every declared intent and `none` on the empty request once: the priors are then
+    /// ready, and the model's cache holds the prompt prefix, so the first real request is as fast
+    /// as the others. Between requests the cache then only ever holds the prefix plus one request.
+    pub fn warm_up(&mut self, intents: &Intents, lm: &mut dyn LanguageModel) -> Result<(), SlmError> {
+        let all: Vec<String> = intents.intents().iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect();
+        self.prior_of(&all, lm).map(|_| ())
+    }
+
     /// Prior scores of `choices`, asking the model only for the ones not seen before.
     fn prior_of(&mut self, choices: &[String], lm: &mut dyn LanguageModel) -> Result<Vec<f32>, SlmError> {
         let missing: Vec<String> = choices.iter().filter(|c| !self.prior.contains_key(*c)).cloned().collect();
@@ -271,8 +279,13 @@ pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mu
     }
     let choices: Vec<String> =
         candidates.iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect();
-    let scores = lm.score(&request_prompt(&state.prefix, text), &choices)?;
+    if cfg.calibrate && state.prior.is_empty() {
+        // Before the request's own scoring, so the request stays in the model's cache for the
+        // argument generation that follows.
+        state.warm_up(intents, lm)?;
+    }
     let prior = if cfg.calibrate { Some(state.prior_of(&choices, lm)?) } else { None };
+    let scores = lm.score(&request_prompt(&state.prefix, text), &choices)?;
     let probs = calibrated(&scores, prior.as_deref());
     let (best, p) = probs.iter().enumerate().fold((0, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
     let none_index = choices.len() - 1;

@@ -22,6 +22,9 @@ use sotto_workers::messages::{Reply, Request};
 use sotto_workers::server::log;
 use sotto_workers::{Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, PROTOCOL_VERSION};
 
+/// Candidates scored side by side in one batch, each in its own KV-cache sequence.
+const SCORE_SEQUENCES: usize = 15;
+
 pub struct Engine {
     model: &'static LlamaModel,
     ctx: LlamaContext<'static>,
@@ -59,7 +62,11 @@ impl Engine {
             .with_n_threads(threads)
             .with_n_threads_batch(threads)
             // Sliding-window models (Gemma 3) can only drop a cache suffix with a full-size cache.
-            .with_swa_full(true);
+            .with_swa_full(true)
+            // Scoring runs candidates as parallel sequences over one shared prompt: they must
+            // share the cache cells (unified) rather than split the context between them.
+            .with_n_seq_max(SCORE_SEQUENCES as u32 + 1)
+            .with_kv_unified(true);
         let ctx = model
             .new_context(backend, params)
             .map_err(|e| anyhow!("cannot create a llama.cpp context of {n_ctx} tokens: {e}"))?;
@@ -251,49 +258,81 @@ impl Engine {
         let (cached, idx) = self.prefill(&prompt_tokens)?;
         let first_logits = self.ctx.get_logits_ith(idx).to_vec();
         let t_prefill = t0.elapsed();
-        let mut logprobs = Vec::with_capacity(candidates.len());
-        let mut counts = Vec::with_capacity(candidates.len());
-        for candidate in candidates {
-            let cand = self.model.vocab().tokenize(candidate.as_bytes(), false, false);
-            counts.push(cand.len() as u32);
-            if cand.is_empty() {
-                logprobs.push(0.0);
-                continue;
-            }
-            if prompt_tokens.len() + cand.len() > self.n_ctx as usize {
+        let tokenized: Vec<Vec<LlamaToken>> =
+            candidates.iter().map(|c| self.model.vocab().tokenize(c.as_bytes(), false, false)).collect();
+        let mut logprobs: Vec<f64> = tokenized.iter().map(|c| c.first().map_or(0.0, |&t| log_softmax_at(&first_logits, t))).collect();
+        for (candidate, tokens) in candidates.iter().zip(&tokenized) {
+            if prompt_tokens.len() + tokens.len() > self.n_ctx as usize {
                 bail!("prompt plus candidate {candidate:?} exceeds the context of {} tokens", self.n_ctx);
             }
-            let mut sum = log_softmax_at(&first_logits, cand[0]);
-            if cand.len() > 1 {
-                // Drop the previous candidate's tokens, keep the prompt.
-                if !matches!(self.ctx.clear_kv_cache_seq(Some(0), Some(prompt_tokens.len() as u32), None), Ok(true)) {
-                    self.reset_cache();
-                    self.prefill(&prompt_tokens)?;
-                }
-                self.cached.truncate(prompt_tokens.len());
-                let body = &cand[..cand.len() - 1];
-                let mut batch = LlamaBatch::new(body.len(), 1);
-                for (i, &t) in body.iter().enumerate() {
-                    batch.add(t, (prompt_tokens.len() + i) as i32, &[0], true)?;
-                }
-                if let Err(e) = self.ctx.decode(&mut batch) {
-                    self.reset_cache();
-                    bail!("llama.cpp decode failed while scoring {candidate:?}: {e}");
-                }
-                self.cached.extend_from_slice(body);
-                for (i, &next) in cand[1..].iter().enumerate() {
-                    sum += log_softmax_at(self.ctx.get_logits_ith(i as i32), next);
+        }
+        // Candidates longer than one token: each in its own sequence sharing the prompt's cache
+        // cells, evaluated together in one batch (one pass over the weights instead of one each).
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut group_tokens = 0;
+        for k in (0..tokenized.len()).filter(|&k| tokenized[k].len() > 1) {
+            let body = tokenized[k].len() - 1;
+            if body > self.n_batch {
+                bail!("candidate {:?} is longer than a batch of {} tokens", candidates[k], self.n_batch);
+            }
+            match groups.last_mut() {
+                Some(g) if g.len() < SCORE_SEQUENCES && group_tokens + body <= self.n_batch => g.push(k),
+                _ => {
+                    groups.push(vec![k]);
+                    group_tokens = 0;
                 }
             }
-            logprobs.push(sum as f32);
+            group_tokens += body;
+        }
+        for group in &groups {
+            let sums = self.score_group(prompt_tokens.len(), &tokenized, group)?;
+            for (&k, sum) in group.iter().zip(sums) {
+                logprobs[k] += sum;
+            }
         }
         let total = t0.elapsed();
         Ok(Scores {
-            logprobs,
-            tokens: counts,
+            logprobs: logprobs.into_iter().map(|x| x as f32).collect(),
+            tokens: tokenized.iter().map(|c| c.len() as u32).collect(),
             prompt_tokens: prompt_tokens.len() as u32,
             cached_tokens: cached as u32,
             timings: SlmTimings { prefill_ms: ms(t_prefill), generate_ms: ms(total - t_prefill), total_ms: ms(total) },
+        })
+    }
+
+    /// Log-probability of tokens `1..` of each candidate in `group` after the prompt (token 0 is
+    /// scored from the prompt's own logits), in one decode: candidate `j` of the group runs in
+    /// sequence `j + 1`, which shares the prompt's cells of sequence 0.
+    fn score_group(&mut self, prompt_len: usize, tokenized: &[Vec<LlamaToken>], group: &[usize]) -> anyhow::Result<Vec<f64>> {
+        let total: usize = group.iter().map(|&k| tokenized[k].len() - 1).sum();
+        let mut batch = LlamaBatch::new(total, 1);
+        let mut first_index = Vec::with_capacity(group.len());
+        for (j, &k) in group.iter().enumerate() {
+            let seq = j as i32 + 1;
+            self.ctx.copy_kv_cache_seq(0, seq, None, Some(prompt_len as u32))?;
+            first_index.push(batch.n_tokens());
+            let body = &tokenized[k][..tokenized[k].len() - 1];
+            for (i, &t) in body.iter().enumerate() {
+                batch.add(t, (prompt_len + i) as i32, &[seq], true)?;
+            }
+        }
+        let decoded = self.ctx.decode(&mut batch);
+        let sums = decoded.map(|()| {
+            group
+                .iter()
+                .zip(&first_index)
+                .map(|(&k, &at)| {
+                    tokenized[k][1..].iter().enumerate().map(|(i, &next)| log_softmax_at(self.ctx.get_logits_ith(at + i as i32), next)).sum()
+                })
+                .collect()
+        });
+        for j in 0..group.len() {
+            // Removing a whole sequence always succeeds; the prompt's cells stay with sequence 0.
+            let _ = self.ctx.clear_kv_cache_seq(Some(j as u32 + 1), None, None);
+        }
+        sums.map_err(|e| {
+            self.reset_cache();
+            anyhow!("llama.cpp decode failed while scoring {} candidates: {e}", group.len())
         })
     }
 
