@@ -146,7 +146,9 @@ fn hours_of_silence_noise_music_and_a_monologue_publish_nothing_and_memory_stays
 }
 
 fn embedded_config(dir: &Path) -> std::path::PathBuf {
-    write_config(dir, &format!("[slm]\nenabled = false\n[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{}\"\n", unique_site("format")))
+    // A generous speech-to-text budget: these tests are about formats, not speed.
+    let text = format!("[slm]\nenabled = false\n[stt]\ntimeout_s = 60\n[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{}\"\n", unique_site("format"));
+    write_config(dir, &text)
 }
 
 fn converted(dir: &Path, name: &str, sox_format: &[&str]) -> std::path::PathBuf {
