@@ -180,7 +180,7 @@ impl Builder<'_> {
             }
             Expr::Rule(name) => {
                 let rule = self.rules.get(name).expect("rules are checked at load");
-                assert!(depth < 16, "rule cycles are rejected at load");
+                assert!(depth < crate::template::MAX_RULE_DEPTH, "rule nesting is bounded at load");
                 let rule = rule.clone();
                 self.build(g, &rule, from, depth + 1)
             }

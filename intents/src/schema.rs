@@ -1,7 +1,7 @@
 //! Domain files: TOML, one per domain, checked in full at load (every problem reported at once,
 //! naming file, intent, template or key).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -271,26 +271,24 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
             Err(e) => issues.push(issue(file, None, Some(text), Some(format!("rules.{name}")), e.to_string())),
         }
     }
-    // Rules may reference rules, but not in a cycle.
-    for name in rules.keys() {
-        let mut stack = vec![(name.clone(), 0usize)];
-        while let Some((r, depth)) = stack.pop() {
-            if depth > 16 {
-                issues.push(issue(file, None, None, Some(format!("rules.{name}")), "rule references itself (cycle)"));
-                break;
-            }
-            let mut refs = Vec::new();
-            if let Some(e) = rules.get(&r) {
-                e.rules(&mut refs);
-            }
-            for x in refs {
-                if !rules.contains_key(&x) {
-                    issues.push(issue(file, None, None, Some(format!("rules.{r}")), format!("unknown rule <{x}>")));
-                } else {
-                    stack.push((x, depth + 1));
-                }
-            }
+    for (name, e) in &rules {
+        let mut refs = Vec::new();
+        e.rules(&mut refs);
+        for x in refs.into_iter().filter(|x| !rules.contains_key(x)) {
+            issues.push(issue(file, None, None, Some(format!("rules.{name}")), format!("unknown rule <{x}>")));
         }
+    }
+    // Rules may reference rules, neither in a cycle nor deeper than the matcher expands.
+    let rule_facts = rule_facts(&rules);
+    for name in rules.keys() {
+        let problem = match rule_facts.get(name) {
+            None => "rule is in, or leads into, a reference cycle".to_string(),
+            Some(f) if f.height >= template::MAX_RULE_DEPTH => {
+                format!("rules nest {} levels deep from here; at most {}", f.height + 1, template::MAX_RULE_DEPTH)
+            }
+            Some(_) => continue,
+        };
+        issues.push(issue(file, None, None, Some(format!("rules.{name}")), problem));
     }
     let mut intents = Vec::new();
     for (index, ri) in raw.intents.into_iter().enumerate() {
@@ -334,6 +332,20 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
                 Err(e) => issues.push(issue(file, Some(&name), Some(t), None, e.to_string())),
             }
         }
+        let states = templates.iter().fold(0usize, |n, t| {
+            let rule = |r: &str| rule_facts.get(r).map_or(0, |f| f.states);
+            let slot = |name: &str| slots.iter().find(|s| s.name == name).map_or(0, slot_states);
+            n.saturating_add(t.compiled_states(&rule, &slot))
+        });
+        if states > MAX_INTENT_STATES {
+            issues.push(issue(
+                file,
+                Some(&name),
+                None,
+                at("templates"),
+                format!("the templates expand to {states} matcher states, over the limit of {MAX_INTENT_STATES}: fewer nested permutations or rule references"),
+            ));
+        }
         for (slot, value) in &ri.confirm_when {
             let ok = slots.iter().any(|s| {
                 s.name == *slot && matches!(&s.kind, SlotKind::Enum(v) if v.iter().any(|x| &x.canonical == value))
@@ -376,6 +388,63 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
         issues.push(issue(file, None, None, None, "no [[intent]] defined"));
     }
     Domain { name: raw.domain, description: raw.description, file: file.to_string(), rules, intents }
+}
+
+/// Matcher states one intent's templates may compile to: a dozen times what all 21 shipped
+/// intents need together (4147, printed by `tests/hostile_domains.rs`). Nested permutations and
+/// rules multiply, and a hostile or mistaken file could otherwise ask for billions (memory and
+/// load time without bound, then a slow search of every transcript).
+pub const MAX_INTENT_STATES: usize = 50_000;
+
+struct RuleFacts {
+    /// Reference hops down to the deepest rule it uses (0: references no rule).
+    height: usize,
+    /// Matcher states it compiles to, rules expanded.
+    states: usize,
+}
+
+/// Height and size of every rule, computed leaves first (Kahn's order) so that a rule shared by
+/// many paths is counted once, not once per path: linear in rules and references, whatever the
+/// nesting. A rule in a cycle, or referencing one, never becomes ready and gets no entry.
+fn rule_facts(rules: &BTreeMap<String, Expr>) -> BTreeMap<String, RuleFacts> {
+    let mut refs: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    let mut users: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, e) in rules {
+        let mut v = Vec::new();
+        e.rules(&mut v);
+        let known: BTreeSet<String> = v.into_iter().filter(|r| rules.contains_key(r)).collect();
+        for r in &known {
+            users.entry(r.clone()).or_default().push(name);
+        }
+        refs.insert(name, known);
+    }
+    let mut pending: BTreeMap<&str, usize> = refs.iter().map(|(name, r)| (*name, r.len())).collect();
+    let mut ready: Vec<&str> = pending.iter().filter(|(_, n)| **n == 0).map(|(name, _)| *name).collect();
+    let mut facts: BTreeMap<String, RuleFacts> = BTreeMap::new();
+    while let Some(name) = ready.pop() {
+        let height = refs[name].iter().map(|r| facts[r].height + 1).max().unwrap_or(0);
+        let states = rules[name].compiled_states(&|r| facts.get(r).map_or(0, |f| f.states), &|_| 0);
+        facts.insert(name.to_string(), RuleFacts { height, states });
+        for user in users.get(name).into_iter().flatten() {
+            let n = pending.get_mut(user).expect("every user is a rule");
+            *n -= 1;
+            if *n == 0 {
+                ready.push(user);
+            }
+        }
+    }
+    facts
+}
+
+/// Matcher states of one slot reference (enum synonyms as a trie: at most one state per word).
+fn slot_states(slot: &Slot) -> usize {
+    match &slot.kind {
+        SlotKind::Enum(values) => {
+            2 + values.iter().flat_map(|v| &v.synonyms).map(|s| crate::text::tokenize(s).len()).sum::<usize>()
+        }
+        SlotKind::Integer { .. } | SlotKind::Number { .. } | SlotKind::Duration { .. } => 1,
+        SlotKind::Text { .. } => 2,
+    }
 }
 
 /// An intent slot that names a shared type inherits it; its own keys (default, required) win.

@@ -5,6 +5,10 @@
 use crate::error::TemplateError;
 use crate::text::tokenize;
 
+/// Rules may reference rules this many levels deep (a template's rule is level 0); deeper nesting
+/// is refused at load, and the matcher's compiler relies on that.
+pub const MAX_RULE_DEPTH: usize = 16;
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
     Word(String),
@@ -24,6 +28,22 @@ impl Expr {
             Expr::Word(_) | Expr::Rule(_) => {}
             Expr::Seq(v) | Expr::Alt(v) | Expr::Perm(v) => v.iter().for_each(|e| e.slots(out)),
             Expr::Opt(e) => e.slots(out),
+        }
+    }
+
+    /// Graph states the matcher's compiler creates for this expression (saturating): every
+    /// permutation order and every rule reference is built out in full, so nesting multiplies.
+    /// `rule` and `slot` give the states of a referenced rule or slot.
+    pub fn compiled_states(&self, rule: &dyn Fn(&str) -> usize, slot: &dyn Fn(&str) -> usize) -> usize {
+        let sum = |v: &[Expr]| v.iter().fold(0usize, |n, e| n.saturating_add(e.compiled_states(rule, slot)));
+        match self {
+            Expr::Word(_) => 1,
+            Expr::Slot(name) => slot(name),
+            Expr::Rule(name) => rule(name),
+            Expr::Seq(v) => sum(v),
+            Expr::Alt(v) => sum(v).saturating_add(1),
+            Expr::Opt(e) => e.compiled_states(rule, slot).saturating_add(1),
+            Expr::Perm(v) => (1..=v.len()).fold(1usize, |n, k| n.saturating_mul(k)).saturating_mul(sum(v)).saturating_add(1),
         }
     }
 

@@ -74,13 +74,22 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<
     if header_len > MAX_HEADER || body_len > MAX_BODY {
         return Err(invalid(format!("frame too large: header {header_len} B, body {body_len} B")));
     }
-    let mut header = vec![0u8; header_len as usize];
-    r.read_exact(&mut header)?;
-    let mut body = vec![0u8; body_len as usize];
-    r.read_exact(&mut body)?;
+    let header = read_exactly(r, header_len)?;
+    let body = read_exactly(r, body_len)?;
     let header = serde_json::from_slice(&header)
         .map_err(|e| invalid(format!("undecodable frame header: {e}")))?;
     Ok(Some(Frame { header, body }))
+}
+
+/// Reads `len` bytes, growing the buffer only as they arrive: a prefix that claims the maximum
+/// size and then stops costs what was sent, not 256 MB up front.
+fn read_exactly<R: Read>(r: &mut R, len: u32) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity((len as usize).min(64 << 10));
+    r.take(u64::from(len)).read_to_end(&mut buf)?;
+    if buf.len() < len as usize {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(buf)
 }
 
 fn invalid(msg: String) -> io::Error {
@@ -144,6 +153,47 @@ mod tests {
         buf[4] = buf[4].wrapping_add(1);
         let err = read_frame::<_, ToWorker>(&mut buf.as_slice()).unwrap_err();
         assert!(err.to_string().contains("protocol version"), "{err}");
+    }
+
+    /// Hands out its bytes and remembers the largest buffer a read asked to fill.
+    struct Spy<'a> {
+        data: &'a [u8],
+        largest: usize,
+    }
+
+    impl Read for Spy<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            self.data.read(buf)
+        }
+    }
+
+    /// A prefix claiming the largest allowed body, then 100 bytes: an EOF error, and the reader
+    /// never prepared a buffer anywhere near the claimed 256 MB (it used to, before any byte came).
+    #[test]
+    fn a_huge_claimed_length_costs_only_what_arrives() {
+        let mut buf = Vec::new();
+        write_frame(&mut buf, &ToWorker { id: 1, request: Request::Ping }, &[]).unwrap();
+        buf[10..14].copy_from_slice(&MAX_BODY.to_le_bytes());
+        buf.extend_from_slice(&[0; 100]);
+        let mut spy = Spy { data: &buf, largest: 0 };
+        let err = read_frame::<_, ToWorker>(&mut spy).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(spy.largest <= 1 << 20, "a read into a {} B buffer", spy.largest);
+        let mut r: &[u8] = &[7u8; 10];
+        assert_eq!(read_exactly(&mut r, 4).unwrap(), [7; 4]);
+        assert_eq!(r.len(), 6, "reads exactly the claimed length, not beyond");
+    }
+
+    #[test]
+    fn lengths_over_the_limits_are_refused_before_reading() {
+        for (at, len) in [(6, MAX_HEADER + 1), (10, MAX_BODY + 1), (10, u32::MAX)] {
+            let mut buf = Vec::new();
+            write_frame(&mut buf, &ToWorker { id: 1, request: Request::Ping }, &[]).unwrap();
+            buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            let err = read_frame::<_, ToWorker>(&mut buf.as_slice()).unwrap_err();
+            assert!(err.to_string().contains("frame too large"), "{err}");
+        }
     }
 
     #[test]
