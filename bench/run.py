@@ -35,8 +35,12 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(CACHE, "target"))
 RELEASE = os.path.join(TARGET, "release")
 BARISTA = os.environ.get("SOTTO_BARISTA", "/work/shared/data/barista")
 SR = 16000
-# Actions go to the domains' own topics; these prefixes are events and status.
-EVENT_PREFIXES = ("hermes/", "sotto/", "sotto-bench/")
+
+
+def is_action(topic, site):
+    """Actions go to the domains' topics (under sotto/<site>/ for the shipped ones); Hermes events,
+    the status and the confirmation question are not actions."""
+    return not topic.startswith(("hermes/", "sotto-bench/")) and topic not in (f"sotto/{site}/status", f"sotto/{site}/confirm")
 
 
 def log(msg):
@@ -132,7 +136,6 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
         r["wake_detected"] = True
         if e.get("wake_end_s") is not None:
             r["stage_ms"]["wake"] = round((float(f["time_s"]) - offsets[i] - e["wake_end_s"]) * 1000, 1)
-    texts = [f.get("text", "") for _, f in d.named("transcribed")]
     latencies = d.named("latency")
     t0s = [t - float(f["end_of_speech_to_action_ms"]) / 1000 for t, f in latencies]
     for k, (t, f) in enumerate(latencies):
@@ -140,16 +143,21 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
         r, e = results[i], entries[i]
         t0, t_next = t0s[k], t0s[k + 1] if k + 1 < len(t0s) else float("inf")
         window = [(tm, top, p) for tm, top, p in broker.messages if t0 - 0.005 <= tm < t_next]
-        action = next(((tm, top) for tm, top, _ in window if not top.startswith(EVENT_PREFIXES)), None)
+        action = next(((tm, top) for tm, top, _ in window if is_action(top, site)), None)
+        captured = next((p for tm, top, p in window if top == "hermes/asr/textCaptured"), None)
         not_understood = next((tm for tm, top, _ in window if top == "hermes/nlu/intentNotRecognized"), None)
         intent_msg = next((p for tm, top, p in window if top.startswith("hermes/intent/")), None)
-        r["transcript"] = texts[k] if k < len(texts) else ""
+        r["transcript"] = json.loads(captured).get("text", "") if captured else ""
         r["intent"] = sr.some(f.get("intent"))
         r["resolver"] = {"Some(Grammar)": "grammar", "Some(Slm)": "lm"}.get(f.get("resolver"), None)
         r["slots"] = hermes_slots(intent_msg) if intent_msg else {}
         r["stage_ms"].update({"stt": float(f["stt_ms"]), "intent": float(f["intents_ms"])})
         if e.get("speech_end_s") is not None:
-            r["stage_ms"]["endpoint"] = round((float(f["utterance_end_s"]) - offsets[i] - e["speech_end_s"]) * 1000, 1)
+            # The decision falls trailing_silence_ms after the last speech the VAD saw (within one 32 ms
+            # window); how late the VAD saw speech end is measured, the silence itself is configured.
+            lag = (float(f["utterance_end_s"]) - offsets[i] - e["speech_end_s"]) * 1000
+            r["stage_ms"]["vad_end_lag"] = round(lag, 1)
+            r["stage_ms"]["endpoint"] = round(lag + sr.TRAILING_SILENCE_MS, 1)
         r["action_handed_to_mqtt_ms"] = float(f["end_of_speech_to_action_ms"])
         if action:
             r["end_of_speech_to_action_ms"] = round((action[0] - t0) * 1000, 1)
@@ -163,8 +171,9 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
         r["correct"] = score(e, r["intent"], r["slots"])
     return {"utterances": results, "audio_s": audio_s, "serving_cpu_s": cpu_serving,
             "serving_cpu_s_per_audio_s": cpu_serving / audio_s, "peak_rss_mib": dict(d.monitor.peak_mib),
-            "cold_start_s": (online - d.spawned) if online else None,
-            "ready_s": next((float(f["ready_in_ms"]) / 1000 for _, f in d.named("sotto ready")), None)}
+            # Ready = engines loaded and listening; `online` is published when MQTT connects, before that.
+            "cold_start_s": next((t - d.spawned for t, _ in d.named("sotto ready")), None),
+            "online_s": (online - d.spawned) if online else None}
 
 
 def sotto_idle(args, broker, tmp):
@@ -215,7 +224,7 @@ def run_json_lines(cmd, env=None):
 
 
 def barista_accuracy(args):
-    levels = "clean,12" if args.quick else "clean,6,9,12,15,18,21,24"
+    levels = args.barista_levels or ("clean,12" if args.quick else "clean,6,9,12,15,18,21,24")
     env = dict(os.environ, SOTTO_WORKER_DIR=RELEASE)
     out = subprocess.run([os.path.join(RELEASE, "examples", "barista_speech"), "--snr", levels],
                          capture_output=True, text=True, env=env)
@@ -273,8 +282,11 @@ def run_peers(args, broker, utterances_path, tmp):
     if res.returncode != 0 or not os.path.exists(out):
         return [], f"run_peers.py exited with {res.returncode}: {res.stderr[-1500:]}"
     sys.stderr.write(res.stderr[-3000:])
-    with open(out) as f:
-        data = json.load(f)
+    try:
+        with open(out) as f:
+            data = json.load(f)
+    except ValueError as err:
+        return [], f"{out}: not JSON: {err}"
     return (data if isinstance(data, list) else data.get("peers", [data])), None
 
 
@@ -293,8 +305,8 @@ def latency_summary(utts, resolver=None):
     col = lambda k: [u["stage_ms"].get(k) for u in rows]
     e2e = [u["end_of_speech_to_action_ms"] for u in rows]
     return {"n": len(rows), "e2e_p50_ms": percentile(e2e, 50), "e2e_p95_ms": percentile(e2e, 95),
-            "stage_p50_ms": {k: percentile(col(k), 50) for k in ("wake", "endpoint", "stt", "intent", "publish")},
-            "stage_p95_ms": {k: percentile(col(k), 95) for k in ("wake", "endpoint", "stt", "intent", "publish")}}
+            "stage_p50_ms": {k: percentile(col(k), 50) for k in ("wake", "vad_end_lag", "endpoint", "stt", "intent", "publish")},
+            "stage_p95_ms": {k: percentile(col(k), 95) for k in ("wake", "vad_end_lag", "endpoint", "stt", "intent", "publish")}}
 
 
 def accuracy_of(utts):
@@ -312,6 +324,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=None, help="seconds of idle audio (default 600, --quick 60)")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--barista-levels", help="comma-separated SNRs and/or clean (default: all eight; --quick: clean,12)")
     ap.add_argument("--broker", help="HOST:PORT of an existing broker (default: a private mosquitto)")
     ap.add_argument("--sotto", default=os.path.join(RELEASE, "sotto"))
     ap.add_argument("--utterances", default=os.path.join(CACHE, "bench", "utterances.json"))
@@ -328,7 +341,7 @@ def main():
     broker = sr.Broker(args.broker)
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_start": os.getloadavg()},
-              "args": {"quick": args.quick, "repeat": args.repeat, "idle_s": args.idle_s,
+              "args": {"quick": args.quick, "repeat": args.repeat, "idle_s": args.idle_s, "barista_levels": args.barista_levels,
                        "broker": args.broker or "private mosquitto"},
               "utterance_sets": {"grammar+fixture": len(grammar), "lm": len(lm)}}
     try:
@@ -342,7 +355,10 @@ def main():
             g = sotto_commands(args, broker, grammar, False, tmp, f"grammar{k}")
             log(f"repeat {k + 1}: grammar p50 {percentile([u['end_of_speech_to_action_ms'] for u in g['utterances']], 50)} ms; "
                 f"Sotto with [slm] enabled, {len(lm)} utterances")
-            l = sotto_commands(args, broker, lm, True, tmp, f"lm{k}") if lm else None
+            l = phase("language-model run", lambda: sotto_commands(args, broker, lm, True, tmp, f"lm{k}")) if lm else None
+            if l and "error" in l:
+                result.setdefault("errors", []).append(l["error"])
+                l = None
             runs.append({"grammar": g, "lm": l})
         log("peers (bench/peers/run_peers.py), same utterances and repeats")
         peers, peers_skipped = run_peers(args, broker, peer_list, tmp)
@@ -350,17 +366,17 @@ def main():
             log(f"peers not run: {peers_skipped}")
         peer_runs = by_repeat(peers, args.repeat)
         log(f"idle listening: {args.idle_s:.0f} s of barista speech in real time through stdin")
-        idle = sotto_idle(args, broker, tmp)
+        idle = phase("idle", lambda: sotto_idle(args, broker, tmp))
         idle_dir = os.path.join(tmp, "idle-audio")
         os.makedirs(idle_dir)
-        files = sorted(f for f in os.listdir(os.path.join(BARISTA, "clean")) if f.endswith(".wav"))[: idle["files"]]
+        files = sorted(f for f in os.listdir(os.path.join(BARISTA, "clean")) if f.endswith(".wav"))[: idle.get("files", 20)]
         for f in files:
             os.symlink(os.path.join(BARISTA, "clean", f), os.path.join(idle_dir, f))
         log("wake word: false accepts, throughput against Python openWakeWord")
-        wake = wake_figures(args, idle_dir)
+        wake = phase("wake", lambda: wake_figures(args, idle_dir))
         log("accuracy: text set, barista speech")
-        text = textset_accuracy()
-        barista = barista_accuracy(args)
+        text = phase("text set", textset_accuracy)
+        barista = phase("barista", lambda: barista_accuracy(args))
     finally:
         broker.close()
 
@@ -368,7 +384,7 @@ def main():
     last = runs[-1]
     sotto = {"peer": "sotto", "versions": {"sotto": git_describe()},
              "utterances": last["grammar"]["utterances"] + (last["lm"]["utterances"] if last["lm"] else []),
-             "idle_cpu_s_per_audio_s": idle["idle_cpu_s_per_audio_s"],
+             "idle_cpu_s_per_audio_s": idle.get("idle_cpu_s_per_audio_s"),
              "serving_cpu_s_per_audio_s": last["grammar"]["serving_cpu_s_per_audio_s"],
              "peak_rss_mib": with_total(last["grammar"]["peak_rss_mib"]),
              "peak_rss_mib_lm_enabled": with_total(last["lm"]["peak_rss_mib"]) if last["lm"] else None,
@@ -376,7 +392,7 @@ def main():
     per_repeat = [{"grammar": latency_summary(r["grammar"]["utterances"], "grammar"),
                    "lm": latency_summary(r["lm"]["utterances"], "lm") if r["lm"] else None,
                    "serving_cpu_s_per_audio_s": r["grammar"]["serving_cpu_s_per_audio_s"],
-                   "cold_start_s": r["grammar"]["cold_start_s"], "ready_s": r["grammar"]["ready_s"],
+                   "cold_start_s": r["grammar"]["cold_start_s"], "online_s": r["grammar"]["online_s"],
                    "peak_rss_total_mib": sum(r["grammar"]["peak_rss_mib"].values())} for r in runs]
     result.update({
         "sotto": sotto,
@@ -426,6 +442,15 @@ def peer_summary(peers, grammar, lm):
     return out
 
 
+def phase(name, run):
+    """One measurement whose failure is recorded in the results instead of losing the others."""
+    try:
+        return run()
+    except Exception as err:  # noqa: BLE001 — any failure of one phase
+        log(f"{name} failed: {err}")
+        return {"error": f"{name}: {err}"}
+
+
 def with_total(peaks):
     return dict(peaks, total=sum(peaks.values()))
 
@@ -456,13 +481,14 @@ def ratios(per_repeat, peer_runs, idle, wake):
             if k > 0:
                 continue  # idle CPU and RSS are measured once per run, not per repeat
             if peer.get("idle_cpu_s_per_audio_s"):
-                out.setdefault(f"idle_cpu:{name}", []).append(peer["idle_cpu_s_per_audio_s"] / idle["idle_cpu_s_per_audio_s"])
+                if idle.get("idle_cpu_s_per_audio_s"):
+                    out.setdefault(f"idle_cpu:{name}", []).append(peer["idle_cpu_s_per_audio_s"] / idle["idle_cpu_s_per_audio_s"])
             if peer.get("peak_rss_mib", {}).get("total"):
                 out.setdefault(f"peak_rss:{name}", []).append(peer["peak_rss_mib"]["total"] / per_repeat[k]["peak_rss_total_mib"])
     py = (wake.get("throughput_python_oww") or [None])[0]
-    rust = next((r for r in wake.get("throughput_sotto") or [] if "80" in r.get("mode", "")), None)
-    if py and rust:
-        out["wake_cpu_80ms:python-openwakeword"] = [py["rtf"] / rust["rtf"]]
+    for rust in wake.get("throughput_sotto") or []:
+        if py and rust.get("rtf"):
+            out[f"wake_cpu [{rust['mode']}]:python-openwakeword"] = [py["rtf"] / rust["rtf"]]
     return {k: spread_stats(v) for k, v in out.items()}
 
 

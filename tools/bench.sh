@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark in one command: Sotto and its peers on the same utterances, in the same run.
 #
-#   tools/bench.sh [--quick] [--repeat N] [--idle-s S] [--no-peers] [--broker HOST:PORT]
+#   tools/bench.sh [--quick] [--repeat N] [--idle-s S] [--barista-levels clean,12] [--no-peers] [--broker HOST:PORT]
 #
 # Writes bench/results/latest.json, bench/REPORT.md and bench/plots/*.png (see bench/SCHEMA.md).
 # Needs what tools/setup.sh installs (it checks and says what is missing); the utterances are made
@@ -31,9 +31,9 @@ if ((${#missing[@]})); then
 fi
 
 echo "== building (release): daemon, workers, benchmark examples, report" >&2
-cargo build --release --manifest-path "$here/Cargo.toml" \
-    -p sotto -p sotto-stt-worker -p sotto-slm-worker -p sotto-bench \
-    -p sotto-intents --example evaluate --example barista_speech
+# Separate invocations: a target flag (--example) limits a build to those targets.
+cargo build --release --manifest-path "$here/Cargo.toml" -p sotto -p sotto-stt-worker -p sotto-slm-worker -p sotto-bench
+cargo build --release --manifest-path "$here/Cargo.toml" -p sotto-intents --example evaluate --example barista_speech
 cargo build --release --manifest-path "$here/Cargo.toml" -p sotto-audio --example wake_bench
 
 echo "== utterances (Piper, cached in $SOTTO_CACHE/bench)" >&2
