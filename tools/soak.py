@@ -10,13 +10,17 @@ command every 20-40 s (`tests/fixtures/audio/pos_*`, and the confirmation dialog
 with barista speech that never says a wake word, kitchen noise, white noise, negative fixtures and
 silence in between. It is piped as raw PCM into `sotto run` with `[audio] source = "stdin"`, `--speed`
 times faster than real time, so the daemon runs its live path (ring buffer, front-end thread, session
-loop, workers, MQTT) rather than the file path that loads a whole recording into memory.
+loop, workers, MQTT) rather than the file path that loads a whole recording into memory. Like
+`sotto run --input`, the feed waits after each command until its session has ended (`--no-wait` turns
+that off), so a slow transcription on a busy machine delays the run instead of dropping commands.
 
 Every MQTT message of the run's site is collected from the broker (Mosquitto on 127.0.0.1:1883 by
-default, or the embedded one). A session counts as answered when it ends with an intent (action),
-`intentNotRecognized`, or an explicit `sessionEnded` reason other than `nominal` after a transcript.
-Sessions are matched to the commands sent by their transcript, in order, so false wakes on barista
-speech and missed wake words are counted separately.
+default, or the embedded one). A session counts as answered when it publishes an intent (and its
+action), `intentNotRecognized`, or ends with `error` or `abortedByUser`. Sessions are matched to the
+commands sent by where their wake word was heard in the stream (the daemon's `wake word … time_s=` log
+line), so false wakes on the filler and missed wake words are counted separately. Crashes are a
+non-zero daemon exit plus worker failures other than requests killed after `stt.timeout_s` (counted
+apart).
 
 Writes `soak.json` and `soak.md` into `--out` (default `~/.cache/sotto/soak/<UTC time>`) and prints the
 Markdown. Needs `sox` and `mosquitto_sub`, and the release build (`cargo build --release --workspace`).
@@ -120,7 +124,7 @@ def build_audio(path, hours, seed):
         position = 3.0
         while position < hours * 3600:
             name, text, pcm = rng.choice(commands)
-            sent.append({"file": name, "text": text, "at_s": round(position, 2)})
+            sent.append({"file": name, "text": text, "at_s": round(position, 2), "len_s": round(len(pcm) / BYTES_PER_S, 2)})
             # Silence after the command closes its endpoint before anything else is heard.
             block = pcm + silence(2.0)
             gap = rng.uniform(20, 40) - len(block) / BYTES_PER_S
@@ -162,13 +166,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def words(text):
-    return set(re.findall(r"[a-z]+", text.lower())) - {"the", "a", "to", "of", "hey", "jarvis", "alexa"}
-
-
-def similarity(a, b):
-    a, b = words(a), words(b)
-    return len(a & b) / max(len(a | b), 1)
+WAKE_LINE = re.compile(r"wake word .*?time_s=([0-9.]+).*?session=(\S+)")
+WORKER_FAILURE = re.compile(r"worker failure .*?cause=(.*)")
 
 
 def collect_sessions(messages, site):
@@ -193,41 +192,46 @@ def collect_sessions(messages, site):
         elif topic == "hermes/dialogueManager/sessionEnded":
             s["ended"] = (p.get("termination") or {}).get("reason")
     for s in order:
-        s["answered"] = bool(s["intent"] or s["not_recognized"]
-                             or (s["texts"] and s["ended"] not in (None, "nominal")))
+        # An answer is an action (intent), a "not understood", or an explicit error or
+        # cancellation; a session that simply timed out without speech is not one.
+        s["answered"] = bool(s["intent"] or s["not_recognized"] or s["ended"] in ("error", "abortedByUser"))
     return order
 
 
-def match_commands(sent, sessions):
-    """Walks sessions in order and pairs each with the next sent command its transcript matches."""
-    i, extra = 0, []
+def match_commands(sent, sessions, log_lines):
+    """Pairs each session with the command during which its wake word was heard, from the daemon's
+    `wake word … time_s=… session=…` log lines (audio time of the stream). Returns the sessions
+    that fall in no command (false wakes on the filler)."""
+    wake_at = {m.group(2): float(m.group(1)) for m in map(WAKE_LINE.search, log_lines) if m}
+    by_id = {s["id"]: s for s in sessions}
+    extra = []
     for s in sessions:
-        text = " ".join(s["texts"])
-        best = None
-        for j in range(i, min(i + 4, len(sent))):
-            if similarity(text, sent[j]["text"]) >= 0.5:
-                best = j
-                break
-        if best is None:
+        t = wake_at.get(s["id"])
+        command = next((c for c in sent if t is not None and c["at_s"] <= t <= c["at_s"] + c["len_s"] + 1.0), None)
+        if command is None or command.get("session"):
             extra.append(s)
             continue
-        for k in range(i, best):
-            sent[k].setdefault("session", None)
-        sent[best]["session"] = s["id"]
-        sent[best]["answered"] = s["answered"]
-        sent[best]["transcript"] = text
-        sent[best]["intent"] = s["intent"]
-        i = best + 1
+        command.update(session=s["id"], answered=s["answered"], transcript=" ".join(s["texts"]),
+                       intent=s["intent"], ended=s["ended"])
     return extra
 
 
-def summarise(samples, sent, sessions, extra, actions, exit_code, stats_line, args, audio_s, wall_s, restarts):
+def worker_failures(log_lines):
+    """(timeouts, crashes) among the supervisor's `worker failure` lines."""
+    causes = [m.group(1) for m in map(WORKER_FAILURE.search, log_lines) if m]
+    timeouts = sum(1 for c in causes if "did not answer" in c)
+    return timeouts, len(causes) - timeouts
+
+
+def summarise(samples, sent, sessions, extra, actions, exit_code, stats_line, args, audio_s, wall_s, failures):
     answered = sum(1 for c in sent if c.get("answered"))
     heard = sum(1 for c in sent if c.get("session"))
     warm_end = None
     if sent:
-        # Warm-up ends when the first tenth of the commands has been sent (caches, pools, arenas filled).
-        cutoff = sent[max(int(len(sent) * WARM_UP_FRACTION) - 1, 0)]["at_s"]
+        # Warm-up (caches, pools, allocator arenas filling) ends after the first tenth of the
+        # commands, at least three, have been handled.
+        first = sent[min(max(int(len(sent) * WARM_UP_FRACTION), 3), len(sent)) - 1]
+        cutoff = first["at_s"] + first["len_s"] + 2.0
         warm_end = next((s for s in samples if s["audio_s"] >= cutoff), None)
     after = [s for s in samples if warm_end and s["t"] >= warm_end["t"]]
     last = samples[-1] if samples else None
@@ -270,8 +274,11 @@ def summarise(samples, sent, sessions, extra, actions, exit_code, stats_line, ar
         "actions_published": actions,
         "session_end_reasons": {r: sum(1 for s in sessions if s["ended"] == r) for r in sorted({str(s["ended"]) for s in sessions})},
         "daemon_exit_code": exit_code,
-        "worker_restarts": restarts,
-        "crashes": int(exit_code != 0) + restarts,
+        "worker_timeouts": failures[0],
+        "worker_crashes": failures[1],
+        "crashes": int(exit_code != 0) + failures[1],
+        "paced": not args.no_wait,
+        "stt_timeout_s": args.stt_timeout,
         "warm_up_ends_at_audio_s": warm_end["audio_s"] if warm_end else None,
         "samples": len(samples),
         "processes": processes,
@@ -292,7 +299,10 @@ def markdown(summary):
         f"- sessions: {s['sessions']}, of which {s['sessions_not_matching_a_command']} not matching a sent command "
         f"(false wakes or misheard commands); actions published: {s['actions_published']}",
         f"- session end reasons: {s['session_end_reasons']}",
-        f"- crashes: **{s['crashes']}** (daemon exit code {s['daemon_exit_code']}, worker restarts {s['worker_restarts']})",
+        f"- crashes: **{s['crashes']}** (daemon exit code {s['daemon_exit_code']}, worker crashes {s['worker_crashes']}; "
+        f"worker requests over the {s['stt_timeout_s']} s timeout, killed and restarted: {s['worker_timeouts']})",
+        f"- pacing: {'the feed waits for each command' + chr(39) + 's session to end, else' if s['paced'] else 'free-running at'} "
+        f"{s['speed']}x real time",
         f"- warm-up: until {s['warm_up_ends_at_audio_s']} s of audio; {s['samples']} samples, one per second",
         "",
         "| process | RSS after warm-up | RSS last | RSS max after warm-up | growth per audio hour | max open fds |",
@@ -314,6 +324,11 @@ def main():
     ap.add_argument("--port", type=int, default=1883, help="Mosquitto on 127.0.0.1 (default 1883)")
     ap.add_argument("--embedded", action="store_true", help="use the daemon's embedded broker instead")
     ap.add_argument("--slm", action="store_true", help="turn the language-model fallback on (a second worker)")
+    ap.add_argument("--no-wait", action="store_true",
+                    help="do not wait for each command's session to end before streaming on (on a loaded machine "
+                         "commands then arrive while the previous one is still transcribed, and are dropped)")
+    ap.add_argument("--stt-timeout", type=float, default=60.0,
+                    help="stt.timeout_s of the run (default 60: a loaded machine must not turn into timeouts)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     for tool in ("sox", "mosquitto_sub"):
@@ -334,7 +349,7 @@ def main():
     port = free_port() if args.embedded else args.port
     config = os.path.join(out_dir, "soak.toml")
     with open(config, "w") as f:
-        f.write(f'[audio]\nsource = "stdin"\n[slm]\nenabled = {str(args.slm).lower()}\n'
+        f.write(f'[audio]\nsource = "stdin"\n[slm]\nenabled = {str(args.slm).lower()}\n[stt]\ntimeout_s = {args.stt_timeout}\n'
                 f'[[wake.models]]\nname = "hey_jarvis"\n[[wake.models]]\nname = "alexa"\n'
                 f'[mqtt]\nbroker = "{"embedded" if args.embedded else "external"}"\nport = {port}\nsite_id = "{site}"\n'
                 f'queue_capacity = 1000\n')
@@ -345,12 +360,14 @@ def main():
     daemon = subprocess.Popen([args.sotto, "run", "--config", config], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, env=env, text=False)
     ready = threading.Event()
-    stats_line = []
+    stats_line, log_lines = [], []
 
     def read_log():
         for raw in daemon.stderr:
             line = raw.decode("utf-8", "replace")
             log.write(line)
+            if "wake word" in line or "worker failure" in line:
+                log_lines.append(line)
             if "sotto ready" in line:
                 ready.set()
             if "sotto stopped" in line:
@@ -407,15 +424,44 @@ def main():
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     chunk = int(BYTES_PER_S * 0.1)
+    # Where each command's block (recording + 2 s of silence) ends in the stream.
+    waits = [int((c["at_s"] + c["len_s"] + 2.0) * BYTES_PER_S) for c in sent]
+    paused = [0.0]
+
+    def wait_for_session(since):
+        """Like `--input FILE`: a wake word heard is followed until its session ends."""
+        def first(topic, after):
+            return next((m["t"] for m in list(messages) if m["topic"] == topic and m["t"] >= after
+                         and isinstance(m["payload"], dict) and m["payload"].get("siteId") == site), None)
+        began = time.monotonic()
+        deadline = began + 3.0
+        while time.monotonic() < deadline and first("hermes/dialogueManager/sessionStarted", since) is None:
+            time.sleep(0.05)
+        woke = first("hermes/dialogueManager/sessionStarted", since)
+        if woke is not None:
+            deadline = time.monotonic() + args.stt_timeout * 2 + 10
+            while time.monotonic() < deadline and first("hermes/dialogueManager/sessionEnded", woke) is None:
+                time.sleep(0.05)
+        paused[0] += time.monotonic() - began
+
     try:
         with open(pcm_path, "rb") as pcm:
+            command_fed_at = None
             while True:
                 block = pcm.read(chunk)
                 if not block:
                     break
                 daemon.stdin.write(block)
+                daemon.stdin.flush()
+                before = fed[0]
                 fed[0] += len(block)
-                lag = fed[0] / BYTES_PER_S / args.speed - (time.monotonic() - start)
+                if waits and before < int(sent[len(sent) - len(waits)]["at_s"] * BYTES_PER_S) <= fed[0]:
+                    command_fed_at = time.monotonic()
+                if waits and fed[0] >= waits[0]:
+                    waits.pop(0)
+                    if not args.no_wait and command_fed_at is not None:
+                        wait_for_session(command_fed_at - 1.0)
+                lag = fed[0] / BYTES_PER_S / args.speed - (time.monotonic() - start - paused[0])
                 if lag > 0:
                     time.sleep(lag)
         # Trailing silence lets the last command's session end before the input does.
@@ -432,12 +478,12 @@ def main():
     sub.wait()
 
     sessions = collect_sessions(messages, site)
-    extra = match_commands(sent, sessions)
+    extra = match_commands(sent, sessions, log_lines)
     actions = sum(1 for m in messages if m["topic"].startswith(f"sotto/{site}/")
                   and m["topic"].rsplit("/", 1)[-1] not in ("status", "confirm"))
-    restarts = sum(len(pids) - 1 for pids in seen_workers.values())
     summary = summarise(samples, sent, sessions, extra, actions, exit_code, stats_line[0] if stats_line else None,
-                        args, audio_s, wall_s, restarts)
+                        args, audio_s, wall_s, worker_failures(log_lines))
+    summary["worker_pids"] = {name: sorted(pids) for name, pids in seen_workers.items()}
     with open(os.path.join(out_dir, "soak.json"), "w") as f:
         json.dump({"summary": summary, "sent": sent, "samples": samples}, f, indent=1)
     text = markdown(summary)

@@ -67,7 +67,7 @@ impl Default for Config {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
     /// Model profile of the manifest (`default`, `tiny`, or one of the user's).
@@ -89,7 +89,7 @@ pub enum AudioSource {
     Stdin,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AudioConfig {
     pub source: AudioSource,
@@ -105,7 +105,7 @@ impl Default for AudioConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WakeConfig {
     pub models: Vec<WakeModelConfig>,
@@ -117,7 +117,7 @@ impl Default for WakeConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WakeModelConfig {
     /// A shipped wake word (`hey_jarvis`, `alexa`, `hey_mycroft`, `hey_rhasspy`).
@@ -303,6 +303,27 @@ impl Config {
         issues
     }
 
+    /// The sections of `new` that differ from this running config but only take effect at a
+    /// restart. Compares values, not their (redacted) Debug form, plus the MQTT secrets'
+    /// fingerprint taken when the connection was made, so a rotated password file counts.
+    pub fn restart_only_changes(&self, running_secrets: u64, new: &Config) -> Vec<&'static str> {
+        let mut changed = Vec::new();
+        if self.mqtt != new.mqtt || running_secrets != new.mqtt.secrets_fingerprint() {
+            changed.push("mqtt");
+        }
+        for (section, differs) in [
+            ("models", self.models != new.models),
+            ("audio", self.audio != new.audio),
+            ("wake", self.wake != new.wake),
+            ("endpoint", self.endpoint != new.endpoint),
+        ] {
+            if differs {
+                changed.push(section);
+            }
+        }
+        changed
+    }
+
     pub fn stt_timeout(&self) -> Duration {
         Duration::from_secs_f32(self.stt.timeout_s)
     }
@@ -381,6 +402,29 @@ mod tests {
             ["wake.models[0].name", "wake.models[0].threshold", "intents.domains[1]", "mqtt.site_id"]
         );
         assert!(errors.to_string().contains("hey_siri"));
+    }
+
+    #[test]
+    fn reload_notices_a_password_change_that_debug_output_hides() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pass");
+        std::fs::write(&file, "old-secret").unwrap();
+        let with_file = format!("[mqtt]\nusername = \"u\"\npassword_file = {:?}\n", file.display().to_string());
+        let running = Config::from_toml(&with_file, "running").unwrap();
+        let secrets = running.mqtt.secrets_fingerprint();
+        assert!(running.restart_only_changes(secrets, &running.clone()).is_empty());
+
+        std::fs::write(&file, "new-secret").unwrap();
+        let reread = Config::from_toml(&with_file, "reread").unwrap();
+        assert_eq!(format!("{:?}", running.mqtt), format!("{:?}", reread.mqtt), "Debug cannot tell them apart");
+        assert_eq!(running.restart_only_changes(secrets, &reread), ["mqtt"]);
+
+        let inline = |p: &str| Config::from_toml(&format!("[mqtt]\nusername = \"u\"\npassword = \"{p}\"\n"), "inline").unwrap();
+        let (a, b) = (inline("one"), inline("two"));
+        assert_eq!(a.restart_only_changes(a.mqtt.secrets_fingerprint(), &b), ["mqtt"]);
+        let mut wake = a.clone();
+        wake.wake.models[0].threshold = 0.7;
+        assert_eq!(a.restart_only_changes(a.mqtt.secrets_fingerprint(), &wake), ["wake"]);
     }
 
     #[test]

@@ -84,6 +84,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
     let intents = engines::load_intents(&config).map_err(|issue| anyhow::anyhow!("{issue}"))?;
 
     let print = if input.is_some() { PrintMode::Stdout } else { PrintMode::Off };
+    let mqtt_secrets = config.mqtt.secrets_fingerprint();
     let (hub, control) = MqttHub::start(&config.mqtt, print).await.context("starting MQTT")?;
 
     // Engines load in parallel with each other: whisper and the LM take seconds to map.
@@ -123,6 +124,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
     let mut session = SessionLoop {
         stt_prompt: config.stt.vocabulary_prompt.then(|| intents.stt_prompt(600)),
         gate: ConfirmationGate::new(SystemClock, Duration::from_secs_f32(config.intents.confirm_timeout_s)),
+        mqtt_secrets,
         config,
         config_path,
         hub,
@@ -361,6 +363,8 @@ struct SessionLoop {
     file_mode: bool,
     session: Option<Session>,
     busy_worker: BusyWorker,
+    /// `MqttSettings::secrets_fingerprint` of the connection made at start, for reload.
+    mqtt_secrets: u64,
 }
 
 impl SessionLoop {
@@ -807,11 +811,9 @@ impl SessionLoop {
             tracing::error!(trigger, "new config refused, the running one stays: model files changed or damaged:\n  {}", issue_lines(&issues));
             return;
         }
-        if format!("{:?}{:?}{:?}{:?}", new.mqtt, new.models, new.audio, new.wake)
-            != format!("{:?}{:?}{:?}{:?}", self.config.mqtt, self.config.models, self.config.audio, self.config.wake)
-            || new.endpoint != self.config.endpoint
-        {
-            tracing::warn!(trigger, "MQTT, model, audio, wake and endpoint settings take effect at the next restart");
+        let changed = self.config.restart_only_changes(self.mqtt_secrets, &new);
+        if !changed.is_empty() {
+            tracing::warn!(trigger, changed = %changed.join(", "), "these sections changed; they take effect at the next restart");
         }
         self.stt_prompt = new.stt.vocabulary_prompt.then(|| intents.stt_prompt(600));
         self.intents = Arc::new(intents);

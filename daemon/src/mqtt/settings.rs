@@ -209,6 +209,28 @@ impl MqttSettings {
         errors
     }
 
+    /// A hash of what the connection is built from that `==` on the settings cannot see: the
+    /// password's value wherever it comes from (file, environment) and the TLS files' contents.
+    /// Reload compares it to notice a rotated password or certificate. Keyed with a per-process
+    /// random key so the number means nothing outside this process; never log it anyway.
+    pub fn secrets_fingerprint(&self) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        static KEY: std::sync::OnceLock<std::collections::hash_map::RandomState> = std::sync::OnceLock::new();
+        let mut hasher = KEY.get_or_init(Default::default).build_hasher();
+        // An unreadable source hashes as its error kind, so "became unreadable" is a change too.
+        match self.resolve_password() {
+            Ok(password) => password.hash(&mut hasher),
+            Err(_) => "unreadable password".hash(&mut hasher),
+        }
+        for path in [&self.tls.ca_file, &self.tls.client_cert_file, &self.tls.client_key_file].into_iter().flatten() {
+            match std::fs::read(path) {
+                Ok(bytes) => bytes.hash(&mut hasher),
+                Err(e) => e.kind().to_string().hash(&mut hasher),
+            }
+        }
+        hasher.finish()
+    }
+
     /// The password from whichever source is configured. Never logged.
     pub(crate) fn resolve_password(&self) -> Result<Option<String>, MqttError> {
         if let Some(p) = &self.password {
@@ -309,6 +331,18 @@ mod tests {
         let shown = format!("{s:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
+    fn the_secrets_fingerprint_changes_with_the_password_file_content_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pass");
+        std::fs::write(&path, "first\n").unwrap();
+        let s = MqttSettings { username: Some("u".into()), password_file: Some(path.clone()), ..Default::default() };
+        let before = s.secrets_fingerprint();
+        assert_eq!(before, s.secrets_fingerprint(), "same content, same fingerprint");
+        std::fs::write(&path, "second\n").unwrap();
+        assert_ne!(before, s.secrets_fingerprint(), "a rotated password must be noticed");
     }
 
     #[test]
