@@ -13,10 +13,11 @@ scaled by whisper.cpp's published Raspberry Pi 5 encoder time. Run by bench/arm/
        with audio_ctx = 1500: what whisper.cpp's `bench` times);
    (b) the whole transcription (`whisper_full_with_state`) of the command as the daemon sends it
        (encoder context sized to the utterance, vocabulary prompt);
-   (c) every request of one language-model fallback (`WorkerIo::serve` after the model load).
+   (c) every request of one language-model fallback (the worker's `Engine::handle`).
 3. Projected Raspberry Pi 5 time of a stage = published Pi 5 base encoder time x (stage / (a)).
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import re
@@ -192,16 +193,19 @@ def main():
     full = (dict(stt_req[0], request=dict(stt_req[0]["request"],
                                           options=dict(stt_req[0]["request"]["options"], audio_ctx=1500))), stt_req[1])
 
-    enc, full_fn = r"whisper_encode_internal", r"whisper_full_with_state"
-    out_a = os.path.join(work, "stt_full.callgrind")
-    rep_a, wall_a = callgrind(args.stt_worker, stt_model, [full], out_a)
+    # Function names as callgrind_annotate prints them ("file:name(args) [object]"); the lambdas inside
+    # whisper_full_with_state ("whisper_full_with_state::{lambda") do not match.
+    enc, full_fn = r"[:\s]whisper_encode_internal\(", r"[:\s]whisper_full_with_state(\s|\[|$)"
+    out_a, out_b, out_c = (os.path.join(work, f"{n}.callgrind") for n in ("stt_full", "stt_sized", "slm"))
+    # The three replays are independent: run them side by side (each is single-threaded).
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        fa = pool.submit(callgrind, args.stt_worker, stt_model, [full], out_a)
+        fb = pool.submit(callgrind, args.stt_worker, stt_model, [stt_req], out_b)
+        fc = pool.submit(callgrind, os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"], out_c)
+        (rep_a, wall_a), (rep_b, wall_b), (rep_c, wall_c) = fa.result(), fb.result(), fc.result()
     ir_a, total_a = inclusive(out_a, {"encode": enc, "transcribe": full_fn})
-    out_b = os.path.join(work, "stt_sized.callgrind")
-    rep_b, wall_b = callgrind(args.stt_worker, stt_model, [stt_req], out_b)
     ir_b, total_b = inclusive(out_b, {"encode": enc, "transcribe": full_fn})
-    out_c = os.path.join(work, "slm.callgrind")
-    rep_c, wall_c = callgrind(os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"], out_c)
-    ir_c, total_c = inclusive(out_c, {"requests": r"sotto_workers::server::WorkerIo::serve"})
+    ir_c, total_c = inclusive(out_c, {"requests": r"sotto_slm_worker::engine::Engine::handle(\s|\[|$)"})
 
     ms_per_ir = PI5["encode_ms"] / ir_a["encode"]
     proj = {
