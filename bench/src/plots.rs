@@ -34,7 +34,8 @@ pub fn all(run: &Value, dir: &Path) -> Result<Vec<String>> {
     };
     emit("latency_stages.png", stage_plot(run, &dir.join("latency_stages.png")))?;
     emit("latency_distribution.png", distribution_plot(run, &dir.join("latency_distribution.png")))?;
-    emit("cpu.png", cpu_plot(run, &dir.join("cpu.png")))?;
+    emit("cpu.png", cpu_plot(run, &dir.join("cpu.png"), false))?;
+    emit("cpu_serving.png", cpu_plot(run, &dir.join("cpu_serving.png"), true))?;
     emit("rss.png", rss_plot(run, &dir.join("rss.png")))?;
     emit("barista_snr.png", barista_plot(run, &dir.join("barista_snr.png")))?;
     Ok(written)
@@ -187,35 +188,26 @@ fn distribution_plot(run: &Value, path: &Path) -> Result<bool> {
     Ok(true)
 }
 
-fn cpu_plot(run: &Value, path: &Path) -> Result<bool> {
+/// Idle (`serving = false`) or serving: separate plots, serving is two orders of magnitude above idle.
+fn cpu_plot(run: &Value, path: &Path, serving: bool) -> Result<bool> {
     let pct = |v: &Value| num(v).map(|x| x * 100.0);
-    let mut bars = Vec::new();
-    let mut push = |label: &str, seg: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            bars.push((label.to_string(), vec![(seg.to_string(), v)]));
+    let bar = |label: &str, v: Option<f64>| v.map(|v| (label.to_string(), vec![(label.to_string(), v)]));
+    let key = if serving { "serving_cpu_s_per_audio_s" } else { "idle_cpu_s_per_audio_s" };
+    let mut bars = vec![bar("Sotto", pct(if serving { &run["sotto"][key] } else { &run["idle"][key] }))];
+    if !serving {
+        if let Some(py) = run["wake"]["throughput_python_oww"].as_array().and_then(|a| a.first()) {
+            bars.push(bar("Python oWW alone", pct(&py["rtf"])));
         }
+    }
+    for (name, p) in run["peer_summary"].as_object().into_iter().flatten() {
+        bars.push(bar(name, pct(&p[key])));
+    }
+    let (title, goal) = if serving {
+        ("CPU while serving commands (per audio second)", None)
+    } else {
+        ("CPU while listening for the wake word (per audio second)", Some((5.0, "goal: 5% of a core".to_string())))
     };
-    push("Sotto idle", "idle listening", pct(&run["idle"]["idle_cpu_s_per_audio_s"]));
-    if let Some(py) = run["wake"]["throughput_python_oww"].as_array().and_then(|a| a.first()) {
-        push("Python oWW (wake only)", "idle listening", pct(&py["rtf"]));
-    }
-    let peers = run["peer_summary"].as_object().cloned().unwrap_or_default();
-    for (name, p) in &peers {
-        push(&format!("{name} idle"), "idle listening", pct(&p["idle_cpu_s_per_audio_s"]));
-    }
-    push("Sotto serving", "serving commands", pct(&run["sotto"]["serving_cpu_s_per_audio_s"]));
-    for (name, p) in &peers {
-        push(&format!("{name} serving"), "serving commands", pct(&p["serving_cpu_s_per_audio_s"]));
-    }
-    draw_bars(
-        path,
-        &Bars {
-            title: "CPU per second of audio".into(),
-            y_desc: "% of one core".into(),
-            bars,
-            goal: Some((5.0, "idle goal: 5% of a core".into())),
-        },
-    )
+    draw_bars(path, &Bars { title: title.into(), y_desc: "% of one core".into(), bars: bars.into_iter().flatten().collect(), goal })
 }
 
 fn rss_plot(run: &Value, path: &Path) -> Result<bool> {
@@ -232,7 +224,7 @@ fn rss_plot(run: &Value, path: &Path) -> Result<bool> {
     bars.retain(|(_, s)| !s.is_empty());
     draw_bars(
         path,
-        &Bars { title: "Peak RSS per process".into(), y_desc: "MiB".into(), bars, goal: Some((700.0, "goal: 700 MB total".into())) },
+        &Bars { title: "Peak RSS per process".into(), y_desc: "MiB".into(), bars, goal: Some((700.0 / 1.048_576, "goal: 700 MB (667.6 MiB) in total".into())) },
     )
 }
 

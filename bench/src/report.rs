@@ -186,7 +186,8 @@ fn resources(s: &mut String, run: &Value, plots: &[String]) {
     let _ = writeln!(s, "- Peak RSS with the language model enabled (MiB): {}.", rss(&run["sotto"]["peak_rss_mib_lm_enabled"]));
     let _ = writeln!(s, "- Cold start, spawn → `sotto ready` (engines loaded, listening): {} s. The retained `online` status reaches the broker \
          earlier (MQTT connects before the engines load), so it does not mean ready.\n", f(&run["sotto"]["cold_start_s"], 2));
-    embed(s, plots, "cpu.png", "CPU");
+    embed(s, plots, "cpu.png", "CPU idle");
+    embed(s, plots, "cpu_serving.png", "CPU serving");
     embed(s, plots, "rss.png", "RSS");
 }
 
