@@ -282,6 +282,7 @@ def summarise(samples, sent, sessions, extra, actions, exit_code, stats_line, ar
         "warm_up_ends_at_audio_s": warm_end["audio_s"] if warm_end else None,
         "samples": len(samples),
         "processes": processes,
+        "events_dropped_busy": int(m.group(1)) if stats_line and (m := re.search(r"events_dropped_busy: (\d+)", stats_line)) else None,
         "daemon_stats": stats_line,
         "missed": [c for c in sent if not c.get("answered")][:50],
     }
@@ -298,7 +299,8 @@ def markdown(summary):
         f"(wake word heard for {s['commands_heard']})",
         f"- sessions: {s['sessions']}, of which {s['sessions_not_matching_a_command']} not matching a sent command "
         f"(false wakes or misheard commands); actions published: {s['actions_published']}",
-        f"- session end reasons: {s['session_end_reasons']}",
+        f"- session end reasons: {s['session_end_reasons']}; audio events dropped while the pipeline was busy: "
+        f"{s['events_dropped_busy']}",
         f"- crashes: **{s['crashes']}** (daemon exit code {s['daemon_exit_code']}, worker crashes {s['worker_crashes']}; "
         f"worker requests over the {s['stt_timeout_s']} s timeout, killed and restarted: {s['worker_timeouts']})",
         f"- pacing: {'the feed waits for each command' + chr(39) + 's session to end, else' if s['paced'] else 'free-running at'} "
@@ -428,39 +430,47 @@ def main():
     waits = [int((c["at_s"] + c["len_s"] + 2.0) * BYTES_PER_S) for c in sent]
     paused = [0.0]
 
-    def wait_for_session(since):
-        """Like `--input FILE`: a wake word heard is followed until its session ends."""
-        def first(topic, after):
-            return next((m["t"] for m in list(messages) if m["topic"] == topic and m["t"] >= after
-                         and isinstance(m["payload"], dict) and m["payload"].get("siteId") == site), None)
+    def wait_for_session(command):
+        """Like `--input FILE`: waits until the session of the wake word heard during `command`
+        has ended. The wake word may sit in the daemon's event queue behind a slow transcription,
+        so it counts as missed only once no session is open and none has ended for 3 s."""
         began = time.monotonic()
-        deadline = began + 3.0
-        while time.monotonic() < deadline and first("hermes/dialogueManager/sessionStarted", since) is None:
+        window = (command["at_s"], command["at_s"] + command["len_s"] + 1.0)
+        deadline = began + args.stt_timeout * 4 + 30
+        while time.monotonic() < deadline:
+            wakes = [m for m in map(WAKE_LINE.search, list(log_lines)) if m]
+            mine = next((m.group(2) for m in wakes if window[0] <= float(m.group(1)) <= window[1]), None)
+            started, ended = {}, {}
+            for m in list(messages):
+                p = m["payload"] if isinstance(m["payload"], dict) else {}
+                if p.get("siteId") == site and p.get("sessionId"):
+                    if m["topic"] == "hermes/dialogueManager/sessionStarted":
+                        started[p["sessionId"]] = m["t"]
+                    elif m["topic"] == "hermes/dialogueManager/sessionEnded":
+                        ended[p["sessionId"]] = m["t"]
+            if mine is not None and mine in ended:
+                break
+            last_end = max(ended.values(), default=began)
+            idle = set(started) <= set(ended)
+            if mine is None and idle and time.monotonic() - max(last_end, began) > 3.0:
+                break
             time.sleep(0.05)
-        woke = first("hermes/dialogueManager/sessionStarted", since)
-        if woke is not None:
-            deadline = time.monotonic() + args.stt_timeout * 2 + 10
-            while time.monotonic() < deadline and first("hermes/dialogueManager/sessionEnded", woke) is None:
-                time.sleep(0.05)
         paused[0] += time.monotonic() - began
 
     try:
         with open(pcm_path, "rb") as pcm:
-            command_fed_at = None
             while True:
                 block = pcm.read(chunk)
                 if not block:
                     break
                 daemon.stdin.write(block)
                 daemon.stdin.flush()
-                before = fed[0]
                 fed[0] += len(block)
-                if waits and before < int(sent[len(sent) - len(waits)]["at_s"] * BYTES_PER_S) <= fed[0]:
-                    command_fed_at = time.monotonic()
                 if waits and fed[0] >= waits[0]:
+                    command = sent[len(sent) - len(waits)]
                     waits.pop(0)
-                    if not args.no_wait and command_fed_at is not None:
-                        wait_for_session(command_fed_at - 1.0)
+                    if not args.no_wait:
+                        wait_for_session(command)
                 lag = fed[0] / BYTES_PER_S / args.speed - (time.monotonic() - start - paused[0])
                 if lag > 0:
                     time.sleep(lag)

@@ -169,7 +169,7 @@ fn audio_thread(
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(event)) => {
                 stats.events_dropped_busy.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(?event, "pipeline busy: audio event dropped");
+                tracing::warn!(event = %describe(&event), "pipeline busy: audio event dropped");
                 true
             }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
@@ -836,6 +836,22 @@ impl SessionLoop {
 
 fn issue_lines(issues: &[crate::config::ConfigIssue]) -> String {
     issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n  ")
+}
+
+/// An audio event for a log line: an utterance by its span, never its samples (a `Debug` of
+/// them is megabytes of what was said, in the journal).
+fn describe(event: &AudioEvent) -> String {
+    match event {
+        AudioEvent::Front(Event::Utterance(u)) => format!(
+            "utterance of {:.2} s at sample {}{}",
+            u.samples.len() as f32 / SAMPLE_RATE,
+            u.start_sample,
+            if u.truncated { " (truncated)" } else { "" }
+        ),
+        AudioEvent::Front(other) => format!("{other:?}"),
+        AudioEvent::SourceError(e) => format!("source error: {e}"),
+        AudioEvent::End => "end of input".into(),
+    }
 }
 
 fn mean_probability(tokens: &[(String, f32)]) -> f32 {
