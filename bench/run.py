@@ -330,6 +330,7 @@ def main():
     ap.add_argument("--utterances", default=os.path.join(CACHE, "bench", "utterances.json"))
     ap.add_argument("--out", default=os.path.join(HERE, "results", "latest.json"))
     args = ap.parse_args()
+    sr.end_on_exit()
     if args.idle_s is None:
         args.idle_s = 60.0 if args.quick else 600.0
     started = time.time()

@@ -2,18 +2,34 @@
 timestamps every message on arrival, /proc sampling of the daemon's process tree (CPU time, peak
 RSS), and the daemon's own log lines. Used by bench/run.py.
 """
+import atexit
 import datetime
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 import wave
 
 import numpy as np
+
+# Processes this benchmark started; ended at exit (also on SIGTERM, see `end_on_exit`).
+LIVE = []
+
+
+def end_on_exit():
+    """An interrupted benchmark leaves no daemon, broker or subscriber behind."""
+    def end(*_):
+        sys.exit(143)
+
+    signal.signal(signal.SIGTERM, end)
+    atexit.register(lambda: [p.kill() for p in LIVE if p.poll() is None])
+
 
 FIELD = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|\S+)')
 # `2026-11-28T14:30:00.123456Z  INFO sotto::pipeline: message key=value ...`
@@ -43,11 +59,13 @@ class Broker:
             with open(conf, "w") as f:
                 f.write(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
             self.proc = subprocess.Popen(["mosquitto", "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            LIVE.append(self.proc)
             wait_for_port(self.host, self.port, f"mosquitto on port {self.port}")
         self.messages = []
         self.sub = subprocess.Popen(
             ["mosquitto_sub", "-h", self.host, "-p", str(self.port), "-t", "#", "-v", "-F", r"%U\t%t\t%p\n"],
             stdout=subprocess.PIPE, text=True)
+        LIVE.append(self.sub)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         # The subscription is live once our own probe comes back.
@@ -224,6 +242,7 @@ class Daemon:
         self.spawned = time.time()
         self.proc = subprocess.Popen([sotto, "run", "--config", config_path, *args], env=env, stdin=stdin,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        LIVE.append(self.proc)
         self.monitor = TreeMonitor(self.proc.pid)
         self.lines = []
         self.ready = threading.Event()
