@@ -31,10 +31,10 @@ pub use endpoint::{EndpointConfig, EndpointEvent, Endpointer, Utterance};
 pub use error::AudioError;
 pub use onnx::init_onnx_runtime;
 pub use pipeline::{process_file, run_samples, wake_specs, Event, FrontEnd, FrontEndModels, Report, ONNXRUNTIME_ID};
-pub use resample::{downmix, resample_to_16k, StreamResampler, SAMPLE_RATE};
+pub use resample::{downmix, resample_to_16k, StreamResampler, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE};
 pub use vad::{SileroVad, Vad, VAD_WINDOW};
 pub use wake::{Detection, Frame, OpenWakeWord, OwwFiles, Trigger, TriggerConfig, WakeDetector, WakeSpec, FRAME};
-pub use wav::{read_wav, PcmEncoding, PcmFormat, PcmReader};
+pub use wav::{decode_wav, read_wav, PcmEncoding, PcmFormat, PcmReader};
 
 /// Names of the wake words shipped in the model store (`wake-<name>` ids).
 pub const SHIPPED_WAKE_WORDS: [&str; 4] = ["hey_jarvis", "alexa", "hey_mycroft", "hey_rhasspy"];

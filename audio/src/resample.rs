@@ -7,6 +7,12 @@ use crate::AudioError;
 /// The sample rate of everything after the sources.
 pub const SAMPLE_RATE: u32 = 16_000;
 
+/// Input rates accepted: every real recording rate (8 kHz telephony to 384 kHz studio) with
+/// margin. The FFT resampler's buffers grow with the rate (and with 16000 / rate below it), so a
+/// WAV header claiming 4 GHz would ask for gigabytes: such a rate is refused before allocating.
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+
 const CHUNK_IN: usize = 1024;
 
 /// Converts mono f32 audio at any integer rate to 16 kHz, chunk by chunk, without a time shift:
@@ -23,8 +29,9 @@ pub struct StreamResampler {
 
 impl StreamResampler {
     pub fn new(rate: u32) -> Result<Self, AudioError> {
-        if rate == 0 {
-            return Err(AudioError::Resample { from_hz: rate, to_hz: SAMPLE_RATE, reason: "sample rate is 0".into() });
+        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
+            let reason = format!("sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz");
+            return Err(AudioError::Resample { from_hz: rate, to_hz: SAMPLE_RATE, reason });
         }
         let inner = if rate == SAMPLE_RATE {
             None

@@ -16,18 +16,26 @@ pub fn read_wav(path: &Path) -> Result<Vec<f32>, AudioError> {
     if meta.len() == 0 {
         return Err(AudioError::EmptyFile { path: path.to_path_buf() });
     }
-    let bad = |reason: String| AudioError::BadWav { path: path.to_path_buf(), reason };
-    let reader = hound::WavReader::open(path).map_err(|e| bad(describe_hound(e)))?;
+    let file = std::fs::File::open(path)
+        .map_err(|e| AudioError::ReadFile { path: path.to_path_buf(), reason: e.to_string() })?;
+    decode_wav(std::io::BufReader::new(file), path)
+}
+
+/// [`read_wav`] on WAV bytes from any reader; `name` is the file named in errors.
+pub fn decode_wav<R: Read>(input: R, name: &Path) -> Result<Vec<f32>, AudioError> {
+    let bad = |reason: String| AudioError::BadWav { path: name.to_path_buf(), reason };
+    let reader = hound::WavReader::new(input).map_err(|e| bad(describe_hound(e)))?;
     let spec = reader.spec();
     if spec.channels == 0 || spec.sample_rate == 0 {
         return Err(bad(format!("header says {} channels at {} Hz", spec.channels, spec.sample_rate)));
     }
-    let interleaved = decode(reader, path)?;
+    // Before reading any sample: an absurd rate is refused, with the file named.
+    let mut resampler = StreamResampler::new(spec.sample_rate).map_err(|e| bad(e.to_string()))?;
+    let interleaved = decode(reader, name)?;
     let mono = downmix(&interleaved, spec.channels as usize);
-    let mut resampler = StreamResampler::new(spec.sample_rate)?;
     let mut out = resampler.push(&mono)?;
     out.extend(resampler.finish()?);
-    tracing::debug!(file = %path.display(), rate = spec.sample_rate, channels = spec.channels,
+    tracing::debug!(file = %name.display(), rate = spec.sample_rate, channels = spec.channels,
         bits = spec.bits_per_sample, samples = out.len(), "read WAV");
     Ok(out)
 }
@@ -35,7 +43,9 @@ pub fn read_wav(path: &Path) -> Result<Vec<f32>, AudioError> {
 fn decode<R: Read>(reader: hound::WavReader<R>, path: &Path) -> Result<Vec<f32>, AudioError> {
     let spec = reader.spec();
     let bad = |reason: String| AudioError::BadWav { path: path.to_path_buf(), reason };
-    let mut out = Vec::with_capacity(reader.len() as usize);
+    // The header's sample count is a claim (up to 4 G samples): reserve at most 4 MB on its word
+    // and let the rest grow with the samples that really arrive.
+    let mut out = Vec::with_capacity((reader.len() as usize).min(1 << 20));
     let mut push = |r: Result<f32, hound::Error>| -> Result<bool, AudioError> {
         match r {
             Ok(x) => {
