@@ -77,6 +77,9 @@ pub struct PipelineStats {
 /// Runs the daemon until the input ends (files, stdin) or SIGTERM/SIGINT (microphone).
 pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<PathBuf>) -> anyhow::Result<()> {
     let started = Instant::now();
+    // Before anything else: "ready" must not be announced while SIGHUP and SIGTERM still have
+    // their default action (terminate), and a SIGTERM during start-up is kept for the loop.
+    let mut signals = crate::service::Signals::new().context("installing the signal handlers")?;
     let models = engines::locate_models(&config).map_err(|issues| {
         anyhow::anyhow!("models are missing or damaged:\n  {}", issue_lines(&issues))
     })?;
@@ -139,7 +142,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
         busy_worker: BusyWorker::default(),
     };
     session.warm_up_language_model();
-    let result = session.run(events_rx, control).await;
+    let result = session.run(events_rx, control, &mut signals).await;
     let _ = session.commands.send(AudioCommand::Stop);
     crate::service::notify_stopping();
     // The audio thread may sit in a blocking read; it notices Stop at its next block.
@@ -368,8 +371,12 @@ struct SessionLoop {
 }
 
 impl SessionLoop {
-    async fn run(&mut self, mut events: mpsc::Receiver<AudioEvent>, mut control: mpsc::Receiver<ControlMessage>) -> anyhow::Result<()> {
-        let mut signals = crate::service::Signals::new()?;
+    async fn run(
+        &mut self,
+        mut events: mpsc::Receiver<AudioEvent>,
+        mut control: mpsc::Receiver<ControlMessage>,
+        signals: &mut crate::service::Signals,
+    ) -> anyhow::Result<()> {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         loop {
             tokio::select! {
