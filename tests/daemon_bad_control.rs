@@ -24,7 +24,11 @@ fn malformed_wrong_typed_oversized_and_foreign_control_messages_are_ignored_and_
     let action_topic = format!("sotto/{site}/vehicle/climate/temperature");
     let subscriber = MqttSubscriber::start(broker.port, &[&action_topic], None);
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("[audio]\nsource = \"stdin\"\n[slm]\nenabled = false\n[mqtt]\nport = {}\nsite_id = \"{site}\"\n", broker.port);
+    // Speech-to-text gets a minute: on a loaded 2-core machine Whisper alone has taken over 15 s.
+    let config = format!(
+        "[audio]\nsource = \"stdin\"\n[slm]\nenabled = false\n[stt]\ntimeout_s = 60\n[mqtt]\nport = {}\nsite_id = \"{site}\"\n",
+        broker.port
+    );
     let mut daemon = LiveDaemon::start(&write_config(dir.path(), &config));
     daemon.wait_for_log("MQTT connected", Duration::from_secs(10));
 
