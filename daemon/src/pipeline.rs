@@ -481,7 +481,7 @@ impl SessionLoop {
         let options = TranscribeOptions {
             language: Some(self.config.stt.language.clone()),
             initial_prompt: self.stt_prompt.clone(),
-            audio_ctx: None,
+            ..Default::default()
         };
         let stt = self.stt.clone();
         let busy = self.busy_worker.clone();

@@ -2,13 +2,13 @@
 //! worker, then the grammar matcher with the barista domain, scored by intent + every slot.
 //!
 //! ```text
-//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt]
+//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST]
 //! ```
 //! Noisy copies follow the README: a random window of the kitchen noise (fixed seed), scaled so the
 //! ratio of the speech's and the noise's maximum 2048-sample frame energy is the SNR, added, peak
-//! normalised to 0.5. Transcripts are cached in a JSON-lines file (default
-//! `$SOTTO_CACHE/barista-transcripts.jsonl`) keyed by file, SNR and prompt, so matcher changes are
-//! re-scored without re-running Whisper. The worker binary is found via `SOTTO_WORKER_DIR`.
+//! normalised to 0.5. The window comes from a generator seeded by the level and the file name.
+//! Transcripts are cached in a JSON-lines file (default `$SOTTO_CACHE/barista-transcripts.jsonl`)
+//! keyed by file, SNR, prompt and beam, so matcher changes are re-scored without re-running Whisper. The worker binary is found via `SOTTO_WORKER_DIR`.
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,10 @@ fn read_wav(path: &Path) -> Vec<f32> {
 
 fn max_frame_energy(x: &[f32]) -> f64 {
     x.chunks(2048).map(|c| c.iter().map(|v| (*v as f64) * (*v as f64)).sum::<f64>()).fold(0.0, f64::max)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
 }
 
 /// Deterministic generator for the noise windows (fixed seed, so runs compare).
@@ -66,7 +70,14 @@ fn main() {
     let labels = read_labels(&dir).unwrap_or_else(|e| panic!("{e}"));
     let intents = Intents::shipped_domains(&["barista"]).unwrap();
     let prompt = use_prompt.then(|| intents.stt_prompt(400));
-    let prompt_key = if use_prompt { "prompt" } else { "noprompt" };
+    let beam: Option<u32> = arg("--beam").map(|b| b.parse().expect("--beam: a number of beams"));
+    // Only these files (one name per line), for quick experiments on a known subset.
+    let only: Option<Vec<String>> = arg("--files-from").map(|f| std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}")).lines().map(str::to_string).collect());
+    let prompt_key = match (use_prompt, beam.filter(|&b| b > 1)) {
+        (true, None) => "prompt".to_string(),
+        (false, None) => "noprompt".to_string(),
+        (p, Some(b)) => format!("{}-beam{b}", if p { "prompt" } else { "noprompt" }),
+    };
 
     let mut cache: BTreeMap<String, (String, f64)> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(&cache_path) {
@@ -82,10 +93,15 @@ fn main() {
     println!("{:<6} {:>6} {:>9} {:>14} {:>14}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms");
     let mut noisy_acc = Vec::new();
     for level in &levels {
-        let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0));
         let (mut ok, mut n) = (0, 0);
         let (mut stt_ms, mut match_ms) = (Vec::new(), Vec::new());
         for (file, label) in &labels {
+            if only.as_ref().is_some_and(|o| !o.contains(file)) {
+                continue;
+            }
+            // The noise window depends only on the file and the level, so cached and fresh
+            // transcriptions see the same mix whatever else was cached.
+            let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0) ^ fnv1a(file.as_bytes()));
             let key = format!("{file}|{level}|{prompt_key}");
             let (text, ms) = match cache.get(&key) {
                 Some(c) => c.clone(),
@@ -102,7 +118,7 @@ fn main() {
                         sotto_workers::SttClient::start(config).expect("start the STT worker (set SOTTO_WORKER_DIR)")
                     });
                     let t = Instant::now();
-                    let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), ..Default::default() };
+                    let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
                     let tr = match client.transcribe(&samples, &opts) {
                         Ok(tr) => tr,
                         Err(e) => {

@@ -15,6 +15,10 @@ use crate::text::{is_filler, phonetic_key, substitution_cost, tokenize, VocabWor
 /// A spoken word that is not in the template.
 const INSERT_COST: f32 = 1.0;
 const INSERT_FILLER_COST: f32 = 0.35;
+/// The first word of a longer utterance (see `insert_cost`).
+const INSERT_EDGE_COST: f32 = 0.6;
+/// How far back a repeated word may find its first occurrence.
+const REPEAT_WINDOW: usize = 4;
 /// A template word that was not spoken.
 const DELETE_COST: f32 = 1.0;
 const DELETE_FILLER_COST: f32 = 0.3;
@@ -274,6 +278,22 @@ struct Utterance<'a> {
     sub: Vec<f32>,
 }
 
+/// Cost of leaving spoken word `i` unexplained. Fillers are cheap; so is a word the speaker (or,
+/// in noise, the recogniser) just said: "triple shot, triple shot", "milk, milk, latte" repeat
+/// what is already matched rather than add meaning. So is a first word that is cut off or
+/// hallucinated at the noisy edge of an utterance ("pro twenty ounce house coffee"), but only
+/// partly: a real command still has to explain everything after it.
+fn insert_cost(words: &[&str], i: usize) -> f32 {
+    let w = words[i];
+    if is_filler(w) || words[i.saturating_sub(REPEAT_WINDOW)..i].contains(&w) {
+        INSERT_FILLER_COST
+    } else if i == 0 && words.len() >= 4 {
+        INSERT_EDGE_COST
+    } else {
+        INSERT_COST
+    }
+}
+
 impl<'a> Utterance<'a> {
     fn new(words: &'a [String], vocab_len: usize) -> Self {
         let n = words.len();
@@ -298,7 +318,7 @@ impl<'a> Utterance<'a> {
             keys: words.iter().map(|w| phonetic_key(w)).collect(),
             numbers,
             durations,
-            insert_cost: words.iter().map(|w| if is_filler(w) { INSERT_FILLER_COST } else { INSERT_COST }).collect(),
+            insert_cost: (0..n).map(|i| insert_cost(&refs, i)).collect(),
             sub: vec![f32::NAN; vocab_len * n],
         }
     }

@@ -171,6 +171,7 @@ pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         language: Some(args.language).filter(|l| l != "auto"),
         initial_prompt: args.prompt,
         audio_ctx: args.audio_ctx,
+        ..Default::default()
     };
     let transcript = stt.transcribe(&samples, &options)?;
     let mut line = serde_json::to_value(&transcript)?;

@@ -89,11 +89,15 @@ pub struct TranscribeOptions {
     /// Override the encoder context (1500 = 30 s). `None`: sized to the utterance with a floor.
     #[serde(default)]
     pub audio_ctx: Option<u32>,
+    /// Beam search with this many beams instead of greedy decoding (`None` or 1: greedy).
+    /// Slower; more robust in noise.
+    #[serde(default)]
+    pub beam_size: Option<u32>,
 }
 
 impl Default for TranscribeOptions {
     fn default() -> Self {
-        Self { language: Some("en".into()), initial_prompt: None, audio_ctx: None }
+        Self { language: Some("en".into()), initial_prompt: None, audio_ctx: None, beam_size: None }
     }
 }
 

@@ -28,6 +28,8 @@ const MAX_AUDIO_CTX: u32 = 1500;
 const MIN_SAMPLES: usize = SAMPLE_RATE + SAMPLE_RATE / 10;
 /// Smallest encoder context used (see README: shorter contexts make base repeat itself).
 const DEFAULT_AUDIO_CTX_FLOOR: u32 = 384;
+/// whisper.cpp keeps at most this many decoders.
+const MAX_BEAMS: u32 = 8;
 
 fn main() -> ExitCode {
     run_worker(
@@ -180,7 +182,11 @@ impl Stt {
     }
 
     fn run(&mut self, options: &TranscribeOptions, samples: &[f32], audio_ctx: u32) -> anyhow::Result<(String, Vec<(String, f32)>)> {
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let strategy = match options.beam_size {
+            Some(beams) if beams > 1 => SamplingStrategy::BeamSearch { beam_size: beams.min(MAX_BEAMS) as i32, patience: -1.0 },
+            _ => SamplingStrategy::Greedy { best_of: 1 },
+        };
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(self.threads);
         params.set_language(options.language.as_deref());
         params.set_detect_language(false);
