@@ -95,10 +95,12 @@ def capture(sotto, workers, wav, config, cap_dir):
 
 
 def callgrind(worker_bin, model, requests, out_file):
-    """Replays requests to one worker under callgrind (1 thread); returns the replies and wall time."""
-    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}", worker_bin, "--model", model,
-           "--threads", "1"]
-    log(f"callgrind: {os.path.basename(worker_bin)}, {len(requests)} request(s) (slow: ~50x)")
+    """Replays requests to one worker under callgrind (1 thread), or natively when `out_file` is None
+    (to read the replies of a reused count); returns the replies and wall time."""
+    cmd = [worker_bin, "--model", model, "--threads", "1"]
+    if out_file:
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"] + cmd
+        log(f"callgrind: {os.path.basename(worker_bin)}, {len(requests)} request(s) (slow: ~100x)")
     t0 = time.time()
     p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     hello = read_frame(p.stdout)
@@ -142,12 +144,15 @@ def markdown(p):
     m, pub, pr = p["measured"], p["published"], p["projected_pi5_ms"]
 
     def g(ir):
-        return f"{ir / 1e9:.2f} G"
+        return f"{ir / 1e9:.2f} G instructions" if ir else "(not counted in this run)"
+
+    def proj(v):
+        return f"~{v} ms" if v is not None else "(not projected: the full-window count is missing)"
     return f"""## ARM projection (Raspberry Pi 5)
 
 **Measured** (`bench/arm/project.sh`, valgrind callgrind on this x86-64 machine, 1 thread; instruction
 counts are repeatable under load): whisper.cpp base encoding a full 30 s window
-{g(m["a_full_window_encoder_ir"])} instructions; Sotto's STT worker on a {m["command_audio_s"]:.1f} s command as
+{g(m["a_full_window_encoder_ir"])}; Sotto's STT worker on a {m["command_audio_s"]:.1f} s command as
 the daemon sends it (audio context {m["b_audio_ctx"]}, vocabulary prompt; encoder and decoder)
 {g(m["b_sized_stt_ir"])}; the language-model worker on one fallback ({", ".join(m["slm_requests"])})
 {g(m["c_slm_fallback_ir"])}.
@@ -156,8 +161,8 @@ the daemon sends it (audio context {m["b_audio_ctx"]}, vocabulary prompt; encode
 {pub["whisper_cpp_commit"]}) takes {pub["encode_ms"]:.0f} ms ({pub["source"]}).
 
 **Projected**, not measured: Pi 5 time of a stage = {pub["encode_ms"]:.0f} ms x stage instructions / full-window
-encoder instructions: speech-to-text of the command **~{pr["stt_command"]} ms** (plain whisper.cpp with the full
-window: ~{pr["stt_full_window_plain"]} ms), language-model fallback **~{pr["slm_fallback"]} ms**. This assumes the
+encoder instructions: speech-to-text of the command **{proj(pr["stt_command"])}** (plain whisper.cpp with the full
+window: {proj(pr["stt_full_window_plain"])}), language-model fallback **{proj(pr["slm_fallback"])}**. This assumes the
 Pi 5 runs each stage's instructions at the rate it runs whisper.cpp's encoder and that the ratios carry over
 from AVX2 to NEON code; the decoder's small matrix products and the 4-bit language-model kernels may run at
 other rates, and whisper.cpp has changed since that published run. Treat these as estimates to be replaced
@@ -176,6 +181,8 @@ def main():
     ap.add_argument("--config", required=True, help="daemon config with [slm] enabled = true, embedded broker")
     ap.add_argument("--slm-model", default="gemma-3-270m-q4_k_m.gguf")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--stages", default="a,b,c", help="which counts to take (a: full window, b: command, c: SLM)")
+    ap.add_argument("--keep", required=True, help="directory for the callgrind outputs; existing ones are reused")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="sotto-arm-")
@@ -195,40 +202,64 @@ def main():
 
     # Function names as callgrind_annotate prints them ("file:name(args) [object]"); the lambdas inside
     # whisper_full_with_state ("whisper_full_with_state::{lambda") do not match.
-    enc, full_fn = r"[:\s]whisper_encode_internal\(", r"[:\s]whisper_full_with_state(\s|\[|$)"
-    out_a, out_b, out_c = (os.path.join(work, f"{n}.callgrind") for n in ("stt_full", "stt_sized", "slm"))
-    # The three replays are independent: run them side by side (each is single-threaded).
+    stt_fns = {"encode": r"[:\s]whisper_encode_internal\(", "transcribe": r"[:\s]whisper_full_with_state(\s|\[|$)"}
+    stages = {
+        "a": (args.stt_worker, stt_model, [full], stt_fns),
+        "b": (args.stt_worker, stt_model, [stt_req], stt_fns),
+        "c": (os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"],
+              {"requests": r"sotto_slm_worker::engine::Engine::handle(\s|\[|$)"}),
+    }
+    wanted = [k for k in args.stages.split(",") if k]
+    os.makedirs(args.keep, exist_ok=True)
+    # The replays are independent and single-threaded: run them side by side. A stage whose
+    # callgrind output is already in --keep (a previous run) is read, not rerun.
+    ir, meta = {}, {}
     with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        fa = pool.submit(callgrind, args.stt_worker, stt_model, [full], out_a)
-        fb = pool.submit(callgrind, args.stt_worker, stt_model, [stt_req], out_b)
-        fc = pool.submit(callgrind, os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"], out_c)
-        (rep_a, wall_a), (rep_b, wall_b), (rep_c, wall_c) = fa.result(), fb.result(), fc.result()
-    ir_a, total_a = inclusive(out_a, {"encode": enc, "transcribe": full_fn})
-    ir_b, total_b = inclusive(out_b, {"encode": enc, "transcribe": full_fn})
-    ir_c, total_c = inclusive(out_c, {"requests": r"sotto_slm_worker::engine::Engine::handle(\s|\[|$)"})
+        jobs = {}
+        for k in wanted:
+            worker, model, reqs, _ = stages[k]
+            out = os.path.join(args.keep, f"{k}.callgrind")
+            reuse = os.path.exists(out) and os.path.getsize(out) > 0
+            if reuse:
+                log(f"stage {k}: reusing {out}")
+            jobs[k] = (reuse, pool.submit(callgrind, worker, model, reqs, None if reuse else out))
+        for k, (reuse, job) in jobs.items():
+            try:
+                replies, wall = job.result()
+                meta[k] = {"reply": replies[0]} if reuse else {"callgrind_wall_s": round(wall, 1), "reply": replies[0]}
+            except (SystemExit, OSError) as e:
+                meta[k] = {"error": str(e)}
+    for k in wanted:
+        out = os.path.join(args.keep, f"{k}.callgrind")
+        if os.path.exists(out) and os.path.getsize(out) > 0 and "error" not in meta.get(k, {}):
+            found, total = inclusive(out, stages[k][3])
+            ir[k] = dict(found, process_total=total)
+    a_enc = ir.get("a", {}).get("encode")
+    b_reply = meta.get("b", {}).get("reply") or {}
 
-    ms_per_ir = PI5["encode_ms"] / ir_a["encode"]
+    def projected(count):
+        return round(count * PI5["encode_ms"] / a_enc) if a_enc and count else None
+
     proj = {
         "measured": {
-            "what": "instructions (valgrind callgrind, x86-64 build, 1 thread), inclusive of the named functions",
+            "what": "instructions (valgrind callgrind, x86-64 build with ggml's AVX2 kernels, 1 thread), "
+                    "inclusive of the named functions; null = not counted in this run",
             "command_wav": os.path.abspath(args.command), "command_audio_s": round(audio_s, 3),
-            "command_transcript": rep_b[0].get("text") if isinstance(rep_b[0], dict) else None,
-            "fallback_wav": os.path.abspath(args.fallback), "slm_requests": [h["request"]["type"] for h, _ in fb_reqs["slm"]],
-            "a_full_window_encoder_ir": ir_a["encode"], "a_full_window_transcription_ir": ir_a["transcribe"],
-            "b_sized_stt_ir": ir_b["transcribe"], "b_sized_encoder_ir": ir_b["encode"],
-            "b_audio_ctx": (rep_b[0].get("timings") or {}).get("audio_ctx"),
-            "c_slm_fallback_ir": ir_c["requests"],
-            "process_totals_ir": {"a": total_a, "b": total_b, "c": total_c},
-            "callgrind_wall_s": {"a": round(wall_a, 1), "b": round(wall_b, 1), "c": round(wall_c, 1)},
+            "command_transcript": b_reply.get("text"), "b_audio_ctx": (b_reply.get("timings") or {}).get("audio_ctx"),
+            "fallback_wav": os.path.abspath(args.fallback),
+            "slm_requests": [h["request"]["type"] for h, _ in fb_reqs["slm"]],
+            "a_full_window_encoder_ir": a_enc, "a_full_window_transcription_ir": ir.get("a", {}).get("transcribe"),
+            "b_sized_stt_ir": ir.get("b", {}).get("transcribe"), "b_sized_encoder_ir": ir.get("b", {}).get("encode"),
+            "c_slm_fallback_ir": ir.get("c", {}).get("requests"),
+            "process_totals_ir": {k: v["process_total"] for k, v in ir.items()},
+            "stages": {k: {kk: vv for kk, vv in m.items() if kk != "reply"} for k, m in meta.items()},
         },
         "published": PI5,
         "projected_pi5_ms": {
-            "stt_command": round(ir_b["transcribe"] * ms_per_ir),
-            "stt_full_window_plain": round(ir_a["transcribe"] * ms_per_ir),
-            "slm_fallback": round(ir_c["requests"] * ms_per_ir),
+            "stt_command": projected(ir.get("b", {}).get("transcribe")),
+            "stt_full_window_plain": projected(ir.get("a", {}).get("transcribe")),
+            "slm_fallback": projected(ir.get("c", {}).get("requests")),
         },
-        "ratios": {"b_over_a": round(ir_b["transcribe"] / ir_a["encode"], 4),
-                   "c_over_a": round(ir_c["requests"] / ir_a["encode"], 4)},
         "method": "Pi 5 ms = published Pi 5 base encoder ms (4 threads) x stage instructions / full-window encoder "
                   "instructions, both counted here on x86-64 with 1 thread. Assumes the Pi 5 retires the stage's "
                   "work at the same rate as whisper.cpp's encoder (same ggml kernels class; the SLM's 4-bit "

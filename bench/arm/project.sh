@@ -2,9 +2,12 @@
 # ARM projection: instruction counts (valgrind callgrind, 1 thread) of whisper.cpp's full-window
 # encoder, Sotto's STT worker on a command and the SLM worker on one fallback, scaled by whisper.cpp's
 # published Raspberry Pi 5 encoder time. Writes bench/arm/projection.json and projection.md.
-# Takes 15-30 min (callgrind is ~50x slower than native); needs a release build and the models.
+# Callgrind runs ggml's AVX2 code about 100x slower than native: the full-window count alone takes
+# about an hour of a free core (the three counts run side by side). Outputs are kept in
+# $SOTTO_CACHE/bench/arm/callgrind and reused by the next run (delete them after changing the workers).
+# Needs a release build and the models.
 #
-#   bench/arm/project.sh [COMMAND.wav] [FALLBACK.wav]
+#   bench/arm/project.sh [COMMAND.wav] [FALLBACK.wav] [--stages a,b,c]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$here/tools/env.sh"
@@ -44,4 +47,5 @@ trap 'rm -f "$config"' EXIT
 { cat "$here/tools/demo.toml"; printf '\n[slm]\nenabled = true\n'; } >"$config"
 python3 "$here/bench/arm/project.py" --sotto "$bin/sotto" --workers "$bin" --stt-worker "$arm_target/release/sotto-stt-worker" \
     --models "$SOTTO_MODELS" \
-    --command "$command_wav" --fallback "$fallback_wav" --config "$config" --out "$here/bench/arm"
+    --command "$command_wav" --fallback "$fallback_wav" --config "$config" --out "$here/bench/arm" \
+    --keep "$SOTTO_CACHE/bench/arm/callgrind" "${@:3}"
