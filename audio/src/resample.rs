@@ -47,6 +47,7 @@ impl StreamResampler {
 
     /// Feeds input samples; returns the 16 kHz samples that are ready.
     pub fn push(&mut self, input: &[f32]) -> Result<Vec<f32>, AudioError> {
+        let input = &*full_scale(input);
         self.consumed += input.len() as u64;
         let Some(r) = self.inner.as_mut() else {
             self.produced += input.len() as u64;
@@ -95,6 +96,21 @@ impl StreamResampler {
         take(&mut self.skip, &mut self.produced, out)
     }
 
+}
+
+/// Samples as a DAC would play them: beyond full scale clipped to [-1, 1], non-finite ones
+/// (a corrupt float WAV or raw f32 stream) silent. A NaN or an overflowing value made the FFT fail
+/// inside rubato, a panic (found by the `wav` fuzz target); passed through at 16 kHz it would
+/// poison the wake-word and VAD models' recurrent state for good.
+fn full_scale(input: &[f32]) -> std::borrow::Cow<'_, [f32]> {
+    if input.iter().all(|x| (-1.0..=1.0).contains(x)) {
+        return std::borrow::Cow::Borrowed(input);
+    }
+    let bad = input.iter().filter(|x| !x.is_finite()).count();
+    if bad > 0 {
+        tracing::warn!(samples = bad, "non-finite audio samples replaced by silence");
+    }
+    input.iter().map(|&x| if x.is_finite() { x.clamp(-1.0, 1.0) } else { 0.0 }).collect()
 }
 
 /// Drops what is left of the filter delay from `out` and counts the rest as produced.

@@ -83,3 +83,37 @@ fn headers_cut_anywhere_are_errors_naming_the_file() {
         assert!(err.to_string().contains("hostile.wav"), "cut at {cut}: {err}");
     }
 }
+
+/// A 32-bit float WAV at 48 kHz.
+fn float_wav(rate: u32, samples: &[f32]) -> Vec<u8> {
+    let data: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+    let mut v = wav(rate, 1, data.len() as u32, &data);
+    v[20..22].copy_from_slice(&3u16.to_le_bytes()); // IEEE float
+    v[28..32].copy_from_slice(&(rate * 4).to_le_bytes());
+    v[32..34].copy_from_slice(&4u16.to_le_bytes());
+    v[34..36].copy_from_slice(&32u16.to_le_bytes());
+    v
+}
+
+/// Found by the `wav` fuzz target: float samples near f32::MAX overflowed the FFT inside rubato,
+/// which then panicked (`Imaginary part of first value was non-zero`). The input as found.
+#[test]
+fn fuzz_crash_huge_float_samples_resample_without_panic() {
+    let samples = decode(include_bytes!("fuzz_inputs/float_48k_non_finite.wav")).unwrap();
+    assert!(!samples.is_empty());
+    assert!(samples.iter().all(|s| s.is_finite()), "{samples:?}");
+}
+
+/// NaN, infinities and overs at every rate path (FFT resampler and 16 kHz pass-through) come out
+/// finite: silence for the non-finite, full scale for the overs.
+#[test]
+fn non_finite_and_over_full_scale_samples_are_made_playable() {
+    let hostile = [0.25, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3.0e38, -7.5, 0.5];
+    let at_16k = decode(&float_wav(16_000, &hostile)).unwrap();
+    assert_eq!(at_16k, [0.25, 0.0, 0.0, 0.0, 1.0, -1.0, 0.5]);
+    let mut long = hostile.repeat(2000);
+    long.extend([0.0; 4800]);
+    let at_48k = decode(&float_wav(48_000, &long)).unwrap();
+    assert_eq!(at_48k.len(), (long.len() + 1) / 3);
+    assert!(at_48k.iter().all(|s| s.is_finite() && s.abs() < 2.0), "resampled output stays bounded");
+}

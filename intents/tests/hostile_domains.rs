@@ -72,3 +72,23 @@ fn shipped_domains_are_well_inside_the_state_limit() {
     eprintln!("shipped grammar: {states} matcher states over {intents} intents");
     assert!(states < sotto_intents::schema::MAX_INTENT_STATES, "{states} states over {intents} intents");
 }
+
+/// Property: every prefix of every shipped template (a file cut while editing) parses or gives a
+/// template error; never a panic.
+#[test]
+fn every_prefix_of_the_shipped_templates_parses_or_errors() {
+    let mut checked = 0;
+    for (file, text) in sotto_intents::schema::shipped_sources() {
+        let doc: toml::Table = toml::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let intents = doc["intent"].as_array().expect("[[intent]] tables");
+        for template in intents.iter().flat_map(|i| i["templates"].as_array().unwrap()) {
+            let template = template.as_str().unwrap();
+            for (cut, _) in template.char_indices() {
+                let _ = sotto_intents::template::parse(&template[..cut]);
+                checked += 1;
+            }
+            sotto_intents::template::parse(template).unwrap_or_else(|e| panic!("{file}: {template}: {e}"));
+        }
+    }
+    assert!(checked > 1000, "only {checked} prefixes");
+}

@@ -185,6 +185,30 @@ mod tests {
         assert_eq!(r.len(), 6, "reads exactly the claimed length, not beyond");
     }
 
+    /// Property: a valid stream cut at any byte reads as whole frames, then a clean end exactly
+    /// at a frame boundary and an error anywhere else; never a panic, never a frame too many.
+    #[test]
+    fn every_truncation_is_an_error_or_a_clean_end() {
+        let mut stream = Vec::new();
+        let opts = crate::messages::TranscribeOptions::default();
+        write_frame(&mut stream, &ToWorker { id: 1, request: Request::Transcribe { options: opts } }, &samples_to_bytes(&[0.25; 5])).unwrap();
+        let boundary = stream.len();
+        write_frame(&mut stream, &ToWorker { id: 2, request: Request::Ping }, &[]).unwrap();
+        for cut in 0..=stream.len() {
+            let mut r = &stream[..cut];
+            let mut frames = 0;
+            let end = loop {
+                match read_frame::<_, ToWorker>(&mut r) {
+                    Ok(Some(_)) => frames += 1,
+                    other => break other.map(|_| ()),
+                }
+            };
+            let whole = [0, boundary, stream.len()].contains(&cut);
+            assert_eq!(end.is_ok(), whole, "cut at {cut}: {end:?}");
+            assert_eq!(frames, usize::from(cut >= boundary) + usize::from(cut == stream.len()), "cut at {cut}");
+        }
+    }
+
     #[test]
     fn lengths_over_the_limits_are_refused_before_reading() {
         for (at, len) in [(6, MAX_HEADER + 1), (10, MAX_BODY + 1), (10, u32::MAX)] {
