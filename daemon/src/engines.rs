@@ -143,6 +143,7 @@ impl LanguageModel for WorkerLanguageModel<'_> {
         let grammar = grammar.map(|g| match g {
             IntentGrammar::Gbnf(source) => Grammar::Gbnf(source.clone()),
             IntentGrammar::JsonSchema(source) => Grammar::JsonSchema(source.clone()),
+            IntentGrammar::Lark(source) => Grammar::Lark(source.clone()),
         });
         let g = self.0.generate(prompt, grammar, max_tokens).map_err(slm_error)?;
         tracing::debug!(

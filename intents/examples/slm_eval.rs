@@ -21,6 +21,7 @@ impl LanguageModel for WorkerLm {
         let g = grammar.map(|g| match g {
             Grammar::Gbnf(s) => sotto_workers::Grammar::Gbnf(s.clone()),
             Grammar::JsonSchema(s) => sotto_workers::Grammar::JsonSchema(s.clone()),
+            Grammar::Lark(s) => sotto_workers::Grammar::Lark(s.clone()),
         });
         self.0.generate(prompt, g, max_tokens).map(|g| g.text).map_err(|e| SlmError::Model(e.to_string()))
     }

@@ -25,6 +25,7 @@ use crate::{Intents, Resolution, Resolver};
 pub enum Grammar {
     Gbnf(String),
     JsonSchema(String),
+    Lark(String),
 }
 
 /// A blocking language model; the daemon adapts the SLM worker client to it.
@@ -134,55 +135,104 @@ fn request_prompt(prefix: &str, text: &str) -> String {
     format!("{prefix}Request: {}\nCall: {{\"intent\": \"", text.trim())
 }
 
-fn gbnf_string(s: &str) -> String {
+/// Grammar notations the workers accept for generated arguments. Both quote literals the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notation {
+    /// llama.cpp's GBNF.
+    Gbnf,
+    /// llguidance's Lark dialect: the worker can then append the tokens the grammar forces (the
+    /// `", "name": ` between values) in one step instead of generating them one by one.
+    Lark,
+}
+
+impl Notation {
+    fn rule(self, name: &str, body: &str) -> String {
+        match self {
+            Notation::Gbnf => format!("{name} ::= {body}"),
+            Notation::Lark => format!("{name}: {body}"),
+        }
+    }
+
+    fn start(self) -> &'static str {
+        match self {
+            Notation::Gbnf => "root",
+            Notation::Lark => "start",
+        }
+    }
+
+    /// A character-level pattern: GBNF writes classes inline, Lark needs a regex terminal.
+    fn pattern(self, gbnf: &str, regex: &str) -> String {
+        match self {
+            Notation::Gbnf => gbnf.to_string(),
+            Notation::Lark => format!("/{regex}/"),
+        }
+    }
+
+    fn wrap(self, source: String) -> Grammar {
+        match self {
+            Notation::Gbnf => Grammar::Gbnf(source),
+            Notation::Lark => Grammar::Lark(source),
+        }
+    }
+}
+
+fn literal(s: &str) -> String {
     let escaped = s.replace('\\', "\\\\").replace('"', "\\\"");
     format!("\"{escaped}\"")
 }
 
-/// JSON literal of a string inside a GBNF literal: `"\"value\""`.
-fn gbnf_json_string(s: &str) -> String {
-    gbnf_string(&format!("\"{s}\""))
+/// JSON literal of a string as a grammar literal: `"\"value\""`.
+fn json_string_literal(s: &str) -> String {
+    literal(&format!("\"{s}\""))
 }
 
-fn number_rule(min: Option<f64>, max: Option<f64>, integer: bool) -> String {
+fn number_rule(notation: Notation, min: Option<f64>, max: Option<f64>, integer: bool) -> String {
     // Small integer ranges are listed value by value; others get a digit pattern and validation.
     if let (Some(lo), Some(hi)) = (min, max) {
         if hi - lo <= 200.0 && lo >= 0.0 {
-            let alts: Vec<String> = ((lo.ceil() as i64)..=(hi.floor() as i64)).map(|v| gbnf_string(&v.to_string())).collect();
-            let frac = if integer { "" } else { " (\".\" [0-9])?" };
+            let alts: Vec<String> = ((lo.ceil() as i64)..=(hi.floor() as i64)).map(|v| literal(&v.to_string())).collect();
+            let frac = if integer { String::new() } else { format!(" (\".\" {})?", notation.pattern("[0-9]", "[0-9]")) };
             return format!("({}){frac}", alts.join(" | "));
         }
     }
-    let frac = if integer { "" } else { " (\".\" [0-9]{1,2})?" };
-    let sign = if min.is_some_and(|m| m >= 0.0) { "" } else { "\"-\"? " };
-    format!("{sign}[0-9]{{1,6}}{frac}")
+    let sign = if min.is_some_and(|m| m >= 0.0) { "" } else { "-?" };
+    let frac = if integer { "" } else { r"(\.[0-9]{1,2})?" };
+    match notation {
+        Notation::Gbnf => {
+            let frac = if integer { "" } else { " (\".\" [0-9]{1,2})?" };
+            let sign = if sign.is_empty() { "" } else { "\"-\"? " };
+            format!("{sign}[0-9]{{1,6}}{frac}")
+        }
+        Notation::Lark => format!("/{sign}[0-9]{{1,6}}{frac}/"),
+    }
 }
 
 /// Grammar for the rest of a call once `{"intent": "<name>` is in the prompt: this intent's slots
 /// only, in declaration order, each optional one optional.
-pub fn arguments_grammar(intent: &Intent) -> Grammar {
+pub fn arguments_grammar(intent: &Intent, notation: Notation) -> Grammar {
     let mut rules = Vec::new();
-    let mut root = vec![gbnf_string("\"")];
+    let mut root = vec![literal("\"")];
     for (k, s) in intent.slots.iter().enumerate() {
         let value = match &s.kind {
             SlotKind::Enum(values) => {
-                format!("({})", values.iter().map(|v| gbnf_json_string(&v.canonical)).collect::<Vec<_>>().join(" | "))
+                format!("({})", values.iter().map(|v| json_string_literal(&v.canonical)).collect::<Vec<_>>().join(" | "))
             }
-            SlotKind::Integer { min, max, percent: _, .. } => number_rule(*min, *max, true),
-            SlotKind::Number { min, max, .. } => number_rule(*min, *max, false),
-            SlotKind::Duration { min, max } => number_rule(*min, *max, true),
-            SlotKind::Text { .. } => "\"\\\"\" [^\"\\\\\\n]{1,120} \"\\\"\"".to_string(),
+            SlotKind::Integer { min, max, percent: _, .. } => number_rule(notation, *min, *max, true),
+            SlotKind::Number { min, max, .. } => number_rule(notation, *min, *max, false),
+            SlotKind::Duration { min, max } => number_rule(notation, *min, *max, true),
+            SlotKind::Text { .. } => notation.pattern(r#""\"" [^"\\\n]{1,120} "\"""#, r#""[^"\\\n]{1,120}""#),
         };
-        rules.push(format!("s{k} ::= {} {value}", gbnf_string(&format!(", \"{}\": ", s.name))));
+        rules.push(notation.rule(&format!("s{k}"), &format!("{} {value}", literal(&format!(", \"{}\": ", s.name)))));
         root.push(if s.required { format!("s{k}") } else { format!("s{k}?") });
     }
-    root.push(gbnf_string("}"));
-    let mut g = format!("root ::= {}\n", root.join(" "));
+    root.push(literal("}"));
+    let mut g = notation.rule(notation.start(), &root.join(" "));
+    g.push('\n');
     for r in rules {
         g.push_str(&r);
         g.push('\n');
     }
-    Grammar::Gbnf(g)
+    notation.wrap(g)
 }
 
 /// Parses the generated argument text (after `{"intent": "<name>`) into extracted slot values.
@@ -247,7 +297,13 @@ impl SlmState {
     /// as the others. Between requests the cache then only ever holds the prefix plus one request.
     pub fn warm_up(&mut self, intents: &Intents, lm: &mut dyn LanguageModel) -> Result<(), SlmError> {
         let all: Vec<String> = intents.intents().iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect();
-        self.prior_of(&all, lm).map(|_| ())
+        self.prior_of(&all, lm)?;
+        // One constrained token too: the worker builds its grammar engine on first use.
+        if let Some(first) = intents.intents().first() {
+            let prompt = format!("{}{}", request_prompt(&self.prefix, ""), first.name);
+            lm.generate(&prompt, Some(&arguments_grammar(first, Notation::Lark)), 1)?;
+        }
+        Ok(())
     }
 
     /// Prior scores of `choices`, asking the model only for the ones not seen before.
@@ -294,7 +350,7 @@ pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mu
         return Ok(Resolution::none(0.0));
     }
     let intent = candidates[best];
-    let grammar = arguments_grammar(intent);
+    let grammar = arguments_grammar(intent, Notation::Lark);
     let prompt = format!("{}{}", request_prompt(&state.prefix, text), intent.name);
     let generated = lm.generate(&prompt, Some(&grammar), cfg.max_tokens)?;
     let checked = parse_arguments(intent, &generated).map_err(|e| e.to_string()).and_then(|found| crate::validate::validate(intent, &found));

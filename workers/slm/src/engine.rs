@@ -180,16 +180,18 @@ impl Engine {
         Ok((keep, last_index))
     }
 
-    /// Evaluates one token at the end of the cache; its logits are then at index 0.
-    fn push_token(&mut self, token: LlamaToken) -> anyhow::Result<()> {
-        let mut batch = LlamaBatch::new(1, 1);
-        batch.add(token, self.cached.len() as i32, &[0], true)?;
+    /// Evaluates tokens at the end of the cache in one batch; returns the logits index of the last.
+    fn push_tokens(&mut self, tokens: &[LlamaToken]) -> anyhow::Result<i32> {
+        let mut batch = LlamaBatch::new(tokens.len(), 1);
+        for (i, &t) in tokens.iter().enumerate() {
+            batch.add(t, (self.cached.len() + i) as i32, &[0], i + 1 == tokens.len())?;
+        }
         if let Err(e) = self.ctx.decode(&mut batch) {
             self.reset_cache();
             bail!("llama.cpp decode failed: {e}");
         }
-        self.cached.push(token);
-        Ok(())
+        self.cached.extend_from_slice(tokens);
+        Ok(tokens.len() as i32 - 1)
     }
 
     fn reset_cache(&mut self) {
@@ -227,11 +229,16 @@ impl Engine {
                 break;
             }
             constraint.accept(token)?;
-            text.extend(vocab.token_to_piece(token, false, None));
-            generated += 1;
+            // What the grammar now forces (JSON punctuation, the next key) is appended at once:
+            // one model evaluation for the whole run instead of one per token.
+            let forced = constraint.forced((max_tokens - generated - 1) as usize)?;
+            let step: Vec<LlamaToken> = std::iter::once(token).chain(forced).collect();
+            for &t in &step {
+                text.extend(vocab.token_to_piece(t, false, None));
+            }
+            generated += step.len() as u32;
             if generated < max_tokens && !constraint.finished() {
-                self.push_token(token)?;
-                idx = 0;
+                idx = self.push_tokens(&step)?;
             }
         }
         if stop == "max_tokens" && constraint.finished() {
@@ -436,6 +443,16 @@ impl Constraint {
             Constraint::Gbnf(s) => s.try_accept(token).map_err(|e| anyhow!("grammar rejected token {}: {e}", token.0)),
             Constraint::Llg(m) => m.consume_token(token.0 as u32).map_err(|e| anyhow!("llguidance: {e}")),
         }
+    }
+
+    /// Tokens the grammar allows as the only continuation (at most `limit`), already accepted.
+    /// Only llguidance can tell; the GBNF sampler generates them one by one.
+    fn forced(&mut self, limit: usize) -> anyhow::Result<Vec<LlamaToken>> {
+        let Constraint::Llg(m) = self else { return Ok(Vec::new()) };
+        let mut ff = m.compute_ff_tokens();
+        ff.truncate(limit);
+        m.consume_tokens(&ff).map_err(|e| anyhow!("llguidance: {e}"))?;
+        Ok(ff.into_iter().map(|t| LlamaToken(t as i32)).collect())
     }
 
     /// llguidance knows when the grammar cannot continue; llama's GBNF sampler then only allows
