@@ -17,13 +17,12 @@ def put(target, name, data):
     (d / name).write_bytes(data if isinstance(data, bytes) else data.encode())
 
 
-def config_seeds():
-    put("config", "empty.toml", "")
-    put("config", "demo.toml", (ROOT / "tools" / "demo.toml").read_text())
-    put("config", "full.toml", """[models]
+# Every section, every key set to a valid value (daemon/tests/config_truncation.rs loads it too).
+VALID = """[models]
 profile = "default"
 [audio]
 source = "stdin"
+device = ""
 stdin_sample_rate = 48000
 [[wake.models]]
 name = "hey_jarvis"
@@ -46,7 +45,7 @@ wake_tail_ms = 400
 language = "en"
 timeout_s = 15.0
 vocabulary_prompt = true
-threads = 0
+threads = 2
 [intents]
 domains = ["vehicle", "factory", "home", "barista"]
 confirm_timeout_s = 10.0
@@ -56,22 +55,25 @@ timeout_s = 10.0
 max_tokens = 48
 threads = 1
 [mqtt]
-broker = "embedded"
+broker = "external"
 host = "127.0.0.1"
-port = 0
+port = 1883
 site_id = "kitchen"
 client_id = "sotto-kitchen"
 keep_alive_secs = 30
-username = "sotto"
-password_env = "SOTTO_MQTT_PASSWORD"
 queue_capacity = 64
 default_expiry_secs = 30
 reconnect_max_secs = 10
-[mqtt.tls]
-ca_file = "/etc/sotto/ca.pem"
-client_cert_file = "/etc/sotto/client.pem"
-client_key_file = "/etc/sotto/client.key"
-""")
+"""
+
+
+def config_seeds():
+    put("config", "empty.toml", "")
+    put("config", "demo.toml", (ROOT / "tools" / "demo.toml").read_text())
+    put("config", "valid.toml", VALID)
+    # Every MQTT credential and TLS key, refused together (embedded broker, files and variable missing).
+    refused = VALID.replace('broker = "external"', 'broker = "embedded"\nusername = "sotto"\npassword_env = "SOTTO_FUZZ_UNSET"')
+    put("config", "refused.toml", refused + '[mqtt.tls]\nca_file = "/nonexistent/ca.pem"\nclient_cert_file = "c.pem"\n')
     put("config", "bad.toml", '[stt]\nlanguag = "en"\ntimeout_s = -1\n[[wake.models]]\nname = "hey_siri"\nthreshold = 1.5\n')
 
 
