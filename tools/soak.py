@@ -291,7 +291,8 @@ def summarise(samples, sent, sessions, extra, actions, exit_code, stats_line, ar
 def markdown(summary):
     s = summary
     lines = [
-        f"# Soak run: {s['audio_hours']} h of audio in {s['wall_s']:.0f} s ({s['speed']}x real time)",
+        f"# Soak run: {s['audio_hours']} h of audio in {s['wall_s']:.0f} s "
+        f"({s['audio_hours'] * 3600 / s['wall_s']:.1f}x real time overall; {s['speed']}x between commands)",
         "",
         f"`{s['command']}`",
         "",
