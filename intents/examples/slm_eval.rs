@@ -2,7 +2,7 @@
 //! through the SLM worker: how far the fallback can be trusted, and what it costs.
 //!
 //! ```text
-//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model gemma3-270m-q4_k_m] [--limit N] [--no-calibration] [--shortlist K] [--sets vehicle,…,paraphrase] [-v]
+//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model gemma3-270m-q4_k_m] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--sets vehicle,…,paraphrase] [-v]
 //! ```
 //! The `paraphrase` set holds requests the templates do not cover (and near-domain lines that must
 //! give nothing), with the three domains loaded: it runs the daemon's cascade (grammar, then the
@@ -37,6 +37,9 @@ fn main() {
     let limit: usize = arg("--limit").map(|v| v.parse().unwrap()).unwrap_or(usize::MAX);
     let verbose = args.iter().any(|a| a == "-v");
     let mut config = SlmConfig { calibrate: !args.iter().any(|a| a == "--no-calibration"), ..SlmConfig::default() };
+    if let Some(m) = arg("--min-margin") {
+        config.min_margin = m.parse().expect("--min-margin: log-probability margin over `none`");
+    }
     if let Some(k) = arg("--shortlist") {
         config.shortlist = k.parse().expect("--shortlist: a number of candidates (0 = every intent)");
     }
