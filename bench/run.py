@@ -180,8 +180,9 @@ def sotto_idle(args, broker, tmp):
     """Idle listening: speech without a wake word streamed in real time through stdin (160 ms writes, as
     a capture callback delivers), CPU of the whole tree from ready to the end of the stream."""
     files = sorted(os.path.join(BARISTA, "clean", f) for f in os.listdir(os.path.join(BARISTA, "clean")) if f.endswith(".wav"))
-    pcm, total = [], 0
+    pcm, total, pcm_files = [], 0, []
     for f in files:
+        pcm_files.append(f)
         x = sr.read_wav16(f)
         pcm.append(x)
         total += len(x)
@@ -199,7 +200,7 @@ def sotto_idle(args, broker, tmp):
     start = time.monotonic()
     cpu0 = d.monitor.cpu_total()
     for k in range(0, len(pcm), block):
-        d.proc.stdin.write(pcm[k:k + block].astype("<i2").tobytes())
+        d.proc.stdin.buffer.write(pcm[k:k + block].astype("<i2").tobytes())  # text-mode pipe: raw PCM via .buffer
         d.proc.stdin.flush()
         delay = start + (k + block) / SR - time.monotonic()
         if delay > 0:
@@ -211,7 +212,7 @@ def sotto_idle(args, broker, tmp):
     d.wait(timeout=60)
     wakes = len(d.named("wake word"))
     return {"audio_s": len(pcm) / SR, "cpu_s": cpu, "idle_cpu_s_per_audio_s": cpu / (len(pcm) / SR),
-            "false_wakes": wakes, "peak_rss_mib": dict(d.monitor.peak_mib), "files": len(files)}
+            "false_wakes": wakes, "peak_rss_mib": dict(d.monitor.peak_mib), "files": len(pcm_files)}
 
 
 # ---------------------------------------------------------------- accuracy and wake word
