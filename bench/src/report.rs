@@ -214,7 +214,7 @@ fn accuracy(s: &mut String, run: &Value, plots: &[String]) {
     if let Some(levels) = levels {
         let _ = writeln!(s, "\nBarista speech-to-intent benchmark (`{}`), accepted %:\n", run["barista"]["command"].as_str().unwrap_or("barista_speech"));
         let _ = writeln!(s, "| {} |\n|{}", levels.keys().map(|k| if k == "clean" { k.clone() } else { format!("{k} dB") }).collect::<Vec<_>>().join(" | "), "---|".repeat(levels.len()));
-        let _ = writeln!(s, "| {} |", levels.values().map(|v| f(&v["accept_pct"], 1)).collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(s, "| {} |\n", levels.values().map(|v| f(&v["accept_pct"], 1)).collect::<Vec<_>>().join(" | "));
         let noisy: Vec<f64> = levels.iter().filter(|(k, _)| *k != "clean").filter_map(|(_, v)| num(&v["accept_pct"])).collect();
         if !noisy.is_empty() {
             let _ = writeln!(
