@@ -279,6 +279,11 @@ pub fn calibrated(scores: &[f32], prior: Option<&[f32]>) -> Vec<f32> {
     exp.iter().map(|e| e / sum).collect()
 }
 
+/// The continuations scored in step 1: each intent's name closing its JSON string, then `none`.
+fn choices<'a>(intents: impl Iterator<Item = &'a Intent>) -> Vec<String> {
+    intents.map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect()
+}
+
 /// What stays the same between requests: the prompt prefix and the prior score of each choice
 /// (scored for an empty request on first use), kept between requests.
 pub struct SlmState {
@@ -299,8 +304,7 @@ impl SlmState {
     /// ready, and the model's cache holds the prompt prefix, so the first real request is as fast
     /// as the others. Between requests the cache then only ever holds the prefix plus one request.
     pub fn warm_up(&mut self, intents: &Intents, lm: &mut dyn LanguageModel) -> Result<(), SlmError> {
-        let all: Vec<String> = intents.intents().iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect();
-        self.prior_of(&all, lm)?;
+        self.prior_of(&choices(intents.intents().iter()), lm)?;
         // One constrained token too: the worker builds its grammar engine on first use.
         if let Some(first) = intents.intents().first() {
             let prompt = format!("{}{}", request_prompt(&self.prefix, ""), first.name);
@@ -336,8 +340,7 @@ pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mu
         tracing::debug!("no intent shares a word with the request: not asking the language model");
         return Ok(Resolution::none(0.0));
     }
-    let choices: Vec<String> =
-        candidates.iter().map(|i| format!("{}\"", i.name)).chain(std::iter::once(format!("{NONE}\""))).collect();
+    let choices = choices(candidates.iter().copied());
     if cfg.calibrate && state.prior.is_empty() {
         // Before the request's own scoring, so the request stays in the model's cache for the
         // argument generation that follows.
