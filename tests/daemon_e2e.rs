@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use serde_json::json;
-use sotto_tests::daemon::{children_named, concat_wavs, fixture, one_at_a_time, run_on_file, signal, spawn_run, unique_site, write_config, Printed};
+use sotto_tests::daemon::{
+    children_named, concat_wavs, fixture, one_at_a_time, run_on_file, run_on_file_with, signal, spawn_run, unique_site, write_config, Printed,
+};
 use sotto_tests::mqtt::{MqttMessage, MqttSubscriber};
 
 const MOSQUITTO: u16 = 1883;
@@ -79,6 +81,43 @@ fn vehicle_command_publishes_the_climate_action_and_hermes_events() {
     assert_eq!(printed.first().map(|p| p.topic.clone()), Some(format!("sotto/{site}/status")));
     assert_eq!(printed.last().map(|p| p.payload.clone()), Some(json!("offline")));
     assert!(printed.iter().any(|p| p.topic == action_topic));
+}
+
+/// The daemon's `latency` log line for each command, as `field=value` pairs.
+fn latency_lines(stderr: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(stderr).lines().filter(|l| l.contains(" latency ") || l.ends_with(" latency")).map(str::to_string).collect()
+}
+
+/// At the recorded speed, speech-to-text starts at the pause after the command and its result is
+/// the one used: same action as without speculation, and the wait after the endpoint is shorter
+/// than the transcription itself.
+#[test]
+fn speculative_transcription_at_the_pause_serves_the_command() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let mut waits = Vec::new();
+    for (speculate_after_ms, expect_speculative) in [(200, true), (0, false)] {
+        let site = unique_site("speculate");
+        let extra = format!("[endpoint]\nspeculate_after_ms = {speculate_after_ms}\n");
+        let config = write_config(dir.path(), &config_for(&site, "hey_jarvis", &extra));
+        let (output, printed) = run_on_file_with(&config, &fixture("pos_jarvis_vehicle_temp.wav"), &["--realtime"]);
+        let action_topic = format!("sotto/{site}/vehicle/climate/temperature");
+        let action = printed.iter().find(|p| p.topic == action_topic).unwrap_or_else(|| panic!("no action; printed {printed:?}"));
+        assert_eq!(action.payload, json!({"celsius": 21.0, "zone": "driver"}));
+        let lines = latency_lines(&output.stderr);
+        assert_eq!(lines.len(), 1, "one command, one latency line: {lines:?}");
+        assert!(lines[0].contains(&format!("speculative={expect_speculative}")), "{}", lines[0]);
+        let field = |name: &str| -> f64 {
+            let at = lines[0].find(&format!(" {name}=")).unwrap_or_else(|| panic!("no {name} in {}", lines[0]));
+            lines[0][at + name.len() + 2..].split_whitespace().next().unwrap().parse().unwrap()
+        };
+        waits.push((field("stt_ms"), field("stt_compute_ms")));
+    }
+    // Speculation had about trailing_silence_ms - speculate_after_ms = 500 ms of head start; without
+    // it the wait includes the whole transcription.
+    let ((spec_wait, spec_compute), (plain_wait, plain_compute)) = (waits[0], waits[1]);
+    assert!(spec_wait < spec_compute, "speculative: waited {spec_wait} ms for a {spec_compute} ms transcription");
+    assert!(plain_wait >= plain_compute, "not speculative: waited {plain_wait} ms for a {plain_compute} ms transcription");
 }
 
 #[test]

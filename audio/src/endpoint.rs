@@ -33,6 +33,10 @@ pub struct EndpointConfig {
     pub no_speech_timeout_ms: u32,
     /// Speech still going on at the detection that stops within this time is the wake word's end.
     pub wake_tail_ms: u32,
+    /// After this much silence inside an utterance, report a [`EndpointEvent::Pause`] with the
+    /// utterance as it would be if it ended there, so speech-to-text can start while the rest of
+    /// the trailing silence is still being waited for. 0 turns it off.
+    pub speculate_after_ms: u32,
 }
 
 impl Default for EndpointConfig {
@@ -47,6 +51,7 @@ impl Default for EndpointConfig {
             max_utterance_ms: 10_000,
             no_speech_timeout_ms: 4_000,
             wake_tail_ms: 400,
+            speculate_after_ms: 200,
         }
     }
 }
@@ -73,6 +78,12 @@ impl EndpointConfig {
         if self.no_speech_timeout_ms < 500 || self.no_speech_timeout_ms > 60_000 {
             p.push(format!("{prefix}.no_speech_timeout_ms = {}: must be 500..=60000", self.no_speech_timeout_ms));
         }
+        if self.speculate_after_ms != 0 && self.speculate_after_ms >= self.trailing_silence_ms {
+            p.push(format!(
+                "{prefix}.speculate_after_ms = {}: must be 0 (off) or less than trailing_silence_ms = {}",
+                self.speculate_after_ms, self.trailing_silence_ms
+            ));
+        }
         if self.pre_roll_ms > 1000 || self.post_roll_ms > 1000 {
             p.push(format!("{prefix}.pre_roll_ms/post_roll_ms: must be at most 1000"));
         }
@@ -95,6 +106,10 @@ pub struct Utterance {
 #[derive(Clone, Debug, PartialEq)]
 pub enum EndpointEvent {
     Utterance(Utterance),
+    /// Speech has paused for `speculate_after_ms`: the utterance as it would be if it ended now.
+    /// At most one per pause; the `Utterance` that follows is identical (same start and end
+    /// samples) unless speech resumed in between.
+    Pause(Utterance),
     /// No speech within the timeout after the wake word at `wake_sample`.
     NoSpeech { wake_sample: u64, end_sample: u64 },
 }
@@ -117,6 +132,8 @@ pub struct Endpointer {
     base: u64,
     /// Next VAD window starts here (stream index) while active.
     cursor: u64,
+    /// `last_speech` of the pause already reported, so a pause is reported once.
+    pause_reported: Option<u64>,
 }
 
 /// Idle audio kept so that a wake detection that lags the stream can still start from its sample.
@@ -128,7 +145,7 @@ impl Endpointer {
         if !problems.is_empty() {
             return Err(AudioError::Config(problems.join("; ")));
         }
-        Ok(Self { cfg, vad, state: State::Idle, audio: VecDeque::new(), base: 0, cursor: 0 })
+        Ok(Self { cfg, vad, state: State::Idle, audio: VecDeque::new(), base: 0, cursor: 0, pause_reported: None })
     }
 
     /// Stream index just past the last sample fed.
@@ -177,6 +194,7 @@ impl Endpointer {
     /// Starts a new stream at sample 0, dropping any session in progress.
     pub fn reset(&mut self) {
         self.state = State::Idle;
+        self.pause_reported = None;
         self.audio.clear();
         self.base = 0;
         self.cursor = 0;
@@ -198,6 +216,7 @@ impl Endpointer {
             }
         };
         self.state = State::Idle;
+        self.pause_reported = None;
         event.into_iter().collect()
     }
 
@@ -263,18 +282,35 @@ impl Endpointer {
                     }
                     return Some(self.utterance(wake, start, last_speech, w_end, false));
                 }
+                let paused = w_end - last_speech;
+                if c.speculate_after_ms > 0
+                    && paused >= ms(c.speculate_after_ms)
+                    && last_speech - start >= ms(c.min_speech_ms)
+                    && self.pause_reported != Some(last_speech)
+                {
+                    self.pause_reported = Some(last_speech);
+                    tracing::trace!(start, last_speech, "pause: speculative utterance");
+                    return Some(EndpointEvent::Pause(self.cut(wake, start, last_speech, w_end, false)));
+                }
                 None
             }
         }
     }
 
     fn utterance(&mut self, wake: u64, start: u64, last_speech: u64, limit: u64, truncated: bool) -> EndpointEvent {
+        let utterance = self.cut(wake, start, last_speech, limit, truncated);
+        self.state = State::Idle;
+        self.pause_reported = None;
+        tracing::debug!(start = utterance.start_sample, end = utterance.end_sample, truncated, "utterance");
+        EndpointEvent::Utterance(utterance)
+    }
+
+    /// The utterance from `start` (less the pre-roll) to `last_speech` (plus the post-roll).
+    fn cut(&self, wake: u64, start: u64, last_speech: u64, limit: u64, truncated: bool) -> Utterance {
         let start = start.saturating_sub(self.cfg.pre_roll_ms as u64 * MS).max(wake).max(self.base);
         let end = (last_speech + self.cfg.post_roll_ms as u64 * MS).min(limit).min(self.position());
         let samples = self.audio.range((start - self.base) as usize..(end - self.base) as usize).copied().collect();
-        self.state = State::Idle;
-        tracing::debug!(start, end, truncated, "utterance");
-        EndpointEvent::Utterance(Utterance { samples, start_sample: start, end_sample: end, truncated })
+        Utterance { samples, start_sample: start, end_sample: end, truncated }
     }
 
     fn trim(&mut self) {
@@ -317,13 +353,67 @@ mod tests {
             events.extend(ep.feed(chunk).unwrap());
         }
         events.extend(ep.finish());
+        events.retain(|e| !matches!(e, EndpointEvent::Pause(_)));
         events
     }
 
+    /// Every event, pauses included.
+    fn run_all(cfg: EndpointConfig, audio: &[f32], wake_ms: u64) -> Vec<EndpointEvent> {
+        let mut ep = Endpointer::new(cfg, Box::new(MarkerVad)).unwrap();
+        let split = (wake_ms * MS) as usize;
+        let mut events = ep.feed(&audio[..split]).unwrap();
+        events.extend(ep.wake(wake_ms * MS).unwrap());
+        for chunk in audio[split..].chunks(700) {
+            events.extend(ep.feed(chunk).unwrap());
+        }
+        events.extend(ep.finish());
+        events
+    }
+
+    #[test]
+    fn reports_a_pause_once_with_the_utterance_that_follows() {
+        let cfg = EndpointConfig::default();
+        let audio = signal(&[(1500, 3000)], 5000);
+        match &run_all(cfg, &audio, 1000)[..] {
+            [EndpointEvent::Pause(p), EndpointEvent::Utterance(u)] => assert_eq!(p, u),
+            other => panic!("expected a pause then the same utterance, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_pause_inside_the_command_is_superseded_by_the_longer_utterance() {
+        // 300 ms of silence inside the command: longer than speculate_after_ms, shorter than
+        // trailing_silence_ms.
+        let audio = signal(&[(1500, 2500), (2800, 3500)], 6000);
+        let events = run_all(EndpointConfig::default(), &audio, 1000);
+        let pauses: Vec<&Utterance> = events.iter().filter_map(|e| if let EndpointEvent::Pause(p) = e { Some(p) } else { None }).collect();
+        let EndpointEvent::Utterance(u) = events.last().unwrap() else { panic!("{events:?}") };
+        assert_eq!(pauses.len(), 2, "{events:?}");
+        assert!(pauses[0].end_sample < 2600 * MS && pauses[0].start_sample == u.start_sample);
+        assert_eq!(pauses[1], u);
+    }
+
+    #[test]
+    fn no_pause_when_speculation_is_off() {
+        let cfg = EndpointConfig { speculate_after_ms: 0, ..Default::default() };
+        let audio = signal(&[(1500, 3000)], 5000);
+        let events = run_all(cfg, &audio, 1000);
+        assert!(matches!(&events[..], [EndpointEvent::Utterance(_)]), "{events:?}");
+    }
+
+    #[test]
+    fn speculation_must_come_before_the_endpoint() {
+        let cfg = EndpointConfig { speculate_after_ms: 700, ..Default::default() };
+        let problems = cfg.problems("endpoint");
+        assert!(problems.iter().any(|p| p.starts_with("endpoint.speculate_after_ms = 700")), "{problems:?}");
+    }
+
+    /// The one utterance among `events` (pauses aside).
     fn only_utterance(events: &[EndpointEvent]) -> &Utterance {
-        match events {
+        let rest: Vec<&EndpointEvent> = events.iter().filter(|e| !matches!(e, EndpointEvent::Pause(_))).collect();
+        match rest[..] {
             [EndpointEvent::Utterance(u)] => u,
-            other => panic!("expected one utterance, got {other:?}"),
+            _ => panic!("expected one utterance, got {} events", rest.len()),
         }
     }
 

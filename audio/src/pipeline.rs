@@ -13,6 +13,8 @@ use crate::AudioError;
 pub enum Event {
     Wake(Detection),
     Utterance(Utterance),
+    /// A pause inside speech (see [`EndpointEvent::Pause`]): speech-to-text may start early.
+    Pause(Utterance),
     NoSpeech { wake_sample: u64, end_sample: u64 },
 }
 
@@ -97,6 +99,7 @@ impl From<EndpointEvent> for Event {
     fn from(e: EndpointEvent) -> Self {
         match e {
             EndpointEvent::Utterance(u) => Event::Utterance(u),
+            EndpointEvent::Pause(u) => Event::Pause(u),
             EndpointEvent::NoSpeech { wake_sample, end_sample } => Event::NoSpeech { wake_sample, end_sample },
         }
     }
@@ -125,6 +128,7 @@ pub fn run_samples(front: &mut FrontEnd, samples: &[f32]) -> Result<Report, Audi
             Event::Wake(d) => report.detections.push(d),
             Event::Utterance(u) => report.utterances.push(u),
             Event::NoSpeech { wake_sample, .. } => report.no_speech.push(wake_sample),
+            Event::Pause(_) => {}
         }
     }
     Ok(report)

@@ -107,18 +107,23 @@ fn latency(s: &mut String, run: &Value, plots: &[String]) {
         s,
         "p50 / p95 in milliseconds over every utterance of every repeat. *wake*: wake-word detection after the end of the \
          wake word (stream time); *trailing silence*: end of speech → endpoint decision, i.e. how late the VAD saw the speech end (measured in stream time \
-         against the end known from synthesis) plus `endpoint.trailing_silence_ms` (700 ms, configured); the rest is wall time.\n"
+         against the end known from synthesis) plus `endpoint.trailing_silence_ms` (700 ms, configured); the rest is wall time. \
+         *speech-to-text* is what was waited for after the endpoint decision; *STT work* is the transcription's own time: \
+         Sotto starts transcribing at a pause of `endpoint.speculate_after_ms` (200 ms) and uses that result when the speech \
+         did not resume, so part of the work falls inside the trailing silence. Sotto's audio is fed at its recorded speed \
+         (`sotto run --input … --realtime`) so that this happens as it would live.\n"
     );
-    let _ = writeln!(s, "| stack | n | wake | trailing silence | speech-to-text | intents | MQTT | end of speech → action |\n|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "| stack | n | wake | trailing silence | speech-to-text | STT work | intents | MQTT | end of speech → action |\n|---|---|---|---|---|---|---|---|---|");
     for (label, sm) in stacks(run) {
         let st = |k: &str| format!("{} / {}", f(&sm["stage_p50_ms"][k], 0), f(&sm["stage_p95_ms"][k], 0));
         let _ = writeln!(
             s,
-            "| {label} | {} | {} | {} | {} | {} / {} | {} / {} | **{} / {}** |",
+            "| {label} | {} | {} | {} | {} | {} | {} / {} | {} / {} | **{} / {}** |",
             f(&sm["n"], 0),
             st("wake"),
             st("endpoint"),
             st("stt"),
+            if sm["stage_p50_ms"]["stt_compute"].is_null() { st("stt") } else { st("stt_compute") },
             f(&sm["stage_p50_ms"]["intent"], 1),
             f(&sm["stage_p95_ms"]["intent"], 1),
             f(&sm["stage_p50_ms"]["publish"], 1),

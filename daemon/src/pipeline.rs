@@ -11,6 +11,11 @@
 //! - The **session loop** (async) publishes Hermes events, runs speech-to-text and intents on the
 //!   blocking worker clients inside `spawn_blocking` (one request at a time per worker), drives the
 //!   confirmation gate, and handles control messages, SIGHUP (reload) and SIGTERM (shutdown).
+//! - **Speculative speech-to-text**: at a pause inside speech (`endpoint.speculate_after_ms`) the
+//!   session loop starts transcribing the utterance as it stands, in the background, while the
+//!   endpointer keeps waiting out the trailing silence. If the endpoint then cuts exactly that
+//!   audio, its transcript is used and the user waits only for what is left of it; if speech
+//!   resumed, the result is discarded (the worker finishes it first: one request at a time).
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -21,7 +26,7 @@ use anyhow::Context;
 use sotto_audio::{Event, FrontEnd, Utterance};
 use sotto_intents::confirm::{ConfirmationGate, Outcome, SystemClock};
 use sotto_intents::{Intents, PlannedAction, Resolution};
-use sotto_workers::{SlmClient, SttClient, TranscribeOptions};
+use sotto_workers::{SlmClient, SttClient, TranscribeOptions, Transcript, WorkerError};
 use tokio::sync::mpsc;
 
 use crate::config::{AudioSource, Config};
@@ -33,11 +38,14 @@ pub const EVENT_CHANNEL: usize = 8;
 const SAMPLE_RATE: f32 = 16_000.0;
 /// Audio handed to the front end at a time when reading a file.
 const FILE_BLOCK: usize = 1280 * 4;
+/// The same, paced at the recorded speed (`--realtime`).
+const REALTIME_BLOCK: usize = 1280;
 
 /// Where the audio comes from.
 #[derive(Debug, Clone)]
 pub enum AudioInput {
-    File(PathBuf),
+    /// A WAV file; `realtime` paces it at its recorded speed (otherwise as fast as it is read).
+    File { path: PathBuf, realtime: bool },
     Microphone { device: String },
     Stdin { sample_rate: u32 },
 }
@@ -72,10 +80,13 @@ pub struct PipelineStats {
     pub not_recognized: AtomicU64,
     pub rejected: AtomicU64,
     pub worker_errors: AtomicU64,
+    /// Speculative transcriptions whose audio was the final utterance / that were discarded.
+    pub speculations_used: AtomicU64,
+    pub speculations_discarded: AtomicU64,
 }
 
 /// Runs the daemon until the input ends (files, stdin) or SIGTERM/SIGINT (microphone).
-pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<PathBuf>) -> anyhow::Result<()> {
+pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<PathBuf>, realtime: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     // Before anything else: "ready" must not be announced while SIGHUP and SIGTERM still have
     // their default action (terminate), and a SIGTERM during start-up is kept for the loop.
@@ -103,7 +114,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
     let front = FrontEnd::load(&models.front_end, config.endpoint.clone()).context("loading the audio front end")?;
 
     let audio_input = match (&input, &config.audio.source) {
-        (Some(path), _) => AudioInput::File(path.clone()),
+        (Some(path), _) => AudioInput::File { path: path.clone(), realtime },
         (None, AudioSource::Microphone) => AudioInput::Microphone { device: config.audio.device.clone() },
         (None, AudioSource::Stdin) => AudioInput::Stdin { sample_rate: config.audio.stdin_sample_rate },
     };
@@ -140,6 +151,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
         file_mode: input.is_some(),
         session: None,
         busy_worker: BusyWorker::default(),
+        speculation: None,
     };
     session.warm_up_language_model();
     let result = session.run(events_rx, control, &mut signals).await;
@@ -163,7 +175,7 @@ fn audio_thread(
     muted: Arc<AtomicBool>,
     stats: Arc<PipelineStats>,
 ) {
-    let file_mode = matches!(input, AudioInput::File(_));
+    let file_mode = matches!(input, AudioInput::File { .. });
     let send = |event: AudioEvent| -> bool {
         if file_mode {
             return events.blocking_send(event).is_ok();
@@ -267,6 +279,9 @@ trait BlockSource {
 struct FileSource {
     samples: Vec<f32>,
     at: usize,
+    block: usize,
+    /// Real-time pacing: block `at` is due at `clock.0 + (at - clock.1) / 16 kHz`.
+    pace: Option<(Instant, usize)>,
 }
 
 impl BlockSource for FileSource {
@@ -274,7 +289,19 @@ impl BlockSource for FileSource {
         if self.at >= self.samples.len() {
             return Ok(None);
         }
-        let end = (self.at + FILE_BLOCK).min(self.samples.len());
+        let end = (self.at + self.block).min(self.samples.len());
+        if let Some((since, from)) = &mut self.pace {
+            // A block is available once all of it has been "recorded". After a wait for the
+            // session loop (file input holds the audio meanwhile), the clock restarts: the file
+            // goes on as if the speaker had waited for the answer.
+            let due = *since + Duration::from_secs_f64((end - *from) as f64 / SAMPLE_RATE as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            } else if now - due > Duration::from_millis(200) {
+                (*since, *from) = (now, self.at);
+            }
+        }
         let block = self.samples[self.at..end].to_vec();
         self.at = end;
         Ok(Some(block))
@@ -299,9 +326,11 @@ impl BlockSource for StdinSource {
 
 fn open_source(input: &AudioInput) -> anyhow::Result<Box<dyn BlockSource>> {
     Ok(match input {
-        AudioInput::File(path) => {
+        AudioInput::File { path, realtime } => {
             let samples = sotto_audio::read_wav(path).with_context(|| format!("reading {}", path.display()))?;
-            Box::new(FileSource { samples, at: 0 })
+            // Paced, in the 80 ms pieces a capture device delivers, so no event is seen early.
+            let block = if *realtime { REALTIME_BLOCK } else { FILE_BLOCK };
+            Box::new(FileSource { samples, at: 0, block, pace: realtime.then(|| (Instant::now(), 0)) })
         }
         AudioInput::Microphone { device } => {
             let config = sotto_audio::CaptureConfig { device: device.clone(), ..Default::default() };
@@ -368,6 +397,17 @@ struct SessionLoop {
     busy_worker: BusyWorker,
     /// `MqttSettings::secrets_fingerprint` of the connection made at start, for reload.
     mqtt_secrets: u64,
+    /// Speech-to-text started at the last pause, if the utterance has not ended since.
+    speculation: Option<Speculation>,
+}
+
+type TranscriptTask = tokio::task::JoinHandle<Result<Transcript, WorkerError>>;
+
+/// A transcription started before the endpoint, for the audio up to a pause.
+struct Speculation {
+    start_sample: u64,
+    end_sample: u64,
+    task: TranscriptTask,
 }
 
 impl SessionLoop {
@@ -427,6 +467,7 @@ impl SessionLoop {
         match event {
             Event::Wake(detection) => {
                 self.stats.wakes.fetch_add(1, Ordering::Relaxed);
+                self.discard_speculation();
                 if self.session.is_some() {
                     self.end_session(TerminationReason::AbortedByUser, Some("a new wake word started another session".into()));
                 }
@@ -446,6 +487,7 @@ impl SessionLoop {
                 self.publish_session_started(&id);
             }
             Event::NoSpeech { .. } => {
+                self.discard_speculation();
                 if let Some(action) = self.gate.cancel() {
                     tracing::info!(intent = %action.intent, "no answer to the confirmation question; action dropped");
                     self.end_session(TerminationReason::Timeout, Some(format!("{} not confirmed", action.intent)));
@@ -453,6 +495,13 @@ impl SessionLoop {
                     tracing::info!("no speech after the wake word");
                     self.end_session(TerminationReason::Timeout, None);
                 }
+            }
+            Event::Pause(utterance) => {
+                self.discard_speculation();
+                tracing::debug!(start = utterance.start_sample, end = utterance.end_sample, "pause: transcribing speculatively");
+                let (start_sample, end_sample) = (utterance.start_sample, utterance.end_sample);
+                let task = self.start_transcription(utterance.samples);
+                self.speculation = Some(Speculation { start_sample, end_sample, task });
             }
             Event::Utterance(utterance) => {
                 self.stats.utterances.fetch_add(1, Ordering::Relaxed);
@@ -478,21 +527,20 @@ impl SessionLoop {
         // Stream position where the utterance ends (last speech + post-roll): the benchmark compares
         // it with the known end of speech to measure how late the VAD saw speech end.
         let utterance_end_s = utterance.end_sample as f64 / SAMPLE_RATE as f64;
-        let options = TranscribeOptions {
-            language: Some(self.config.stt.language.clone()),
-            initial_prompt: self.stt_prompt.clone(),
-            ..Default::default()
-        };
-        let stt = self.stt.clone();
-        let busy = self.busy_worker.clone();
         let started = Instant::now();
-        let transcript = tokio::task::spawn_blocking(move || {
-            let mut client = stt.lock().unwrap_or_else(|p| p.into_inner());
-            let pid = client.supervisor().pid();
-            busy.during(pid, || client.transcribe(&utterance.samples, &options))
-        })
-        .await;
-        let transcript = match transcript {
+        let (task, speculative) = match self.speculation.take() {
+            Some(s) if (s.start_sample, s.end_sample) == (utterance.start_sample, utterance.end_sample) => {
+                self.stats.speculations_used.fetch_add(1, Ordering::Relaxed);
+                (s.task, true)
+            }
+            stale => {
+                if stale.is_some() {
+                    self.stats.speculations_discarded.fetch_add(1, Ordering::Relaxed);
+                }
+                (self.start_transcription(utterance.samples), false)
+            }
+        };
+        let transcript = match task.await {
             Ok(Ok(t)) => t,
             Ok(Err(err)) => {
                 self.stats.worker_errors.fetch_add(1, Ordering::Relaxed);
@@ -505,10 +553,12 @@ impl SessionLoop {
                 return false;
             }
         };
+        // What the user waited for after the endpoint; with a speculation, less than the work.
         let stt_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let stt_compute_ms = transcript.timings.total_ms;
         let text = transcript.text.trim().to_string();
         let likelihood = mean_probability(&transcript.tokens);
-        tracing::info!(text = %text, audio_s = seconds, stt_ms, flagged = ?transcript.flagged, "transcribed");
+        tracing::info!(text = %text, audio_s = seconds, stt_ms, stt_compute_ms, speculative, flagged = ?transcript.flagged, "transcribed");
         self.publish(HermesEvent::TextCaptured(mqtt::TextCaptured {
             text: text.clone(),
             likelihood,
@@ -541,6 +591,8 @@ impl SessionLoop {
             audio_s = seconds,
             utterance_end_s,
             stt_ms,
+            stt_compute_ms,
+            speculative,
             intents_ms,
             resolver = ?resolution.resolver,
             intent = ?resolution.intent,
@@ -548,6 +600,31 @@ impl SessionLoop {
             "latency"
         );
         follow_up
+    }
+
+    /// Transcribes `samples` on the STT worker in the background (queued behind any request in
+    /// flight: the worker serves one at a time).
+    fn start_transcription(&self, samples: Vec<f32>) -> TranscriptTask {
+        let options = TranscribeOptions {
+            language: Some(self.config.stt.language.clone()),
+            initial_prompt: self.stt_prompt.clone(),
+            ..Default::default()
+        };
+        let stt = self.stt.clone();
+        let busy = self.busy_worker.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut client = stt.lock().unwrap_or_else(|p| p.into_inner());
+            let pid = client.supervisor().pid();
+            busy.during(pid, || client.transcribe(&samples, &options))
+        })
+    }
+
+    /// Forgets a speculative transcription whose utterance did not come (the task runs to its end,
+    /// its result unused).
+    fn discard_speculation(&mut self) {
+        if self.speculation.take().is_some() {
+            self.stats.speculations_discarded.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Puts the prompt prefix in the language model's cache and computes its calibration priors
@@ -855,6 +932,7 @@ fn describe(event: &AudioEvent) -> String {
             u.start_sample,
             if u.truncated { " (truncated)" } else { "" }
         ),
+        AudioEvent::Front(Event::Pause(u)) => format!("pause after {:.2} s of speech", u.samples.len() as f32 / SAMPLE_RATE),
         AudioEvent::Front(other) => format!("{other:?}"),
         AudioEvent::SourceError(e) => format!("source error: {e}"),
         AudioEvent::End => "end of input".into(),

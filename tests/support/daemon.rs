@@ -76,11 +76,17 @@ pub fn printed_messages(output: &Output) -> Vec<Printed> {
 
 /// Runs `sotto run --config CONFIG --input WAV` to its end; panics with its stderr if it fails.
 pub fn run_on_file(config: &Path, wav: &Path) -> (Output, Vec<Printed>) {
+    run_on_file_with(config, wav, &[])
+}
+
+/// [`run_on_file`] with more arguments for `sotto run` (e.g. `--realtime`).
+pub fn run_on_file_with(config: &Path, wav: &Path, extra: &[&str]) -> (Output, Vec<Printed>) {
     let output = sotto()
         .args(["run", "--config"])
         .arg(config)
         .arg("--input")
         .arg(wav)
+        .args(extra)
         .output()
         .expect("cannot start sotto");
     assert!(output.status.success(), "sotto run failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stderr));

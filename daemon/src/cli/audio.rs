@@ -226,6 +226,7 @@ fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
                 sotto_audio::Event::Wake(d) => json!({"wake": d.wake, "time_s": round3(d.sample as f64 / sr), "score": round3(d.score as f64)}),
                 sotto_audio::Event::Utterance(u) => json!({"utterance": {"start_s": round3(u.start_sample as f64 / sr), "end_s": round3(u.end_sample as f64 / sr)}}),
                 sotto_audio::Event::NoSpeech { wake_sample, .. } => json!({"no_speech_after_s": round3(wake_sample as f64 / sr)}),
+                sotto_audio::Event::Pause(_) => continue,
             };
             println!("{line}");
         }

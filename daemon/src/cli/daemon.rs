@@ -20,6 +20,11 @@ pub struct RunArgs {
     /// line `{"topic": …, "payload": …}`.
     #[arg(long)]
     pub input: Option<PathBuf>,
+    /// With --input: feed the file at its recorded speed, as a microphone would, so that latency
+    /// figures include what happens during pauses (speculative speech-to-text). Each command is
+    /// still handled before the audio after it.
+    #[arg(long, requires = "input")]
+    pub realtime: bool,
 }
 
 #[derive(clap::Args)]
@@ -44,7 +49,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => builtin_config(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
-    let result = runtime.block_on(crate::pipeline::run(config, args.config.clone(), args.input.clone()));
+    let result = runtime.block_on(crate::pipeline::run(config, args.config.clone(), args.input.clone(), args.realtime));
     // A request abandoned at shutdown may still occupy a blocking thread until its worker dies;
     // dropping the runtime would wait for it without bound.
     runtime.shutdown_timeout(Duration::from_secs(2));
