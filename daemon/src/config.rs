@@ -157,6 +157,10 @@ pub struct SttConfig {
     pub timeout_s: f32,
     /// Bias Whisper towards the loaded domains' vocabulary.
     pub vocabulary_prompt: bool,
+    /// Longest vocabulary prompt, in characters. Whisper decodes the prompt with every request,
+    /// so it costs time: on the 2-core x86 VM a command took 395 ms without a prompt, 602 ms with
+    /// 250 characters and 715 ms with 600 (README, `tools/bench_e2e.py`).
+    pub vocabulary_prompt_chars: u32,
     /// Whisper threads; 0 = every core. The audio thread needs little while a command is
     /// transcribed, so the default uses the whole machine for the shortest answer.
     pub threads: u32,
@@ -164,7 +168,7 @@ pub struct SttConfig {
 
 impl Default for SttConfig {
     fn default() -> Self {
-        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true, threads: 0 }
+        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true, vocabulary_prompt_chars: 250, threads: 0 }
     }
 }
 
@@ -274,6 +278,10 @@ impl Config {
                 bad(key.into(), format!("{value} is not in 0.1..=300"));
             }
         }
+        // Whisper keeps at most 224 prompt tokens; about 4 characters a token.
+        if !(20..=900).contains(&self.stt.vocabulary_prompt_chars) {
+            bad("stt.vocabulary_prompt_chars".into(), format!("{} is not in 20..=900", self.stt.vocabulary_prompt_chars));
+        }
         for (key, threads) in [("stt.threads", self.stt.threads), ("slm.threads", self.slm.threads)] {
             if threads > 256 {
                 bad(key.into(), format!("{threads} is over 256 (0 = every core)"));
@@ -322,6 +330,11 @@ impl Config {
             }
         }
         changed
+    }
+
+    /// Whisper's vocabulary prompt for these intents, if configured.
+    pub fn stt_prompt(&self, intents: &sotto_intents::Intents) -> Option<String> {
+        self.stt.vocabulary_prompt.then(|| intents.stt_prompt(self.stt.vocabulary_prompt_chars as usize))
     }
 
     pub fn stt_timeout(&self) -> Duration {
@@ -382,6 +395,20 @@ mod tests {
         assert_eq!(config.mqtt.site_id, "default");
         assert_eq!(config.wake.models[0].name, "hey_jarvis");
         assert_eq!(config.intents.domains, SHIPPED_DOMAINS);
+    }
+
+    #[test]
+    fn the_vocabulary_prompt_is_cut_at_its_configured_length() {
+        let intents = sotto_intents::Intents::shipped();
+        let short = Config::from_toml("[stt]\nvocabulary_prompt_chars = 60\n", "test").unwrap();
+        let prompt = short.stt_prompt(&intents).unwrap();
+        assert!(!prompt.is_empty() && prompt.len() <= 60, "{prompt:?}");
+        let default = Config::from_toml("", "test").unwrap().stt_prompt(&intents).unwrap();
+        assert!(default.len() > prompt.len() && default.len() <= 250, "{default:?}");
+        let off = Config::from_toml("[stt]\nvocabulary_prompt = false\n", "test").unwrap();
+        assert_eq!(off.stt_prompt(&intents), None);
+        let errors = Config::from_toml("[stt]\nvocabulary_prompt_chars = 5000\n", "bad.toml").unwrap_err();
+        assert_eq!(errors.issues.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["stt.vocabulary_prompt_chars"]);
     }
 
     #[test]

@@ -136,7 +136,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
     };
 
     let mut session = SessionLoop {
-        stt_prompt: config.stt.vocabulary_prompt.then(|| intents.stt_prompt(600)),
+        stt_prompt: config.stt_prompt(&intents),
         gate: ConfirmationGate::new(SystemClock, Duration::from_secs_f32(config.intents.confirm_timeout_s)),
         mqtt_secrets,
         config,
@@ -899,7 +899,7 @@ impl SessionLoop {
         if !changed.is_empty() {
             tracing::warn!(trigger, changed = %changed.join(", "), "these sections changed; they take effect at the next restart");
         }
-        self.stt_prompt = new.stt.vocabulary_prompt.then(|| intents.stt_prompt(600));
+        self.stt_prompt = new.stt_prompt(&intents);
         self.intents = Arc::new(intents);
         self.warm_up_language_model();
         self.gate = ConfirmationGate::new(SystemClock, Duration::from_secs_f32(new.intents.confirm_timeout_s));
