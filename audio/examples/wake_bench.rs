@@ -81,6 +81,8 @@ fn throughput(models: &FrontEndModels, files: &[PathBuf]) -> Result<(), Box<dyn 
         ("stream 80 ms", FRAME, true),
         ("stream 160 ms blocks, whole-run embedding", 2 * FRAME, true),
         ("stream 240 ms blocks, whole-run embedding", 3 * FRAME, true),
+        // The idle daemon's default (`wake.batch_ms = 320`).
+        ("stream 320 ms blocks, whole-run embedding", 4 * FRAME, true),
         ("blocks 1 s, one embedding call per window", 16_000, false),
         ("blocks 1 s, whole-run embedding", 16_000, true),
     ];

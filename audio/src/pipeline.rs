@@ -77,6 +77,11 @@ impl FrontEnd {
         self.endpointer.finish().into_iter().map(Event::from).collect()
     }
 
+    /// A wake word (or `listen_now`) has started a command search that has not ended yet.
+    pub fn is_listening(&self) -> bool {
+        self.endpointer.is_active()
+    }
+
     pub fn wake_names(&self) -> Vec<String> {
         self.wake.wake_names()
     }

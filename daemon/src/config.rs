@@ -109,11 +109,17 @@ impl Default for AudioConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct WakeConfig {
     pub models: Vec<WakeModelConfig>,
+    /// While no command is being listened for, audio is gathered into pieces of this length before
+    /// the wake word models run on it: the wake models' convolutions then run once per piece, so
+    /// idle listening costs less CPU, and a detection comes up to this much later (the command
+    /// after it is not delayed: its audio is kept, and once listening, every block is handled as
+    /// it arrives). 0 = no gathering.
+    pub batch_ms: u32,
 }
 
 impl Default for WakeConfig {
     fn default() -> Self {
-        WakeConfig { models: vec![WakeModelConfig::default()] }
+        WakeConfig { models: vec![WakeModelConfig::default()], batch_ms: 320 }
     }
 }
 
@@ -250,6 +256,9 @@ impl Config {
     pub fn validate(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let mut bad = |key: String, message: String| issues.push(ConfigIssue { key, message });
+        if self.wake.batch_ms > 1000 {
+            bad("wake.batch_ms".into(), format!("{} is over 1000", self.wake.batch_ms));
+        }
         if self.wake.models.is_empty() {
             bad("wake.models".into(), "at least one wake word is needed".into());
         }
@@ -409,6 +418,14 @@ mod tests {
         assert_eq!(off.stt_prompt(&intents), None);
         let errors = Config::from_toml("[stt]\nvocabulary_prompt_chars = 5000\n", "bad.toml").unwrap_err();
         assert_eq!(errors.issues.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["stt.vocabulary_prompt_chars"]);
+    }
+
+    #[test]
+    fn idle_wake_batching_is_bounded() {
+        assert_eq!(Config::from_toml("", "test").unwrap().wake.batch_ms, 320);
+        assert_eq!(Config::from_toml("[wake]\nbatch_ms = 0\n", "test").unwrap().wake.batch_ms, 0);
+        let errors = Config::from_toml("[wake]\nbatch_ms = 5000\n", "bad.toml").unwrap_err();
+        assert_eq!(errors.issues.iter().map(|i| i.key.as_str()).collect::<Vec<_>>(), ["wake.batch_ms"]);
     }
 
     #[test]

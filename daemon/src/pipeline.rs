@@ -129,9 +129,10 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
         let stats = stats.clone();
         let muted = muted.clone();
         let input = audio_input.clone();
+        let idle_batch = config.wake.batch_ms as usize * SAMPLE_RATE as usize / 1000;
         std::thread::Builder::new()
             .name("sotto-audio".into())
-            .spawn(move || audio_thread(front, input, events_tx, commands_rx, muted, stats))
+            .spawn(move || audio_thread(front, input, idle_batch, events_tx, commands_rx, muted, stats))
             .context("starting the audio thread")?
     };
 
@@ -170,6 +171,7 @@ pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<Pat
 fn audio_thread(
     mut front: FrontEnd,
     input: AudioInput,
+    idle_batch: usize,
     events: mpsc::Sender<AudioEvent>,
     commands: std_mpsc::Receiver<AudioCommand>,
     muted: Arc<AtomicBool>,
@@ -190,6 +192,7 @@ fn audio_thread(
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         }
     };
+    let outlet = Outlet { send: &send, commands: &commands, muted: &muted, stats: &stats, file_mode };
     let mut source = match open_source(&input) {
         Ok(source) => source,
         Err(err) => {
@@ -197,23 +200,31 @@ fn audio_thread(
             return;
         }
     };
+    // Idle audio gathered for the wake word models (`wake.batch_ms`); empty while listening.
+    let mut gathered: Vec<f32> = Vec::new();
     loop {
         // Commands first: a follow-up listen must start before the next audio.
         while let Ok(command) = commands.try_recv() {
             match command {
                 AudioCommand::Stop => return,
-                AudioCommand::ListenNow => match front.listen_now() {
-                    Ok(evs) => {
-                        for e in evs {
-                            send(AudioEvent::Front(e));
-                        }
+                AudioCommand::ListenNow => {
+                    // What was gathered came before the request: it is not part of the answer.
+                    if !gathered.is_empty() && !outlet.feed(&mut front, &std::mem::take(&mut gathered)) {
+                        return;
                     }
-                    Err(err) => tracing::error!(error = %err, "cannot start listening"),
-                },
+                    match front.listen_now() {
+                        Ok(evs) => {
+                            for e in evs {
+                                send(AudioEvent::Front(e));
+                            }
+                        }
+                        Err(err) => tracing::error!(error = %err, "cannot start listening"),
+                    }
+                }
                 AudioCommand::Continue => {}
             }
         }
-        let block = match source.next_block() {
+        let mut block = match source.next_block() {
             Ok(Some(block)) => block,
             Ok(None) => break,
             Err(err) => {
@@ -221,40 +232,69 @@ fn audio_thread(
                 return;
             }
         };
-        let evs = match front.feed(&block) {
-            Ok(evs) => evs,
+        if !front.is_listening() && gathered.len() + block.len() < idle_batch {
+            gathered.extend_from_slice(&block);
+            continue;
+        }
+        if !gathered.is_empty() {
+            gathered.extend_from_slice(&block);
+            block = std::mem::take(&mut gathered);
+        }
+        if !outlet.feed(&mut front, &block) {
+            return;
+        }
+    }
+    if !gathered.is_empty() && !outlet.feed(&mut front, &gathered) {
+        return;
+    }
+    let last = front.finish();
+    if outlet.pass(&mut front, last) {
+        send(AudioEvent::End);
+    }
+}
+
+/// Where the audio thread's front-end events go.
+struct Outlet<'a> {
+    send: &'a dyn Fn(AudioEvent) -> bool,
+    commands: &'a std_mpsc::Receiver<AudioCommand>,
+    muted: &'a AtomicBool,
+    stats: &'a PipelineStats,
+    file_mode: bool,
+}
+
+impl Outlet<'_> {
+    /// Runs `samples` through the front end and passes its events on. Returns false to stop.
+    fn feed(&self, front: &mut FrontEnd, samples: &[f32]) -> bool {
+        match front.feed(samples) {
+            Ok(evs) => self.pass(front, evs),
             Err(err) => {
-                send(AudioEvent::SourceError(format!("audio front end: {err}")));
-                return;
+                (self.send)(AudioEvent::SourceError(format!("audio front end: {err}")));
+                false
             }
-        };
+        }
+    }
+
+    /// Sends `evs` to the session loop (wake words dropped while muted); file input then waits
+    /// for each utterance to be handled. Returns false to stop.
+    fn pass(&self, front: &mut FrontEnd, evs: Vec<Event>) -> bool {
         for e in evs {
             if let Event::Wake(d) = &e {
-                if muted.load(Ordering::Relaxed) {
-                    stats.wakes_muted.fetch_add(1, Ordering::Relaxed);
+                if self.muted.load(Ordering::Relaxed) {
+                    self.stats.wakes_muted.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(wake = %d.wake, "wake word while muted: ignored");
                     continue;
                 }
             }
             let is_utterance = matches!(e, Event::Utterance(_));
-            if !send(AudioEvent::Front(e)) {
-                return;
+            if !(self.send)(AudioEvent::Front(e)) {
+                return false;
             }
-            if file_mode && is_utterance && !wait_for_session(&mut front, &commands, &send) {
-                return;
+            if self.file_mode && is_utterance && !wait_for_session(front, self.commands, self.send) {
+                return false;
             }
         }
+        true
     }
-    for e in front.finish() {
-        let is_utterance = matches!(e, Event::Utterance(_));
-        if !send(AudioEvent::Front(e)) {
-            return;
-        }
-        if file_mode && is_utterance && !wait_for_session(&mut front, &commands, &send) {
-            return;
-        }
-    }
-    send(AudioEvent::End);
 }
 
 /// File input: hold the audio until the session loop has handled the utterance. Returns false to stop.
