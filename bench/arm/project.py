@@ -15,13 +15,20 @@ scaled by whisper.cpp's published Raspberry Pi 5 encoder time. Run by bench/arm/
        (encoder context sized to the utterance, vocabulary prompt);
    (c) every request of one language-model fallback (the worker's `Engine::handle`).
 3. Projected Raspberry Pi 5 time of a stage = published Pi 5 base encoder time x (stage / (a)).
+
+With `--method time` step 2 replays the same requests natively instead (1 thread, one warm-up replay,
+then the median of `--repeats` replays; a full-window transcription without the prompt stands in for
+(a): its decoding of the few words is about 5% of the encoder's work). Minutes instead of an hour of
+a free core, but wall time on a shared machine: run it idle.
 """
 import argparse
 import concurrent.futures
 import json
 import os
+import platform
 import re
 import shutil
+import statistics
 import struct
 import subprocess
 import sys
@@ -118,6 +125,95 @@ def callgrind(worker_bin, model, requests, out_file):
     return replies, time.time() - t0
 
 
+def native_times(worker_bin, model, requests, repeats):
+    """Replays `requests` natively to one worker (1 thread): one warm-up replay (the language model
+    caches its prompt prefix, as the daemon's warm-up does), then `repeats` timed ones. Returns the
+    seconds of each timed replay and the replies of the last."""
+    p = subprocess.Popen([worker_bin, "--model", model, "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
+    hello = read_frame(p.stdout)
+    if not hello or hello[0].get("type") != "hello":
+        raise SystemExit(f"{worker_bin}: no hello ({hello and hello[0]})")
+    times, replies = [], []
+    for replay in range(repeats + 1):
+        t0, replies = time.perf_counter(), []
+        for i, (header, body) in enumerate(requests, 1):
+            write_frame(p.stdin, dict(header, id=i), body)
+            reply = read_frame(p.stdout)
+            if reply is None:
+                raise SystemExit(f"{worker_bin}: died on request {i}")
+            replies.append(reply[0]["reply"])
+        if replay:
+            times.append(time.perf_counter() - t0)
+    p.stdin.close()
+    p.wait()
+    return times, replies
+
+
+def time_projection(args, stt_bin, stt_model, slm_model, stt_req, full, fb_reqs, audio_s):
+    """Projection by native time ratios (see the module doc)."""
+    full_plain = (dict(full[0], request=dict(full[0]["request"], options=dict(full[0]["request"]["options"], initial_prompt=None))), full[1])
+    stages = {"a": (stt_bin, stt_model, [full_plain]), "b": (stt_bin, stt_model, [stt_req]),
+              "c": (os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"])}
+    measured = {}
+    for k, (worker, model, reqs) in stages.items():
+        log(f"timing stage {k} natively: {len(reqs)} request(s) x {args.repeats}")
+        times, replies = native_times(worker, model, reqs, args.repeats)
+        measured[k] = {"median_ms": round(statistics.median(times) * 1e3, 1), "min_ms": round(min(times) * 1e3, 1),
+                       "max_ms": round(max(times) * 1e3, 1), "n": len(times), "reply": replies[0]}
+    a = measured["a"]["median_ms"]
+
+    def projected(k):
+        return round(measured[k]["median_ms"] * PI5["encode_ms"] / a)
+    b_reply = measured["b"]["reply"]
+    return {
+        "measured": {
+            "what": "wall time of the worker requests, replayed natively on this x86-64 machine with 1 thread "
+                    f"(median of {args.repeats} after one warm-up; min and max beside it)",
+            "host_cpu": platform.processor() or platform.machine(),
+            "command_wav": os.path.abspath(args.command), "command_audio_s": round(audio_s, 3),
+            "command_transcript": b_reply.get("text"), "b_audio_ctx": (b_reply.get("timings") or {}).get("audio_ctx"),
+            "fallback_wav": os.path.abspath(args.fallback),
+            "slm_requests": [h["request"]["type"] for h, _ in fb_reqs["slm"]],
+            "a_full_window_transcription_no_prompt_ms": {kk: v for kk, v in measured["a"].items() if kk != "reply"},
+            "b_sized_stt_ms": {kk: v for kk, v in measured["b"].items() if kk != "reply"},
+            "c_slm_fallback_ms": {kk: v for kk, v in measured["c"].items() if kk != "reply"},
+        },
+        "published": PI5,
+        "projected_pi5_ms": {"stt_command": projected("b"), "stt_full_window_plain": round(PI5["encode_ms"]),
+                             "slm_fallback": projected("c")},
+        "method": "time: Pi 5 ms = published Pi 5 base encoder ms (4 threads) x stage time / full-window transcription "
+                  "time (no prompt; its few decoded tokens are ~5% of the encoder's work), both timed here with 1 "
+                  "thread. Assumes the Pi 5 runs each stage at the relative speed this machine does (same ggml "
+                  "kernel classes, AVX vs NEON) and that 4 threads speed each stage up alike. Projected, not measured.",
+    }
+
+
+def time_markdown(p):
+    m, pub, pr = p["measured"], p["published"], p["projected_pi5_ms"]
+    ms = lambda d: f"{d['median_ms']:.0f} ms (min {d['min_ms']:.0f}, max {d['max_ms']:.0f}, n {d['n']})"
+    return f"""## ARM projection (Raspberry Pi 5)
+
+**Measured** (`bench/arm/project.sh "" "" --method time`, the daemon's own requests replayed natively on this
+x86-64 machine, 1 thread): a full 30 s window without prompt {ms(m["a_full_window_transcription_no_prompt_ms"])};
+Sotto's STT worker on a {m["command_audio_s"]:.1f} s command as the daemon sends it (audio context
+{m["b_audio_ctx"]}, vocabulary prompt) {ms(m["b_sized_stt_ms"])}; the language-model worker on one fallback
+({", ".join(m["slm_requests"])}, prompt prefix cached as after the daemon's warm-up) {ms(m["c_slm_fallback_ms"])}.
+
+**Published**: whisper.cpp's base encoder on a Raspberry Pi 5 (4 threads, NEON, commit
+{pub["whisper_cpp_commit"]}) takes {pub["encode_ms"]:.0f} ms ({pub["source"]}).
+
+**Projected**, not measured: Pi 5 time of a stage = {pub["encode_ms"]:.0f} ms x stage time / full-window time:
+speech-to-text of the command **~{pr["stt_command"]} ms** (plain whisper.cpp with the full window: ~{pr["stt_full_window_plain"]} ms),
+language-model fallback **~{pr["slm_fallback"]} ms**. This assumes the Pi 5 runs each stage at the speed relative to the
+encoder that this machine does, and that its 4 threads speed every stage up alike; the decoder's small
+matrix products and the 4-bit language-model kernels may scale differently, and whisper.cpp has changed since
+that published run. The instruction-count method (`--method callgrind`, the default) removes the timing
+noise but needs about an hour of a free core. Treat these as estimates to be replaced by a measurement on
+the board.
+"""
+
+
 def inclusive(out_file, names):
     """Inclusive instruction counts (Ir) of the named functions, and the program total."""
     text = subprocess.run(["callgrind_annotate", "--inclusive=yes", "--threshold=100", out_file],
@@ -183,6 +279,9 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--stages", default="a,b,c", help="which counts to take (a: full window, b: command, c: SLM)")
     ap.add_argument("--keep", required=True, help="directory for the callgrind outputs; existing ones are reused")
+    ap.add_argument("--method", choices=["callgrind", "time"], default="callgrind",
+                    help="instruction counts (about an hour of a free core) or native time ratios (minutes; run idle)")
+    ap.add_argument("--repeats", type=int, default=5, help="--method time: timed replays per stage")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     work = tempfile.mkdtemp(prefix="sotto-arm-")
@@ -199,6 +298,16 @@ def main():
     audio_s = len(stt_req[1]) / 4 / 16000
     full = (dict(stt_req[0], request=dict(stt_req[0]["request"],
                                           options=dict(stt_req[0]["request"]["options"], audio_ctx=1500))), stt_req[1])
+
+    if args.method == "time":
+        proj = time_projection(args, os.path.join(args.workers, WORKERS["stt"]), stt_model, slm_model, stt_req, full, fb_reqs, audio_s)
+        with open(os.path.join(args.out, "projection.json"), "w") as f:
+            json.dump(proj, f, indent=1)
+        with open(os.path.join(args.out, "projection.md"), "w") as f:
+            f.write(time_markdown(proj))
+        shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(proj["projected_pi5_ms"]))
+        return
 
     # Function names as callgrind_annotate prints them ("file:name(args) [object]"); the lambdas inside
     # whisper_full_with_state ("whisper_full_with_state::{lambda") do not match.

@@ -7,7 +7,10 @@
 # $SOTTO_CACHE/bench/arm/callgrind and reused by the next run (delete them after changing the workers).
 # Needs a release build and the models.
 #
-#   bench/arm/project.sh [COMMAND.wav] [FALLBACK.wav] [--stages a,b,c]
+#   bench/arm/project.sh [COMMAND.wav] [FALLBACK.wav] [--stages a,b,c] [--method time [--repeats N]]
+#
+# --method time replays the same requests natively and scales by time ratios instead: minutes, but
+# wall time, so run it on an idle machine ("" for the default recordings).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 source "$here/tools/env.sh"
@@ -39,8 +42,10 @@ fi
 # worker's llama.cpp is built at) is counted instead, in its own target dir so the shared one keeps
 # its native build.
 arm_target="$SOTTO_CACHE/bench/arm-target"
-GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON CARGO_TARGET_DIR="$arm_target" \
-    cargo build --release -q -p sotto-stt-worker --manifest-path "$here/Cargo.toml"
+if [[ " ${*:3} " != *" --method time "* ]]; then
+    GGML_NATIVE=OFF GGML_AVX=ON GGML_AVX2=ON GGML_FMA=ON GGML_F16C=ON CARGO_TARGET_DIR="$arm_target" \
+        cargo build --release -q -p sotto-stt-worker --manifest-path "$here/Cargo.toml"
+fi
 config="$(mktemp --suffix=.toml)"
 trap 'rm -f "$config"' EXIT
 # The demo's config (embedded broker, both wake words) with the language-model fallback on.
