@@ -125,15 +125,29 @@ def callgrind(worker_bin, model, requests, out_file):
     return replies, time.time() - t0
 
 
-def native_times(worker_bin, model, requests, repeats):
-    """Replays `requests` natively to one worker (1 thread): one warm-up replay (the language model
-    caches its prompt prefix, as the daemon's warm-up does), then `repeats` timed ones. Returns the
-    seconds of each timed replay and the replies of the last."""
+def split_warm_up(requests):
+    """The daemon's language-model warm-up (priors on the empty request, then one constrained token)
+    and the fallback's own requests, in capture order."""
+    for i, (header, _) in enumerate(requests):
+        r = header["request"]
+        if r["type"] == "generate" and r.get("max_tokens") == 1:
+            return requests[:i + 1], requests[i + 1:]
+    return [], requests
+
+
+def native_times(worker_bin, model, requests, repeats, warm_up=()):
+    """Replays `requests` natively to one worker (1 thread) after `warm_up` (sent once) and one
+    untimed replay, then `repeats` timed ones. Returns the seconds of each timed replay and the
+    replies of the last."""
     p = subprocess.Popen([worker_bin, "--model", model, "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL)
     hello = read_frame(p.stdout)
     if not hello or hello[0].get("type") != "hello":
         raise SystemExit(f"{worker_bin}: no hello ({hello and hello[0]})")
+    for i, (header, body) in enumerate(warm_up, 1):
+        write_frame(p.stdin, dict(header, id=10_000 + i), body)
+        if read_frame(p.stdout) is None:
+            raise SystemExit(f"{worker_bin}: died on warm-up request {i}")
     times, replies = [], []
     for replay in range(repeats + 1):
         t0, replies = time.perf_counter(), []
@@ -153,12 +167,13 @@ def native_times(worker_bin, model, requests, repeats):
 def time_projection(args, stt_bin, stt_model, slm_model, stt_req, full, fb_reqs, audio_s):
     """Projection by native time ratios (see the module doc)."""
     full_plain = (dict(full[0], request=dict(full[0]["request"], options=dict(full[0]["request"]["options"], initial_prompt=None))), full[1])
-    stages = {"a": (stt_bin, stt_model, [full_plain]), "b": (stt_bin, stt_model, [stt_req]),
-              "c": (os.path.join(args.workers, WORKERS["slm"]), slm_model, fb_reqs["slm"])}
+    warm, own = split_warm_up(fb_reqs["slm"])
+    stages = {"a": (stt_bin, stt_model, [full_plain], []), "b": (stt_bin, stt_model, [stt_req], []),
+              "c": (os.path.join(args.workers, WORKERS["slm"]), slm_model, own, warm)}
     measured = {}
-    for k, (worker, model, reqs) in stages.items():
+    for k, (worker, model, reqs, warm_up) in stages.items():
         log(f"timing stage {k} natively: {len(reqs)} request(s) x {args.repeats}")
-        times, replies = native_times(worker, model, reqs, args.repeats)
+        times, replies = native_times(worker, model, reqs, args.repeats, warm_up)
         measured[k] = {"median_ms": round(statistics.median(times) * 1e3, 1), "min_ms": round(min(times) * 1e3, 1),
                        "max_ms": round(max(times) * 1e3, 1), "n": len(times), "reply": replies[0]}
     a = measured["a"]["median_ms"]
@@ -174,7 +189,8 @@ def time_projection(args, stt_bin, stt_model, slm_model, stt_req, full, fb_reqs,
             "command_wav": os.path.abspath(args.command), "command_audio_s": round(audio_s, 3),
             "command_transcript": b_reply.get("text"), "b_audio_ctx": (b_reply.get("timings") or {}).get("audio_ctx"),
             "fallback_wav": os.path.abspath(args.fallback),
-            "slm_requests": [h["request"]["type"] for h, _ in fb_reqs["slm"]],
+            "slm_requests": [h["request"]["type"] for h, _ in own],
+            "slm_warm_up_requests": [h["request"]["type"] for h, _ in warm],
             "a_full_window_transcription_no_prompt_ms": {kk: v for kk, v in measured["a"].items() if kk != "reply"},
             "b_sized_stt_ms": {kk: v for kk, v in measured["b"].items() if kk != "reply"},
             "c_slm_fallback_ms": {kk: v for kk, v in measured["c"].items() if kk != "reply"},
@@ -198,7 +214,8 @@ def time_markdown(p):
 x86-64 machine, 1 thread): a full 30 s window without prompt {ms(m["a_full_window_transcription_no_prompt_ms"])};
 Sotto's STT worker on a {m["command_audio_s"]:.1f} s command as the daemon sends it (audio context
 {m["b_audio_ctx"]}, vocabulary prompt) {ms(m["b_sized_stt_ms"])}; the language-model worker on one fallback
-({", ".join(m["slm_requests"])}, prompt prefix cached as after the daemon's warm-up) {ms(m["c_slm_fallback_ms"])}.
+({", ".join(m["slm_requests"])}, after the daemon's warm-up requests: {", ".join(m["slm_warm_up_requests"])})
+{ms(m["c_slm_fallback_ms"])}.
 
 **Published**: whisper.cpp's base encoder on a Raspberry Pi 5 (4 threads, NEON, commit
 {pub["whisper_cpp_commit"]}) takes {pub["encode_ms"]:.0f} ms ({pub["source"]}).

@@ -23,17 +23,18 @@ fixtures="$here/tests/fixtures"
 command_wav="${1:-$fixtures/audio/pos_jarvis_home_lights.wav}"
 fallback_wav="${2:-}"
 if [ -z "$fallback_wav" ]; then
-    # A paraphrase outside the grammar (one of bench/make_benchset.py's language-model set), spoken
+    # A paraphrase outside the grammar that the language model resolves (window.set; one of
+    # bench/make_benchset.py's language-model set), spoken
     # by the fixtures' Piper voice after the wake word; made once into the cache.
     mkdir -p "$SOTTO_CACHE/bench/arm"
-    fallback_wav="$SOTTO_CACHE/bench/arm/lm_fallback.wav"
+    fallback_wav="$SOTTO_CACHE/bench/arm/lm_fallback_open_window.wav"
     [ -f "$fallback_wav" ] || (cd "$here/bench" && "$SOTTO_VENV/bin/python" - "$SOTTO_CACHE/bench/arm" <<'PY'
 import sys, tempfile
 import numpy as np
 import make_benchset as mb
 with tempfile.TemporaryDirectory() as tmp:
-    mb.make_entry(sys.argv[1], "lm_fallback", mb.Synth(tmp), np.random.default_rng(0),
-                  "it's way too dark in the kitchen", wake=("hey_jarvis", "Hey Jarvis!"))
+    mb.make_entry(sys.argv[1], "lm_fallback_open_window", mb.Synth(tmp), np.random.default_rng(0),
+                  "open my window a bit, I need some fresh air", wake=("hey_jarvis", "Hey Jarvis!"))
 PY
     )
 fi
