@@ -277,7 +277,15 @@ impl Supervisor {
 
     fn spawn(&mut self) -> Result<(), WorkerError> {
         let t0 = Instant::now();
-        let mut child = Command::new(&self.program)
+        let mut command = Command::new(&self.program);
+        // ggml's threads meet at an OpenMP barrier after every operation. By default libgomp's
+        // waiting threads spin; with another busy process on the same cores a spinning thread holds
+        // the core its sibling needs, and a 0.6 s transcription took 3-14 s here. Sleeping waiters
+        // cost nothing measurable when the cores are free (README, "Speculative speech-to-text").
+        if std::env::var_os(OMP_WAIT_POLICY).is_none() {
+            command.env(OMP_WAIT_POLICY, "PASSIVE");
+        }
+        let mut child = command
             .arg("--model")
             .arg(&self.config.model)
             .args(&self.config.args)
@@ -407,6 +415,9 @@ impl Drop for Supervisor {
 /// Requests reach the worker through a thread of their own: a worker that stops reading (frozen,
 /// or stuck in native code) fills the pipe, and a write blocked on it would never reach the
 /// request deadline. Killing the worker breaks the pipe, which ends the thread.
+/// libgomp's setting for how threads wait at a barrier; a value set by the operator is kept.
+const OMP_WAIT_POLICY: &str = "OMP_WAIT_POLICY";
+
 fn spawn_writer(worker: &'static str, mut stdin: ChildStdin) -> mpsc::Sender<Vec<u8>> {
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     thread::Builder::new()
@@ -533,6 +544,27 @@ mod tests {
         assert_eq!(c.backoff(2), Duration::from_millis(200));
         assert_eq!(c.backoff(4), Duration::from_millis(800));
         assert_eq!(c.backoff(40), Duration::from_secs(10));
+    }
+
+    #[test]
+    fn workers_wait_at_barriers_without_spinning_unless_the_operator_says_otherwise() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("sotto-omp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A stand-in worker that records its OMP_WAIT_POLICY in the "model" file and exits.
+        let script = dir.join("worker.sh");
+        std::fs::write(&script, "#!/bin/sh\nprintf '%s' \"$OMP_WAIT_POLICY\" > \"$2\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let seen = dir.join("policy");
+        std::fs::write(&seen, "").unwrap();
+        let mut config = WorkerConfig::new(&seen);
+        config.program = Some(script);
+        config.max_failures = 1;
+        config.ready_timeout = Duration::from_secs(10);
+        assert!(Supervisor::start("test", "unused", config).is_err(), "the stand-in never says hello");
+        let expected = std::env::var(OMP_WAIT_POLICY).unwrap_or_else(|_| "PASSIVE".into());
+        assert_eq!(std::fs::read_to_string(&seen).unwrap(), expected);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]
