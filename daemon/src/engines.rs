@@ -5,10 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use sotto_intents::slm::{Grammar as IntentGrammar, LanguageModel};
-use sotto_intents::{Intents, SlmError};
+use sotto_intents::Intents;
 use sotto_models::{Manifest, Role, Store};
-use sotto_workers::{Grammar, SlmClient, SttClient, WorkerConfig, WorkerError};
+use sotto_workers::{SlmClient, SttClient, WorkerConfig};
 
 use crate::config::{Config, ConfigIssue, SHIPPED_DOMAINS};
 
@@ -131,42 +130,4 @@ pub fn start_slm(config: &Config, model: &PathBuf) -> anyhow::Result<SlmClient> 
     SlmClient::start(worker).with_context(|| format!("starting the language-model worker on {}", model.display()))
 }
 
-/// Lets the intents crate use the SLM worker without knowing about processes.
-pub struct WorkerLanguageModel<'a>(pub &'a mut SlmClient);
-
-fn slm_error(err: WorkerError) -> SlmError {
-    SlmError::Model(err.to_string())
-}
-
-impl LanguageModel for WorkerLanguageModel<'_> {
-    fn generate(&mut self, prompt: &str, grammar: Option<&IntentGrammar>, max_tokens: u32) -> Result<String, SlmError> {
-        let grammar = grammar.map(|g| match g {
-            IntentGrammar::Gbnf(source) => Grammar::Gbnf(source.clone()),
-            IntentGrammar::JsonSchema(source) => Grammar::JsonSchema(source.clone()),
-            IntentGrammar::Lark(source) => Grammar::Lark(source.clone()),
-        });
-        let g = self.0.generate(prompt, grammar, max_tokens).map_err(slm_error)?;
-        tracing::debug!(
-            prompt_tokens = g.prompt_tokens,
-            cached_tokens = g.cached_tokens,
-            generated_tokens = g.generated_tokens,
-            prefill_ms = g.timings.prefill_ms,
-            generate_ms = g.timings.generate_ms,
-            "language-model generation"
-        );
-        Ok(g.text)
-    }
-
-    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
-        let s = self.0.score_detailed(prompt, candidates).map_err(slm_error)?;
-        tracing::debug!(
-            candidates = candidates.len(),
-            prompt_tokens = s.prompt_tokens,
-            cached_tokens = s.cached_tokens,
-            prefill_ms = s.timings.prefill_ms,
-            candidates_ms = s.timings.generate_ms,
-            "language-model scoring"
-        );
-        Ok(s.logprobs)
-    }
-}
+pub use sotto_intents::slm_worker::WorkerLanguageModel;

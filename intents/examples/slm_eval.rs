@@ -11,24 +11,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use sotto_intents::evaluate::{is_correct, percentile, read_cases};
-use sotto_intents::slm::{self, Grammar, LanguageModel, SlmConfig, SlmState};
-use sotto_intents::{Intents, SlmError};
-
-struct WorkerLm(sotto_workers::SlmClient);
-
-impl LanguageModel for WorkerLm {
-    fn generate(&mut self, prompt: &str, grammar: Option<&Grammar>, max_tokens: u32) -> Result<String, SlmError> {
-        let g = grammar.map(|g| match g {
-            Grammar::Gbnf(s) => sotto_workers::Grammar::Gbnf(s.clone()),
-            Grammar::JsonSchema(s) => sotto_workers::Grammar::JsonSchema(s.clone()),
-            Grammar::Lark(s) => sotto_workers::Grammar::Lark(s.clone()),
-        });
-        self.0.generate(prompt, g, max_tokens).map(|g| g.text).map_err(|e| SlmError::Model(e.to_string()))
-    }
-    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
-        self.0.score(prompt, candidates).map_err(|e| SlmError::Model(e.to_string()))
-    }
-}
+use sotto_intents::slm::{self, LanguageModel, SlmConfig, SlmState};
+use sotto_intents::slm_worker::WorkerLanguageModel;
+use sotto_intents::Intents;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -48,7 +33,8 @@ fn main() {
     let mut worker = sotto_workers::WorkerConfig::new(model);
     // Long prompts on a shared, loaded machine: slow is not hung.
     worker.request_timeout = std::time::Duration::from_secs(300);
-    let mut lm = WorkerLm(sotto_workers::SlmClient::start(worker).expect("start the SLM worker (set SOTTO_WORKER_DIR)"));
+    let mut client = sotto_workers::SlmClient::start(worker).expect("start the SLM worker (set SOTTO_WORKER_DIR)");
+    let mut lm = WorkerLanguageModel(&mut client);
     let sets = arg("--sets").unwrap_or_else(|| "vehicle,factory,home,out_of_domain,paraphrase".into());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testset");
     println!("model {model_id}, calibration {}, shortlist {}", config.calibrate, config.shortlist);

@@ -15,6 +15,7 @@ pub mod numbers;
 pub mod schema;
 pub mod shortlist;
 pub mod slm;
+pub mod slm_worker;
 pub mod template;
 pub mod text;
 pub mod validate;

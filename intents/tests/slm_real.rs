@@ -4,24 +4,9 @@
 //! Needs `sotto models fetch --profile default` and the `sotto-slm-worker` binary (built by
 //! `cargo test --release --workspace`, or pointed to by `SOTTO_WORKER_DIR`).
 
-use sotto_intents::slm::{self, Grammar, LanguageModel, SlmConfig, SlmState};
-use sotto_intents::{Intents, SlmError};
-
-struct WorkerLm(sotto_workers::SlmClient);
-
-impl LanguageModel for WorkerLm {
-    fn generate(&mut self, prompt: &str, grammar: Option<&Grammar>, max_tokens: u32) -> Result<String, SlmError> {
-        let g = grammar.map(|g| match g {
-            Grammar::Gbnf(s) => sotto_workers::Grammar::Gbnf(s.clone()),
-            Grammar::JsonSchema(s) => sotto_workers::Grammar::JsonSchema(s.clone()),
-            Grammar::Lark(s) => sotto_workers::Grammar::Lark(s.clone()),
-        });
-        self.0.generate(prompt, g, max_tokens).map(|g| g.text).map_err(|e| SlmError::Model(e.to_string()))
-    }
-    fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
-        self.0.score(prompt, candidates).map_err(|e| SlmError::Model(e.to_string()))
-    }
-}
+use sotto_intents::slm::{self, SlmConfig, SlmState};
+use sotto_intents::slm_worker::WorkerLanguageModel;
+use sotto_intents::Intents;
 
 #[test]
 fn gemma_fallback_output_is_always_schema_valid() {
@@ -31,7 +16,8 @@ fn gemma_fallback_output_is_always_schema_valid() {
         .unwrap_or_else(|e| panic!("{e}: run `sotto models fetch --profile default`"));
     let mut config = sotto_workers::WorkerConfig::new(model);
     config.request_timeout = std::time::Duration::from_secs(120);
-    let mut lm = WorkerLm(sotto_workers::SlmClient::start(config).expect("start sotto-slm-worker"));
+    let mut client = sotto_workers::SlmClient::start(config).expect("start sotto-slm-worker");
+    let mut lm = WorkerLanguageModel(&mut client);
     let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
     let mut state = SlmState::new(&vehicle);
     // Requests the grammar does not cover.
