@@ -150,16 +150,20 @@ fn latency(s: &mut String, run: &Value, plots: &[String]) {
             f(&sm["e2e_p95_ms"], 0)
         );
     }
-    let _ = writeln!(s, "\nPer repeat (p50, ms):\n\n| repeat | grammar | LM fallback | cold start → ready s | `online` on the broker s | serving CPU % of a core |\n|---|---|---|---|---|---|");
+    let _ = writeln!(
+        s,
+        "\nPer repeat (p50, ms):\n\n| repeat | grammar | LM fallback | cold start → ready s | `online` on the broker s | LM warm-up after ready s | serving CPU % of a core |\n|---|---|---|---|---|---|---|"
+    );
     for (i, r) in run["sotto_repeats"].as_array().into_iter().flatten().enumerate() {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} |",
             i + 1,
             f(&r["grammar"]["e2e_p50_ms"], 0),
             f(&r["lm"]["e2e_p50_ms"], 0),
             f(&r["cold_start_s"], 2),
             f(&r["online_s"], 2),
+            r["lm_warm_up_ms"].as_f64().map_or("n/a".into(), |ms| format!("{:.1}", ms / 1000.0)),
             pct_core(&r["serving_cpu_s_per_audio_s"])
         );
     }
@@ -167,7 +171,8 @@ fn latency(s: &mut String, run: &Value, plots: &[String]) {
     let _ = writeln!(
         s,
         "\nThe LM-fallback set (paraphrases outside the grammar's templates, `[slm] enabled = true`) was resolved as: {}. \
-         Its row counts only the utterances the language model resolved.\n",
+         Its row counts only the utterances the language model resolved. Its stream starts with 20 s of silence: the \
+         language model's warm-up after start (column above) is over before the first command, as in a running deployment.\n",
         resolvers.as_object().map(|o| o.iter().map(|(k, v)| format!("{k} × {v}")).collect::<Vec<_>>().join(", ")).unwrap_or("n/a".into())
     );
     embed(s, plots, "latency_stages.png", "p50 per stage");
