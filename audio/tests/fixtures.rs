@@ -173,11 +173,13 @@ fn block_size_does_not_change_the_result_and_listen_now_needs_no_wake_word() {
     let mut events = front.listen_now().unwrap();
     events.extend(front.feed(&samples).unwrap());
     events.extend(front.finish());
+    // Pauses inside the answer (speculative transcription points) aside.
+    events.retain(|e| !matches!(e, sotto_audio::Event::Pause(_)));
     match &events[..] {
         [sotto_audio::Event::Utterance(u)] => {
             assert!((u.start_sample as f64 / SR - f.speech_start_s.unwrap()).abs() <= BOUNDARY_TOLERANCE_S, "{u:?}");
             assert!((u.end_sample as f64 / SR - f.speech_end_s.unwrap()).abs() <= BOUNDARY_TOLERANCE_S, "{u:?}");
         }
-        other => panic!("expected one utterance, got {other:?}"),
+        other => panic!("expected one utterance, got {} events", other.len()),
     }
 }
