@@ -2,7 +2,7 @@
 //! worker, then the grammar matcher with the barista domain, scored by intent + every slot.
 //!
 //! ```text
-//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST] [--no-grammar-pass] [--dump FILE] [--negatives LIST]
+//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST] [--no-grammar-pass] [--dump FILE] [--negatives LIST] [--max-drop NATS] [--max-improbable SHARE]
 //! ```
 //! `--negatives LIST`: also run out-of-domain speech (a TSV of `WAV<TAB>what is said`, paths
 //! relative to the list) at the same levels through the same rule, and count the intents each pass
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use sotto_intents::barista::{accepted, data_dir, read_labels};
 use sotto_intents::evaluate::percentile;
-use sotto_intents::speech_grammar::{accept_second_pass, mean_logprob, wants_second_pass};
+use sotto_intents::speech_grammar::{mean_logprob, wants_second_pass, Guard};
 use sotto_intents::Intents;
 
 struct Cached {
@@ -135,6 +135,14 @@ fn main() {
     };
 
     let grammar_pass = !args.iter().any(|a| a == "--no-grammar-pass");
+    // Calibration: the guard's limits can be overridden (`--max-drop`, `--max-improbable`).
+    let mut guard = Guard::default();
+    if let Some(v) = arg("--max-drop") {
+        guard.max_mean_drop = v.parse().expect("--max-drop: nats per token");
+    }
+    if let Some(v) = arg("--max-improbable") {
+        guard.max_improbable_share = v.parse().expect("--max-improbable: a share in 0..1");
+    }
     let graph = intents.speech_grammar().unwrap_or_else(|e| panic!("{e}")).text().to_string();
     // The graph is part of what Whisper is asked: a changed grammar is a new cache entry.
     let graph_key = format!("graph{:016x}", fnv1a(graph.as_bytes()));
@@ -187,14 +195,14 @@ fn main() {
             n += 1;
             stt_ms.push(ms);
             match_ms.push(r.elapsed_ms);
-            if grammar_pass && wants_second_pass(&r) {
+            if grammar_pass && wants_second_pass(&text, &r) {
                 let key2 = format!("{key}|{graph_key}");
                 let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
                 if let Some((text2, tokens2, ms2)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) {
                     runs += 1;
                     second_ms.push(ms2);
                     let r2 = intents.parse(&text2);
-                    let keep = accept_second_pass(&tokens, &r2, &tokens2);
+                    let keep = guard.accepts(&tokens, &r2, &tokens2);
                     let (ok1, ok2) = (accepted(label, &r), accepted(label, &r2));
                     if let Some(d) = dump.as_mut() {
                         let lp = |t: &[(String, f32)]| mean_logprob(t).map_or(f32::NAN, |x| x);
@@ -251,13 +259,13 @@ fn main() {
                         println!("  FREE INTENT {file} ({said}) heard {text:?}");
                     }
                 }
-                if grammar_pass && wants_second_pass(&r) {
+                if grammar_pass && wants_second_pass(&text, &r) {
                     let key2 = format!("{key}|{graph_key}");
                     let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
                     let Some((text2, tokens2, ms2)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) else { continue };
                     runs += 1;
                     let r2 = intents.parse(&text2);
-                    let keep = accept_second_pass(&tokens, &r2, &tokens2);
+                    let keep = guard.accepts(&tokens, &r2, &tokens2);
                     if let Some(d) = dump.as_mut() {
                         let lp = |t: &[(String, f32)]| mean_logprob(t).map_or(f32::NAN, |x| x);
                         writeln!(d, "neg:{file}\t{level}\tfalse\t{}\t{keep}\t{:.3}\t{:.3}\t{text}\t{text2}\t{ms2:.0}", r2.accepted(), lp(&tokens), lp(&tokens2)).unwrap();

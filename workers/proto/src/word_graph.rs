@@ -361,13 +361,21 @@ impl WordGraph {
         Some(c)
     }
 
-    /// Whether an apostrophe may follow `partial`: some word here continues it with a
-    /// contraction's ending ("id" after "i", "dont" after "don", "drivers" after "driver").
+    /// Whether an apostrophe may follow `partial`: a word here continues it with the ending of
+    /// an English contraction or possessive ("I'd", "don't", "driver's"), not just any letters
+    /// ("an'd").
     fn contraction_ok(f: &Frontier, partial: &str) -> bool {
-        !partial.is_empty()
-            && !partial.bytes().next().is_some_and(|b| b.is_ascii_digit())
+        const PRONOUNS: &[&str] = &["i", "you", "we", "he", "she", "they", "it", "that", "there", "who", "what", "let"];
+        let endings: &[&str] = if PRONOUNS.contains(&partial) {
+            &["d", "s", "m", "ll", "re", "ve"]
+        } else if partial.ends_with('n') {
+            &["t", "s"]
+        } else {
+            &["s"]
+        };
+        partial.chars().next().is_some_and(char::is_alphabetic)
             && (f.any
-                || ["d", "s", "t", "m", "ll", "re", "ve"].iter().any(|end| {
+                || endings.iter().any(|end| {
                     let mut w = String::with_capacity(partial.len() + 2);
                     w.push_str(partial);
                     w.push_str(end);
@@ -435,7 +443,8 @@ mod tests {
 
     #[test]
     fn only_ordinary_spellings() {
-        let g = WordGraph::parse("0 1 id\n1 2 like\n2 3 drivers\n3 4 brew\n4 5 ok\nfinal 5\n").unwrap();
+        let g = WordGraph::parse("0 1 id\n1 2 like\n2 3 drivers\n3 4 brew\n4 5 ok\n5 6 and\nfinal 5 6\n").unwrap();
+        assert!(!g.accepts("I'd like driver's brew OK an'd"), "not a contraction");
         assert!(g.accepts("I'd like driver's brew OK."));
         assert!(!g.accepts("I'd like driver's br'ew OK."), "not a contraction");
         assert!(!g.accepts("I''d like driver's brew OK."));

@@ -270,6 +270,11 @@ impl Stt {
     }
 }
 
+/// Allowed tokens kept per step (see [`Constraint::step`]).
+const KEEP: usize = 8;
+/// Tokens checked first, best logits first; then four times as many, and so on.
+const FIRST_WINDOW: usize = 64;
+
 /// State of one constrained decode, shared with [`constrain_logits`].
 struct Constraint<'a> {
     graph: &'a WordGraph,
@@ -303,28 +308,45 @@ impl<'a> Constraint<'a> {
             .try_fold(self.graph.start(), |c, &id| self.vocab[id as usize].as_deref().and_then(|t| self.graph.feed(&c, t)));
         let eot = self.eot as usize;
         let end_ok = cursor.as_ref().is_some_and(|c| self.graph.can_end(c));
-        let mut any = false;
-        for (id, logit) in logits.iter_mut().enumerate().take(eot) {
-            if *logit == f32::NEG_INFINITY {
-                continue;
-            }
-            let ok = match (&cursor, &self.vocab[id]) {
-                (Some(c), Some(text)) => self.feeds(c, text),
-                _ => false,
-            };
-            if ok {
-                any = true;
-            } else {
-                *logit = f32::NEG_INFINITY;
+        // Greedy decoding takes the best allowed token, so only the best few need checking
+        // against the graph: tokens in falling logit order until KEEP are allowed (a few spare
+        // in case whisper.cpp's own filters, which run after this one, drop the best).
+        let mut order: Vec<u32> = (0..eot as u32).filter(|&id| logits[id as usize] > f32::NEG_INFINITY).collect();
+        let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]);
+        let mut keep: Vec<u32> = Vec::with_capacity(KEEP);
+        if let Some(c) = cursor.as_ref() {
+            let mut checked = 0;
+            let mut window = FIRST_WINDOW.min(order.len());
+            while keep.len() < KEEP && checked < order.len() {
+                // Sort only the next window, best first; most steps end in the first.
+                let rest = &mut order[checked..];
+                if window < rest.len() {
+                    rest.select_nth_unstable_by(window, by_logit);
+                }
+                let w = window.min(rest.len());
+                rest[..w].sort_unstable_by(by_logit);
+                for &id in &rest[..w] {
+                    if self.vocab[id as usize].as_deref().is_some_and(|t| self.feeds(c, t)) {
+                        keep.push(id);
+                        if keep.len() == KEEP {
+                            break;
+                        }
+                    }
+                }
+                checked += w;
+                window *= 4;
             }
         }
-        // Special and timestamp tokens never belong to a sentence; end-of-text only after a whole
-        // one, or when nothing else is left (a dead end must still stop).
-        for logit in logits.iter_mut().skip(eot + 1) {
-            *logit = f32::NEG_INFINITY;
+        let kept: Vec<f32> = keep.iter().map(|&id| logits[id as usize]).collect();
+        let eot_logit = logits[eot];
+        logits.iter_mut().for_each(|l| *l = f32::NEG_INFINITY);
+        for (&id, &l) in keep.iter().zip(&kept) {
+            logits[id as usize] = l;
         }
-        if !(end_ok || !any) {
-            logits[eot] = f32::NEG_INFINITY;
+        // End-of-text only after a whole sentence, or when nothing else is left (a dead end must
+        // still stop). Special and timestamp tokens never belong to a sentence.
+        if end_ok || keep.is_empty() {
+            logits[eot] = eot_logit;
         }
     }
 
