@@ -2,7 +2,7 @@
 //! worker, then the grammar matcher with the barista domain, scored by intent + every slot.
 //!
 //! ```text
-//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST] [--no-grammar-pass] [--dump FILE] [--negatives LIST] [--max-drop NATS] [--max-improbable SHARE]
+//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST] [--no-grammar-pass] [--dump FILE] [--negatives LIST] [--max-drop NATS] [--max-improbable SHARE] [--min-word P]
 //! ```
 //! `--negatives LIST`: also run out-of-domain speech (a TSV of `WAV<TAB>what is said`, paths
 //! relative to the list) at the same levels through the same rule, and count the intents each pass
@@ -143,6 +143,10 @@ fn main() {
     if let Some(v) = arg("--max-improbable") {
         guard.max_improbable_share = v.parse().expect("--max-improbable: a share in 0..1");
     }
+    if let Some(v) = arg("--min-word") {
+        guard.min_word_probability = v.parse().expect("--min-word: a probability");
+    }
+    let lenient_guard = Guard { min_word_probability: 0.0, ..guard };
     let graph = intents.speech_grammar().unwrap_or_else(|e| panic!("{e}")).text().to_string();
     // The graph is part of what Whisper is asked: a changed grammar is a new cache entry.
     let graph_key = format!("graph{:016x}", fnv1a(graph.as_bytes()));
@@ -165,13 +169,16 @@ fn main() {
     let mut cache_out = std::fs::OpenOptions::new().create(true).append(true).open(&cache_path).unwrap();
     let noise = read_wav(&dir.join("noise_kitchen.wav"));
 
-    println!("{:<6} {:>6} {:>9} {:>14} {:>14} {:>22}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms", "2nd pass run/kept/+/-");
+    println!("{:<6} {:>6} {:>9} {:>14} {:>14} {:>22} {:>11}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms", "2nd pass run/kept/+/-", "+confirm %");
     let mut noisy_acc = Vec::new();
+    let mut noisy_confirm = Vec::new();
     let mut second_ms_all = Vec::new();
     for level in &levels {
         let (mut ok, mut n) = (0, 0);
         let (mut stt_ms, mut match_ms, mut second_ms) = (Vec::new(), Vec::new(), Vec::new());
         let (mut runs, mut kept, mut fixed, mut broken) = (0, 0, 0, 0);
+        // Accepted when the lenient guard's readings are confirmed by the user (see `Verdict`).
+        let mut ok_confirm: i32 = 0;
         for (file, label) in &labels {
             if only.as_ref().is_some_and(|o| !o.contains(file)) {
                 continue;
@@ -204,6 +211,10 @@ fn main() {
                     let r2 = intents.parse(&text2);
                     let keep = guard.accepts(&tokens, &r2, &tokens2);
                     let (ok1, ok2) = (accepted(label, &r), accepted(label, &r2));
+                    // A reading the user confirms replaces the free one (counted below).
+                    if !keep && lenient_guard.accepts(&tokens, &r2, &tokens2) {
+                        ok_confirm += ok2 as i32 - ok1 as i32;
+                    }
                     if let Some(d) = dump.as_mut() {
                         let lp = |t: &[(String, f32)]| mean_logprob(t).map_or(f32::NAN, |x| x);
                         writeln!(d, "{file}\t{level}\t{ok1}\t{ok2}\t{keep}\t{:.3}\t{:.3}\t{text}\t{text2}\t{ms2:.0}", lp(&tokens), lp(&tokens2)).unwrap();
@@ -218,31 +229,40 @@ fn main() {
             }
             if accepted(label, &r) {
                 ok += 1;
+                ok_confirm += 1;
             } else if verbose {
                 println!("  MISS {file} {text:?}\n       want {:?}\n       got  {}", label.slots, serde_json::to_string(&r).unwrap());
             }
         }
         let acc = 100.0 * ok as f64 / n as f64;
+        let acc_confirm = 100.0 * ok_confirm as f64 / n as f64;
         if level != "clean" {
             noisy_acc.push(acc);
+            noisy_confirm.push(acc_confirm);
         }
         println!(
-            "{:<6} {:>6} {:>9.1} {:>7.0}/{:<6.0} {:>7.3}/{:.3} {:>10}/{}/{}/{}",
+            "{:<6} {:>6} {:>9.1} {:>7.0}/{:<6.0} {:>7.3}/{:.3} {:>10}/{}/{}/{} {:>11.1}",
             level, n, acc, percentile(&stt_ms, 0.5), percentile(&stt_ms, 0.9), percentile(&match_ms, 0.5), percentile(&match_ms, 1.0),
-            runs, kept, fixed, broken
+            runs, kept, fixed, broken, acc_confirm
         );
         second_ms_all.extend(second_ms);
     }
     if !noisy_acc.is_empty() {
-        println!("noise average over {} levels: {:.1}%", noisy_acc.len(), noisy_acc.iter().sum::<f64>() / noisy_acc.len() as f64);
+        println!(
+            "noise average over {} levels: {:.1}% (with confirmed second-pass readings: {:.1}%)",
+            noisy_acc.len(),
+            noisy_acc.iter().sum::<f64>() / noisy_acc.len() as f64,
+            noisy_confirm.iter().sum::<f64>() / noisy_confirm.len() as f64
+        );
     }
     if let Some(list) = arg("--negatives") {
         let base = Path::new(&list).parent().unwrap_or(Path::new(".")).to_path_buf();
         let text = std::fs::read_to_string(&list).unwrap_or_else(|e| panic!("{list}: {e}"));
         let items: Vec<(String, String)> = text.lines().filter_map(|l| l.split_once('\t')).map(|(f, t)| (f.to_string(), t.to_string())).collect();
-        println!("out-of-domain speech ({} utterances): intents from the free pass / second passes run / intents from the second pass", items.len());
+        println!("out-of-domain speech ({} utterances): intents from the free pass / second passes run / intents from the second pass / readings it would ask to confirm", items.len());
+        let mut totals = [0usize; 4];
         for level in &levels {
-            let (mut free_intents, mut runs, mut forced_intents) = (0, 0, 0);
+            let (mut free_intents, mut runs, mut forced_intents, mut confirm) = (0, 0, 0, 0);
             for (file, said) in &items {
                 let samples = || {
                     let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0) ^ fnv1a(file.as_bytes()));
@@ -273,11 +293,20 @@ fn main() {
                     if keep && !r.accepted() {
                         forced_intents += 1;
                         println!("  SECOND-PASS INTENT {file} ({said}) heard {text:?}, forced {text2:?}");
+                    } else if !keep && !r.accepted() && lenient_guard.accepts(&tokens, &r2, &tokens2) {
+                        confirm += 1;
+                        if verbose {
+                            println!("  WOULD CONFIRM {file} ({said}) heard {text:?}, forced {text2:?}");
+                        }
                     }
                 }
             }
-            println!("{level:<6} {:>4} {:>4} {:>4} {:>4}", items.len(), free_intents, runs, forced_intents);
+            println!("{level:<6} {:>4} {:>4} {:>4} {:>4} {:>4}", items.len(), free_intents, runs, forced_intents, confirm);
+            for (t, x) in totals.iter_mut().zip([free_intents, runs, forced_intents, confirm]) {
+                *t += x;
+            }
         }
+        println!("total  {:>4} {:>4} {:>4} {:>4} {:>4}", items.len() * levels.len(), totals[0], totals[1], totals[2], totals[3]);
     }
     if !second_ms_all.is_empty() {
         println!(

@@ -217,6 +217,10 @@ pub struct Guard {
     pub max_mean_drop: f32,
     /// Largest share of constrained tokens Whisper gave a probability under [`IMPROBABLE`].
     pub max_improbable_share: f32,
+    /// Smallest probability Whisper may have given any word of the constrained transcript (the
+    /// product of its tokens'). The limit that keeps coffee-shop remarks out ("I'd like a
+    /// croissant" read as "I'd like a coffee": one word, and Whisper found " coffee" unlikely).
+    pub min_word_probability: f32,
 }
 
 /// A token probability under which Whisper did not hear that token (e^-3).
@@ -227,7 +231,7 @@ impl Default for Guard {
     /// out-of-domain speech (espeak-ng renderings of `intents/testset/out_of_domain.jsonl` and of
     /// coffee-shop remarks that are not orders, same noise levels): see the README's figures.
     fn default() -> Self {
-        Guard { max_mean_drop: 2.0, max_improbable_share: 0.35 }
+        Guard { max_mean_drop: 2.0, max_improbable_share: 0.35, min_word_probability: 0.05 }
     }
 }
 
@@ -240,13 +244,62 @@ impl Guard {
             return false;
         }
         let (Some(free), Some(constrained)) = (mean_logprob(free_tokens), mean_logprob(forced_tokens)) else { return false };
-        constrained >= free - self.max_mean_drop && improbable_share(forced_tokens) <= self.max_improbable_share
+        constrained >= free - self.max_mean_drop
+            && improbable_share(forced_tokens) <= self.max_improbable_share
+            && word_probabilities(forced_tokens).iter().all(|&p| p >= self.min_word_probability)
     }
+}
+
+/// Each word's probability: the product of its tokens' (a token starting with a space starts a
+/// word; punctuation-only tokens belong to no word).
+pub fn word_probabilities(tokens: &[(String, f32)]) -> Vec<f32> {
+    let mut words: Vec<f32> = Vec::new();
+    for (piece, p) in tokens {
+        if !piece.chars().any(char::is_alphanumeric) {
+            continue;
+        }
+        match words.last_mut() {
+            Some(w) if !piece.starts_with(char::is_whitespace) => *w *= p,
+            _ => words.push(*p),
+        }
+    }
+    words
 }
 
 /// Share of tokens with a probability under [`IMPROBABLE`].
 pub fn improbable_share(tokens: &[(String, f32)]) -> f32 {
     tokens.iter().filter(|(_, p)| *p < IMPROBABLE).count() as f32 / tokens.len().max(1) as f32
+}
+
+impl Guard {
+    /// The default without the word limit: keeps about three times as many corrections, and on
+    /// out-of-domain speech lets through only remarks one word away from an order ("I'd like a
+    /// croissant" as "I'd like a coffee"). Fit for a result the user confirms first.
+    pub fn lenient() -> Self {
+        Guard { min_word_probability: 0.0, ..Guard::default() }
+    }
+}
+
+/// What to do with a constrained reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Use it like any transcript.
+    Keep,
+    /// Plausible but not certain: use it only after a spoken yes (the confirmation gate).
+    Confirm,
+    /// Keep the free transcript's resolution.
+    Reject,
+}
+
+/// The daemon's rule: [`Guard::default`] keeps, [`Guard::lenient`] asks first, else rejected.
+pub fn judge_second_pass(free_tokens: &[(String, f32)], forced: &Resolution, forced_tokens: &[(String, f32)]) -> Verdict {
+    if Guard::default().accepts(free_tokens, forced, forced_tokens) {
+        Verdict::Keep
+    } else if Guard::lenient().accepts(free_tokens, forced, forced_tokens) {
+        Verdict::Confirm
+    } else {
+        Verdict::Reject
+    }
 }
 
 /// [`Guard::accepts`] with the calibrated guard.
@@ -363,7 +416,18 @@ mod tests {
     }
 
     fn tokens(ps: &[f32]) -> Vec<(String, f32)> {
-        ps.iter().map(|&p| ("x".to_string(), p)).collect()
+        ps.iter().map(|&p| (" x".to_string(), p)).collect()
+    }
+
+    #[test]
+    fn word_probabilities_multiply_tokens_and_skip_punctuation() {
+        let t: Vec<(String, f32)> = [(" I", 0.5), ("'d", 0.5), (" like", 0.9), (",", 0.01), (" cap", 0.5), ("puccino", 0.2)]
+            .iter()
+            .map(|(s, p)| (s.to_string(), *p))
+            .collect();
+        let w = word_probabilities(&t);
+        assert_eq!(w.len(), 3);
+        assert!((w[0] - 0.25).abs() < 1e-6 && (w[1] - 0.9).abs() < 1e-6 && (w[2] - 0.1).abs() < 1e-6, "{w:?}");
     }
 
     #[test]
@@ -382,7 +446,11 @@ mod tests {
         let heard = tokens(&[0.9, 0.5, 0.8, 0.7]);
         assert!(accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.4, 0.8, 0.6])));
         // One word Whisper doubted (as when noise masked it) is what the pass is for.
-        assert!(accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])));
+        assert!(accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.07, 0.8, 0.6, 0.9, 0.7])));
+        assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])), "one word never heard");
+        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])), Verdict::Confirm);
+        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.07, 0.8, 0.6, 0.9, 0.7])), Verdict::Keep);
+        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])), Verdict::Reject);
         assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])), "half of it forced");
         assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[1e-6, 0.9, 0.9, 0.9, 0.9, 0.9])), "far less likely");
         assert!(!accept_second_pass(&heard, &resolution(false, 0.0), &heard), "nothing understood");
