@@ -120,6 +120,35 @@ fn speculative_transcription_at_the_pause_serves_the_command() {
     assert!(plain_wait >= plain_compute, "not speculative: waited {plain_wait} ms for a {plain_compute} ms transcription");
 }
 
+/// Out-of-domain speech after a wake word: the grammar misses its transcript, so the daemon runs the
+/// grammar-constrained second pass, whose forced reading (some command) Whisper finds far less
+/// likely than what it heard: the reading is not taken and nothing is published.
+#[test]
+fn the_second_pass_does_not_force_out_of_domain_speech_into_a_command() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let wake = dir.path().join("wake.wav");
+    let status = std::process::Command::new("sox")
+        .arg(fixture("pos_jarvis_home_lights.wav"))
+        .arg(&wake)
+        .args(["trim", "0", "1.5"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wav = dir.path().join("jarvis_chat.wav");
+    concat_wavs(&wav, &[wake, fixture("neg_chat_espeak.wav")], 0.3);
+    let site = unique_site("second-pass");
+    let config = write_config(dir.path(), &config_for(&site, "hey_jarvis", ""));
+    let (output, printed) = run_on_file(&config, &wav);
+    let log = String::from_utf8_lossy(&output.stderr);
+    let second: Vec<&str> = log.lines().filter(|l| l.contains("grammar-constrained second pass")).collect();
+    assert_eq!(second.len(), 1, "the second pass runs once for the missed transcript:\n{log}");
+    assert!(second[0].contains("kept=false"), "{}", second[0]);
+    let topics: Vec<&str> = printed.iter().map(|p| p.topic.as_str()).collect();
+    assert!(topics.contains(&"hermes/nlu/intentNotRecognized"), "{topics:?}");
+    assert!(!topics.iter().any(|t| t.starts_with("hermes/intent/") || (t.starts_with("sotto/") && !t.ends_with("/status"))), "{topics:?}");
+}
+
 #[test]
 fn home_command_switches_the_kitchen_light() {
     let (site, seen, _) = speak("pos_jarvis_home_lights.wav", "hey_jarvis", "");

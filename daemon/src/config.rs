@@ -167,6 +167,10 @@ pub struct SttConfig {
     /// so it costs time: on the 2-core x86 VM a command took 395 ms without a prompt, 602 ms with
     /// 250 characters and 715 ms with 600 (README, `tools/bench_e2e.py`).
     pub vocabulary_prompt_chars: u32,
+    /// When the grammar does not understand a transcript, transcribe the utterance again with
+    /// Whisper constrained to the loaded domains' sentences, and take that reading when Whisper
+    /// finds it about as likely as the free one (misheard commands in noise).
+    pub second_pass: bool,
     /// Whisper threads; 0 = every core. The audio thread needs little while a command is
     /// transcribed, so the default uses the whole machine for the shortest answer.
     pub threads: u32,
@@ -174,7 +178,7 @@ pub struct SttConfig {
 
 impl Default for SttConfig {
     fn default() -> Self {
-        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true, vocabulary_prompt_chars: 250, threads: 0 }
+        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true, vocabulary_prompt_chars: 250, second_pass: true, threads: 0 }
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use sotto_audio::{Event, FrontEnd, Utterance};
 use sotto_intents::confirm::{ConfirmationGate, Outcome, SystemClock};
-use sotto_intents::{Intents, PlannedAction, Resolution};
+use sotto_intents::{speech_grammar, Intents, PlannedAction, Resolution};
 use sotto_workers::{SlmClient, SttClient, TranscribeOptions, Transcript, WorkerError};
 use tokio::sync::mpsc;
 
@@ -540,7 +540,7 @@ impl SessionLoop {
                 self.discard_speculation();
                 tracing::debug!(start = utterance.start_sample, end = utterance.end_sample, "pause: transcribing speculatively");
                 let (start_sample, end_sample) = (utterance.start_sample, utterance.end_sample);
-                let task = self.start_transcription(utterance.samples);
+                let task = self.start_transcription(utterance.samples, self.transcribe_options());
                 self.speculation = Some(Speculation { start_sample, end_sample, task });
             }
             Event::Utterance(utterance) => {
@@ -577,7 +577,7 @@ impl SessionLoop {
                 if stale.is_some() {
                     self.stats.speculations_discarded.fetch_add(1, Ordering::Relaxed);
                 }
-                (self.start_transcription(utterance.samples), false)
+                (self.start_transcription(utterance.samples.clone(), self.transcribe_options()), false)
             }
         };
         let transcript = match task.await {
@@ -622,7 +622,7 @@ impl SessionLoop {
         }
 
         let intents_started = Instant::now();
-        let resolution = self.resolve(text.clone()).await;
+        let (text, resolution, second_pass_ms) = self.resolve_utterance(text, &transcript.tokens, utterance.samples).await;
         let intents_ms = intents_started.elapsed().as_secs_f64() * 1000.0;
         let follow_up = self.on_resolution(&text, resolution.clone());
         // From the endpoint decision to the action handed to MQTT: what a user waits for after
@@ -634,6 +634,7 @@ impl SessionLoop {
             stt_compute_ms,
             speculative,
             intents_ms,
+            second_pass_ms,
             resolver = ?resolution.resolver,
             intent = ?resolution.intent,
             end_of_speech_to_action_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -642,14 +643,48 @@ impl SessionLoop {
         follow_up
     }
 
+    /// The grammar on the free transcript; when it misses, the grammar-constrained second
+    /// speech-to-text pass (`stt.second_pass`, [`sotto_intents::speech_grammar`]), kept only when
+    /// Whisper found its reading about as likely as the free one; then the cascade (the language
+    /// model, if enabled) on the free transcript. Returns the text the resolution is of, the
+    /// resolution, and the second pass's time if it ran.
+    async fn resolve_utterance(&self, text: String, free_tokens: &[(String, f32)], samples: Vec<f32>) -> (String, Resolution, Option<f64>) {
+        let graph = match self.intents.speech_grammar() {
+            Ok(graph) if self.config.stt.second_pass => Some(graph.text().to_string()),
+            _ => None,
+        };
+        let mut second_pass_ms = None;
+        if let Some(graph) = graph.filter(|_| speech_grammar::wants_second_pass(&text, &self.intents.parse(&text))) {
+            let started = Instant::now();
+            let options = TranscribeOptions { word_graph: Some(graph), ..self.transcribe_options() };
+            let forced = self.start_transcription(samples, options).await;
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            second_pass_ms = Some(ms);
+            match forced {
+                Ok(Ok(forced)) => {
+                    let forced_text = forced.text.trim().to_string();
+                    let resolution = self.intents.parse(&forced_text);
+                    let kept = forced.flagged.is_none() && speech_grammar::accept_second_pass(free_tokens, &resolution, &forced.tokens);
+                    tracing::info!(free = %text, forced = %forced_text, kept, ms, intent = ?resolution.intent, "grammar-constrained second pass");
+                    if kept {
+                        return (forced_text, resolution, second_pass_ms);
+                    }
+                }
+                Ok(Err(err)) => tracing::warn!(error = %err, "grammar-constrained second pass failed; using the free transcript"),
+                Err(join) => tracing::warn!(error = %join, "grammar-constrained second pass task failed"),
+            }
+        }
+        let resolution = self.resolve(text.clone()).await;
+        (text, resolution, second_pass_ms)
+    }
+
+    fn transcribe_options(&self) -> TranscribeOptions {
+        TranscribeOptions { language: Some(self.config.stt.language.clone()), initial_prompt: self.stt_prompt.clone(), ..Default::default() }
+    }
+
     /// Transcribes `samples` on the STT worker in the background (queued behind any request in
     /// flight: the worker serves one at a time).
-    fn start_transcription(&self, samples: Vec<f32>) -> TranscriptTask {
-        let options = TranscribeOptions {
-            language: Some(self.config.stt.language.clone()),
-            initial_prompt: self.stt_prompt.clone(),
-            ..Default::default()
-        };
+    fn start_transcription(&self, samples: Vec<f32>, options: TranscribeOptions) -> TranscriptTask {
         let stt = self.stt.clone();
         let busy = self.busy_worker.clone();
         tokio::task::spawn_blocking(move || {

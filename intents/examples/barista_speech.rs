@@ -2,8 +2,15 @@
 //! worker, then the grammar matcher with the barista domain, scored by intent + every slot.
 //!
 //! ```text
-//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST]
+//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST] [--no-grammar-pass] [--dump FILE] [--negatives LIST] [--max-drop NATS] [--max-improbable SHARE] [--min-word P]
 //! ```
+//! `--negatives LIST`: also run out-of-domain speech (a TSV of `WAV<TAB>what is said`, paths
+//! relative to the list) at the same levels through the same rule, and count the intents each pass
+//! makes of it (every one is a false action).
+//! The grammar-constrained second pass ([`sotto_intents::speech_grammar`]) runs by default, with
+//! exactly the daemon's rule: only when the free transcript does not resolve well, kept only when
+//! Whisper finds the forced reading nearly as likely. `--dump FILE` writes one TSV line per
+//! second pass (file, level, both transcripts, both mean log-probabilities, scores) for calibration.
 //! Noisy copies follow the README: a random window of the kitchen noise (fixed seed), scaled so the
 //! ratio of the speech's and the noise's maximum 2048-sample frame energy is the SNR, added, peak
 //! normalised to 0.5. The window comes from a generator seeded by the level and the file name.
@@ -16,7 +23,55 @@ use std::time::Instant;
 
 use sotto_intents::barista::{accepted, data_dir, read_labels};
 use sotto_intents::evaluate::percentile;
+use sotto_intents::speech_grammar::{mean_logprob, wants_second_pass, Guard};
 use sotto_intents::Intents;
+
+struct Cached {
+    text: String,
+    tokens: Vec<(String, f32)>,
+    ms: f64,
+}
+
+/// Cached transcript, or a fresh one from the worker (then cached); `None` when it failed.
+#[allow(clippy::too_many_arguments)]
+fn transcript(
+    cache: &mut BTreeMap<String, Cached>,
+    cache_out: &mut std::fs::File,
+    key: &str,
+    stt: &mut Option<sotto_workers::SttClient>,
+    samples: &dyn Fn() -> Vec<f32>,
+    opts: &sotto_workers::TranscribeOptions,
+    cached_only: bool,
+) -> Option<(String, Vec<(String, f32)>, f64)> {
+    if let Some(c) = cache.get(key) {
+        return Some((c.text.clone(), c.tokens.clone(), c.ms));
+    }
+    if cached_only {
+        return None;
+    }
+    let client = stt.get_or_insert_with(|| {
+        let store = sotto_models::Store::open().expect("model cache");
+        let model = store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
+        let mut config = sotto_workers::WorkerConfig::new(model);
+        // The benchmark shares the machine; a slow request is not a hung worker.
+        config.request_timeout = std::time::Duration::from_secs(180);
+        sotto_workers::SttClient::start(config).expect("start the STT worker (set SOTTO_WORKER_DIR)")
+    });
+    let t = Instant::now();
+    let tr = match client.transcribe(&samples(), opts) {
+        Ok(tr) => tr,
+        Err(e) => {
+            // Counted as a miss, not cached, so a rerun retries it.
+            eprintln!("{key}: transcription failed: {e}");
+            return None;
+        }
+    };
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    let line = serde_json::json!({"key": key, "text": tr.text, "tokens": tr.tokens, "stt_ms": ms});
+    writeln!(cache_out, "{line}").unwrap();
+    cache.insert(key.to_string(), Cached { text: tr.text.clone(), tokens: tr.tokens.clone(), ms });
+    Some((tr.text, tr.tokens, ms))
+}
 
 fn read_wav(path: &Path) -> Vec<f32> {
     let mut r = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -79,82 +134,184 @@ fn main() {
         (p, Some(b)) => format!("{}-beam{b}", if p { "prompt" } else { "noprompt" }),
     };
 
-    let mut cache: BTreeMap<String, (String, f64)> = BTreeMap::new();
+    let grammar_pass = !args.iter().any(|a| a == "--no-grammar-pass");
+    // Calibration: the guard's limits can be overridden (`--max-drop`, `--max-improbable`).
+    let mut guard = Guard::default();
+    if let Some(v) = arg("--max-drop") {
+        guard.max_mean_drop = v.parse().expect("--max-drop: nats per token");
+    }
+    if let Some(v) = arg("--max-improbable") {
+        guard.max_improbable_share = v.parse().expect("--max-improbable: a share in 0..1");
+    }
+    if let Some(v) = arg("--min-word") {
+        guard.min_word_probability = v.parse().expect("--min-word: a probability");
+    }
+    let lenient_guard = Guard { min_word_probability: 0.0, ..guard };
+    let graph = intents.speech_grammar().unwrap_or_else(|e| panic!("{e}")).text().to_string();
+    // The graph is part of what Whisper is asked: a changed grammar is a new cache entry.
+    let graph_key = format!("graph{:016x}", fnv1a(graph.as_bytes()));
+    let mut dump = arg("--dump").map(|f| std::fs::File::create(&f).unwrap_or_else(|e| panic!("{f}: {e}")));
+    if let Some(d) = dump.as_mut() {
+        writeln!(d, "file\tlevel\tfree_ok\tforced_ok\taccepted\tfree_lp\tforced_lp\tfree\tforced\tforced_ms").unwrap();
+    }
+
+    let mut cache: BTreeMap<String, Cached> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(&cache_path) {
         for line in text.lines() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
-            cache.insert(v["key"].as_str().unwrap().to_string(), (v["text"].as_str().unwrap().to_string(), v["stt_ms"].as_f64().unwrap()));
+            // Entries of older runs carry no tokens; the second pass's rule needs them.
+            let Some(tokens) = v.get("tokens").and_then(|t| serde_json::from_value(t.clone()).ok()) else { continue };
+            let c = Cached { text: v["text"].as_str().unwrap().to_string(), tokens, ms: v["stt_ms"].as_f64().unwrap() };
+            cache.insert(v["key"].as_str().unwrap().to_string(), c);
         }
     }
     let mut stt: Option<sotto_workers::SttClient> = None;
     let mut cache_out = std::fs::OpenOptions::new().create(true).append(true).open(&cache_path).unwrap();
     let noise = read_wav(&dir.join("noise_kitchen.wav"));
 
-    println!("{:<6} {:>6} {:>9} {:>14} {:>14}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms");
+    println!("{:<6} {:>6} {:>9} {:>14} {:>14} {:>22} {:>11}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms", "2nd pass run/kept/+/-", "+confirm %");
     let mut noisy_acc = Vec::new();
+    let mut noisy_confirm = Vec::new();
+    let mut second_ms_all = Vec::new();
     for level in &levels {
         let (mut ok, mut n) = (0, 0);
-        let (mut stt_ms, mut match_ms) = (Vec::new(), Vec::new());
+        let (mut stt_ms, mut match_ms, mut second_ms) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut runs, mut kept, mut fixed, mut broken) = (0, 0, 0, 0);
+        // Accepted when the lenient guard's readings are confirmed by the user (see `Verdict`).
+        let mut ok_confirm: i32 = 0;
         for (file, label) in &labels {
             if only.as_ref().is_some_and(|o| !o.contains(file)) {
                 continue;
             }
             // The noise window depends only on the file and the level, so cached and fresh
             // transcriptions see the same mix whatever else was cached.
-            let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0) ^ fnv1a(file.as_bytes()));
-            let key = format!("{file}|{level}|{prompt_key}");
-            let (text, ms) = match cache.get(&key) {
-                Some(c) => c.clone(),
-                None if cached_only => continue,
-                None => {
-                    let speech = read_wav(&dir.join("clean").join(file));
-                    let samples = if level == "clean" { speech } else { mix(&speech, &noise, level.parse().unwrap(), &mut rng) };
-                    let client = stt.get_or_insert_with(|| {
-                        let store = sotto_models::Store::open().expect("model cache");
-                        let model = store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
-                        let mut config = sotto_workers::WorkerConfig::new(model);
-                        // The benchmark shares the machine; a slow request is not a hung worker.
-                        config.request_timeout = std::time::Duration::from_secs(180);
-                        sotto_workers::SttClient::start(config).expect("start the STT worker (set SOTTO_WORKER_DIR)")
-                    });
-                    let t = Instant::now();
-                    let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
-                    let tr = match client.transcribe(&samples, &opts) {
-                        Ok(tr) => tr,
-                        Err(e) => {
-                            // Counted as a miss, not cached, so a rerun retries it.
-                            eprintln!("{file} at {level}: transcription failed: {e}");
-                            n += 1;
-                            continue;
-                        }
-                    };
-                    let ms = t.elapsed().as_secs_f64() * 1000.0;
-                    let line = serde_json::json!({"key": key, "text": tr.text, "stt_ms": ms});
-                    writeln!(cache_out, "{line}").unwrap();
-                    cache.insert(key.clone(), (tr.text.clone(), ms));
-                    (tr.text, ms)
-                }
+            let samples = || {
+                let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0) ^ fnv1a(file.as_bytes()));
+                let speech = read_wav(&dir.join("clean").join(file));
+                if level == "clean" { speech } else { mix(&speech, &noise, level.parse().unwrap(), &mut rng) }
             };
-            let r = intents.parse(&text);
+            let key = format!("{file}|{level}|{prompt_key}");
+            let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
+            let Some((text, tokens, ms)) = transcript(&mut cache, &mut cache_out, &key, &mut stt, &samples, &opts, cached_only) else {
+                if !cached_only {
+                    n += 1;
+                }
+                continue;
+            };
+            let mut r = intents.parse(&text);
             n += 1;
             stt_ms.push(ms);
             match_ms.push(r.elapsed_ms);
+            if grammar_pass && wants_second_pass(&text, &r) {
+                let key2 = format!("{key}|{graph_key}");
+                let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
+                if let Some((text2, tokens2, ms2)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) {
+                    runs += 1;
+                    second_ms.push(ms2);
+                    let r2 = intents.parse(&text2);
+                    let keep = guard.accepts(&tokens, &r2, &tokens2);
+                    let (ok1, ok2) = (accepted(label, &r), accepted(label, &r2));
+                    // A reading the user confirms replaces the free one (counted below).
+                    if !keep && lenient_guard.accepts(&tokens, &r2, &tokens2) {
+                        ok_confirm += ok2 as i32 - ok1 as i32;
+                    }
+                    if let Some(d) = dump.as_mut() {
+                        let lp = |t: &[(String, f32)]| mean_logprob(t).map_or(f32::NAN, |x| x);
+                        writeln!(d, "{file}\t{level}\t{ok1}\t{ok2}\t{keep}\t{:.3}\t{:.3}\t{text}\t{text2}\t{ms2:.0}", lp(&tokens), lp(&tokens2)).unwrap();
+                    }
+                    if keep {
+                        kept += 1;
+                        fixed += (!ok1 && ok2) as usize;
+                        broken += (ok1 && !ok2) as usize;
+                        r = r2;
+                    }
+                }
+            }
             if accepted(label, &r) {
                 ok += 1;
+                ok_confirm += 1;
             } else if verbose {
                 println!("  MISS {file} {text:?}\n       want {:?}\n       got  {}", label.slots, serde_json::to_string(&r).unwrap());
             }
         }
         let acc = 100.0 * ok as f64 / n as f64;
+        let acc_confirm = 100.0 * ok_confirm as f64 / n as f64;
         if level != "clean" {
             noisy_acc.push(acc);
+            noisy_confirm.push(acc_confirm);
         }
         println!(
-            "{:<6} {:>6} {:>9.1} {:>7.0}/{:<6.0} {:>7.3}/{:.3}",
-            level, n, acc, percentile(&stt_ms, 0.5), percentile(&stt_ms, 0.9), percentile(&match_ms, 0.5), percentile(&match_ms, 1.0)
+            "{:<6} {:>6} {:>9.1} {:>7.0}/{:<6.0} {:>7.3}/{:.3} {:>10}/{}/{}/{} {:>11.1}",
+            level, n, acc, percentile(&stt_ms, 0.5), percentile(&stt_ms, 0.9), percentile(&match_ms, 0.5), percentile(&match_ms, 1.0),
+            runs, kept, fixed, broken, acc_confirm
         );
+        second_ms_all.extend(second_ms);
     }
     if !noisy_acc.is_empty() {
-        println!("noise average over {} levels: {:.1}%", noisy_acc.len(), noisy_acc.iter().sum::<f64>() / noisy_acc.len() as f64);
+        println!(
+            "noise average over {} levels: {:.1}% (with confirmed second-pass readings: {:.1}%)",
+            noisy_acc.len(),
+            noisy_acc.iter().sum::<f64>() / noisy_acc.len() as f64,
+            noisy_confirm.iter().sum::<f64>() / noisy_confirm.len() as f64
+        );
+    }
+    if let Some(list) = arg("--negatives") {
+        let base = Path::new(&list).parent().unwrap_or(Path::new(".")).to_path_buf();
+        let text = std::fs::read_to_string(&list).unwrap_or_else(|e| panic!("{list}: {e}"));
+        let items: Vec<(String, String)> = text.lines().filter_map(|l| l.split_once('\t')).map(|(f, t)| (f.to_string(), t.to_string())).collect();
+        println!("out-of-domain speech ({} utterances): intents from the free pass / second passes run / intents from the second pass / readings it would ask to confirm", items.len());
+        let mut totals = [0usize; 4];
+        for level in &levels {
+            let (mut free_intents, mut runs, mut forced_intents, mut confirm) = (0, 0, 0, 0);
+            for (file, said) in &items {
+                let samples = || {
+                    let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0) ^ fnv1a(file.as_bytes()));
+                    let speech = read_wav(&base.join(file));
+                    if level == "clean" { speech } else { mix(&speech, &noise, level.parse().unwrap(), &mut rng) }
+                };
+                let key = format!("neg:{file}|{level}|{prompt_key}");
+                let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
+                let Some((text, tokens, _)) = transcript(&mut cache, &mut cache_out, &key, &mut stt, &samples, &opts, cached_only) else { continue };
+                let r = intents.parse(&text);
+                if r.accepted() {
+                    free_intents += 1;
+                    if verbose {
+                        println!("  FREE INTENT {file} ({said}) heard {text:?}");
+                    }
+                }
+                if grammar_pass && wants_second_pass(&text, &r) {
+                    let key2 = format!("{key}|{graph_key}");
+                    let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
+                    let Some((text2, tokens2, ms2)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) else { continue };
+                    runs += 1;
+                    let r2 = intents.parse(&text2);
+                    let keep = guard.accepts(&tokens, &r2, &tokens2);
+                    if let Some(d) = dump.as_mut() {
+                        let lp = |t: &[(String, f32)]| mean_logprob(t).map_or(f32::NAN, |x| x);
+                        writeln!(d, "neg:{file}\t{level}\tfalse\t{}\t{keep}\t{:.3}\t{:.3}\t{text}\t{text2}\t{ms2:.0}", r2.accepted(), lp(&tokens), lp(&tokens2)).unwrap();
+                    }
+                    if keep && !r.accepted() {
+                        forced_intents += 1;
+                        println!("  SECOND-PASS INTENT {file} ({said}) heard {text:?}, forced {text2:?}");
+                    } else if !keep && !r.accepted() && lenient_guard.accepts(&tokens, &r2, &tokens2) {
+                        confirm += 1;
+                        if verbose {
+                            println!("  WOULD CONFIRM {file} ({said}) heard {text:?}, forced {text2:?}");
+                        }
+                    }
+                }
+            }
+            println!("{level:<6} {:>4} {:>4} {:>4} {:>4} {:>4}", items.len(), free_intents, runs, forced_intents, confirm);
+            for (t, x) in totals.iter_mut().zip([free_intents, runs, forced_intents, confirm]) {
+                *t += x;
+            }
+        }
+        println!("total  {:>4} {:>4} {:>4} {:>4} {:>4}", items.len() * levels.len(), totals[0], totals[1], totals[2], totals[3]);
+    }
+    if !second_ms_all.is_empty() {
+        println!(
+            "second pass: {} runs, p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms (added only to those utterances)",
+            second_ms_all.len(), percentile(&second_ms_all, 0.5), percentile(&second_ms_all, 0.9), percentile(&second_ms_all, 1.0)
+        );
     }
 }

@@ -16,6 +16,7 @@ pub mod schema;
 pub mod shortlist;
 pub mod slm;
 pub mod slm_worker;
+pub mod speech_grammar;
 pub mod template;
 pub mod text;
 pub mod validate;
@@ -92,6 +93,7 @@ pub struct Intents {
     intents: Vec<Intent>,
     matcher: Matcher,
     shortlist: shortlist::Shortlist,
+    speech_grammar: Result<speech_grammar::SpeechGrammar, speech_grammar::SpeechGrammarError>,
     slm_state: std::sync::Mutex<Option<slm::SlmState>>,
 }
 
@@ -106,7 +108,9 @@ impl Intents {
         let shortlist = shortlist::Shortlist::build(&intents, |i| {
             domains.iter().find(|d| d.name == i.domain).map(|d| &d.rules).unwrap_or(&no_rules)
         });
-        Ok(Intents { domains, intents, matcher, shortlist, slm_state: std::sync::Mutex::new(None) })
+        // Built once here: the daemon sends it with every second-pass transcription.
+        let speech_grammar = speech_grammar::SpeechGrammar::build(&domains);
+        Ok(Intents { domains, intents, matcher, shortlist, speech_grammar, slm_state: std::sync::Mutex::new(None) })
     }
 
     /// Loads domain files and directories of `*.toml`.
@@ -229,6 +233,13 @@ impl Intents {
             retain: action.retain,
             expiry_s: action.expiry_s,
         })
+    }
+
+    /// The loaded templates as a word graph for the grammar-constrained second Whisper pass (see
+    /// [`speech_grammar`]); an error when the templates expand too far, and then there is no
+    /// second pass.
+    pub fn speech_grammar(&self) -> Result<&speech_grammar::SpeechGrammar, &speech_grammar::SpeechGrammarError> {
+        self.speech_grammar.as_ref()
     }
 
     /// Words to bias speech recognition toward the loaded domains (see [`vocabulary`]).

@@ -93,11 +93,17 @@ pub struct TranscribeOptions {
     /// Slower; more robust in noise.
     #[serde(default)]
     pub beam_size: Option<u32>,
+    /// Constrain the transcript to the sentences of this word graph ([`crate::word_graph`] text
+    /// form), greedy and without temperature fallback. The transcript's token probabilities are
+    /// then Whisper's own, before the constraint, so callers can tell a forced reading from a
+    /// heard one.
+    #[serde(default)]
+    pub word_graph: Option<String>,
 }
 
 impl Default for TranscribeOptions {
     fn default() -> Self {
-        Self { language: Some("en".into()), initial_prompt: None, audio_ctx: None, beam_size: None }
+        Self { language: Some("en".into()), initial_prompt: None, audio_ctx: None, beam_size: None, word_graph: None }
     }
 }
 
@@ -105,7 +111,8 @@ impl Default for TranscribeOptions {
 #[serde(deny_unknown_fields)]
 pub struct Transcript {
     pub text: String,
-    /// Text tokens (special tokens dropped) with their probabilities.
+    /// Text tokens (special tokens dropped) with their probabilities (with a word graph: before the
+    /// constraint, see [`TranscribeOptions::word_graph`]).
     pub tokens: Vec<(String, f32)>,
     /// Why the result should not be trusted (repetition, hallucination phrase, ...); `None` = clean.
     pub flagged: Option<String>,

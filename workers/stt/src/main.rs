@@ -17,6 +17,7 @@ use sotto_workers::frame::bytes_to_samples;
 use sotto_workers::messages::{Reply, Request};
 use sotto_workers::server::{log, run_worker};
 use sotto_workers::{Hello, ModelInfo, SttTimings, TranscribeOptions, Transcript, PROTOCOL_VERSION};
+use sotto_workers::word_graph::{Cursor, WordGraph};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
 const SAMPLE_RATE: usize = 16_000;
@@ -83,6 +84,11 @@ struct Stt {
     audio_ctx_floor: u32,
     path: String,
     load_ms: f64,
+    /// Text of every ordinary token (below end-of-text); `None` for byte pieces that are not
+    /// UTF-8 on their own, which a word-graph constraint never allows.
+    vocab: Vec<Option<String>>,
+    eot: i32,
+    n_vocab: usize,
 }
 
 impl Stt {
@@ -95,7 +101,12 @@ impl Stt {
         // process serves one model for its whole life.
         let ctx: &'static WhisperContext = Box::leak(Box::new(ctx));
         let state = ctx.create_state().context("allocating the whisper.cpp state")?;
+        let eot = ctx.token_eot();
+        let vocab = (0..eot).map(|id| ctx.token_to_bytes(id).ok().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string)).collect();
         Ok(Self {
+            vocab,
+            eot,
+            n_vocab: ctx.n_vocab() as usize,
             ctx,
             state,
             threads: args.threads,
@@ -161,16 +172,21 @@ impl Stt {
             Some(n) => n.clamp(64, MAX_AUDIO_CTX),
             None => self.audio_ctx_for(samples.len()),
         };
+        let graph = match options.word_graph.as_deref() {
+            Some(text) => Some(WordGraph::parse(text)?),
+            None => None,
+        };
+        let options = &TranscribeOptions { word_graph: None, ..options.clone() };
         let mut attempts = 1;
         let mut audio_ctx = sized;
-        let (mut text, mut tokens) = self.run(options, &samples, audio_ctx)?;
+        let (mut text, mut tokens) = self.run(options, graph.as_ref(), &samples, audio_ctx)?;
         let mut flagged = guard::check(&text, audio_secs);
         // A shortened encoder window is the usual cause of loops: retry once at full width.
         if flagged.is_some() && audio_ctx < MAX_AUDIO_CTX && options.audio_ctx.is_none() {
             log("WARN", &format!("flagged at audio_ctx {audio_ctx} ({}); retrying with the full window", flagged.as_deref().unwrap_or("")));
             attempts += 1;
             audio_ctx = MAX_AUDIO_CTX;
-            (text, tokens) = self.run(options, &samples, audio_ctx)?;
+            (text, tokens) = self.run(options, graph.as_ref(), &samples, audio_ctx)?;
             flagged = guard::check(&text, audio_secs);
         }
         Ok(Transcript {
@@ -181,9 +197,10 @@ impl Stt {
         })
     }
 
-    fn run(&mut self, options: &TranscribeOptions, samples: &[f32], audio_ctx: u32) -> anyhow::Result<(String, Vec<(String, f32)>)> {
+    fn run(&mut self, options: &TranscribeOptions, graph: Option<&WordGraph>, samples: &[f32], audio_ctx: u32) -> anyhow::Result<(String, Vec<(String, f32)>)> {
         let strategy = match options.beam_size {
-            Some(beams) if beams > 1 => SamplingStrategy::BeamSearch { beam_size: beams.min(MAX_BEAMS) as i32, patience: -1.0 },
+            // The constraint's probability bookkeeping follows one decoder.
+            Some(beams) if beams > 1 && graph.is_none() => SamplingStrategy::BeamSearch { beam_size: beams.min(MAX_BEAMS) as i32, patience: -1.0 },
             _ => SamplingStrategy::Greedy { best_of: 1 },
         };
         let mut params = FullParams::new(strategy);
@@ -207,7 +224,33 @@ impl Stt {
         params.set_print_realtime(false);
         params.set_print_special(false);
         params.set_print_timestamps(false);
+        let mut constraint = graph.map(|graph| Constraint::new(graph, &self.vocab, self.eot, self.n_vocab));
+        if let Some(c) = constraint.as_mut() {
+            // A forced reading is scored, not resampled: fallback would only add randomness.
+            params.set_temperature_inc(0.0);
+            // SAFETY: the callback only touches `c` (alive until `full` returns, which is when
+            // whisper.cpp stops calling it) and the logits array whisper.cpp passes, of
+            // `n_vocab` floats.
+            unsafe {
+                params.set_filter_logits_callback(Some(constrain_logits));
+                params.set_filter_logits_callback_user_data(c as *mut Constraint as *mut std::ffi::c_void);
+            }
+        }
         self.state.full(params, samples).map_err(|e| anyhow!("whisper.cpp transcription failed: {e}"))?;
+        if let Some(c) = constraint {
+            let mut text = String::new();
+            let tokens = c
+                .chosen
+                .iter()
+                .filter(|(id, _)| *id < self.eot)
+                .map(|&(id, logprob)| {
+                    let piece = self.vocab[id as usize].clone().unwrap_or_default();
+                    text.push_str(&piece);
+                    (piece, logprob.exp())
+                })
+                .collect();
+            return Ok((text.trim().to_string(), tokens));
+        }
         let eot = self.ctx.token_eot();
         let mut text = String::new();
         let mut tokens = Vec::new();
@@ -225,6 +268,125 @@ impl Stt {
         }
         Ok((text.trim().to_string(), tokens))
     }
+}
+
+/// Allowed tokens kept per step (see [`Constraint::step`]).
+const KEEP: usize = 8;
+/// Tokens checked first, best logits first; then four times as many, and so on.
+const FIRST_WINDOW: usize = 64;
+
+/// State of one constrained decode, shared with [`constrain_logits`].
+struct Constraint<'a> {
+    graph: &'a WordGraph,
+    vocab: &'a [Option<String>],
+    eot: i32,
+    n_vocab: usize,
+    /// The previous step's logits (before the constraint) and their log-sum-exp: the chosen
+    /// token is only known at the next step.
+    previous: Option<(Vec<f32>, f32)>,
+    /// Each chosen token with its log-probability before the constraint.
+    chosen: Vec<(i32, f32)>,
+}
+
+impl<'a> Constraint<'a> {
+    fn new(graph: &'a WordGraph, vocab: &'a [Option<String>], eot: i32, n_vocab: usize) -> Self {
+        Self { graph, vocab, eot, n_vocab, previous: None, chosen: Vec::new() }
+    }
+
+    /// One decoding step: `sequence` is what was decoded so far, `logits` the next token's.
+    fn step(&mut self, sequence: &[i32], logits: &mut [f32]) {
+        if sequence.is_empty() {
+            self.chosen.clear();
+        } else if let Some((prev, lse)) = self.previous.take() {
+            let id = sequence[sequence.len() - 1];
+            self.chosen.push((id, prev[id as usize] - lse));
+        }
+        self.previous = Some((logits.to_vec(), log_sum_exp(logits)));
+        let cursor = sequence
+            .iter()
+            .filter(|&&id| id < self.eot)
+            .try_fold(self.graph.start(), |c, &id| self.vocab[id as usize].as_deref().and_then(|t| self.graph.feed(&c, t)));
+        let eot = self.eot as usize;
+        let end_ok = cursor.as_ref().is_some_and(|c| self.graph.can_end(c));
+        // Greedy decoding takes the best allowed token, so only the best few need checking
+        // against the graph: tokens in falling logit order until KEEP are allowed (a few spare
+        // in case whisper.cpp's own filters, which run after this one, drop the best).
+        let mut order: Vec<u32> = (0..eot as u32).filter(|&id| logits[id as usize] > f32::NEG_INFINITY).collect();
+        let by_logit = |a: &u32, b: &u32| logits[*b as usize].total_cmp(&logits[*a as usize]);
+        let mut keep: Vec<u32> = Vec::with_capacity(KEEP);
+        if let Some(c) = cursor.as_ref() {
+            let mut checked = 0;
+            let mut window = FIRST_WINDOW.min(order.len());
+            while keep.len() < KEEP && checked < order.len() {
+                // Sort only the next window, best first; most steps end in the first.
+                let rest = &mut order[checked..];
+                if window < rest.len() {
+                    rest.select_nth_unstable_by(window, by_logit);
+                }
+                let w = window.min(rest.len());
+                rest[..w].sort_unstable_by(by_logit);
+                for &id in &rest[..w] {
+                    if self.vocab[id as usize].as_deref().is_some_and(|t| self.feeds(c, t)) {
+                        keep.push(id);
+                        if keep.len() == KEEP {
+                            break;
+                        }
+                    }
+                }
+                checked += w;
+                window *= 4;
+            }
+        }
+        let kept: Vec<f32> = keep.iter().map(|&id| logits[id as usize]).collect();
+        let eot_logit = logits[eot];
+        logits.iter_mut().for_each(|l| *l = f32::NEG_INFINITY);
+        for (&id, &l) in keep.iter().zip(&kept) {
+            logits[id as usize] = l;
+        }
+        // End-of-text only after a whole sentence, or when nothing else is left (a dead end must
+        // still stop). Special and timestamp tokens never belong to a sentence.
+        if end_ok || keep.is_empty() {
+            logits[eot] = eot_logit;
+        }
+    }
+
+    fn feeds(&self, cursor: &Cursor, text: &str) -> bool {
+        !text.is_empty() && self.graph.feed(cursor, text).is_some()
+    }
+}
+
+fn log_sum_exp(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    max + logits.iter().map(|&l| (l - max).exp()).sum::<f32>().ln()
+}
+
+/// whisper.cpp's logits filter: masks every token that would leave the word graph.
+unsafe extern "C" fn constrain_logits(
+    _ctx: *mut whisper_rs::WhisperSysContext,
+    _state: *mut whisper_rs::WhisperSysState,
+    tokens: *const whisper_rs::WhisperTokenData,
+    n_tokens: std::ffi::c_int,
+    logits: *mut f32,
+    user_data: *mut std::ffi::c_void,
+) {
+    if user_data.is_null() || logits.is_null() {
+        return;
+    }
+    // SAFETY: `user_data` is the `Constraint` set in `Stt::run`, alive during `full`; whisper.cpp
+    // passes `n_tokens` token records and one logit per vocabulary entry.
+    let c = unsafe { &mut *(user_data as *mut Constraint) };
+    let logits = unsafe { std::slice::from_raw_parts_mut(logits, c.n_vocab) };
+    let sequence: Vec<i32> = if tokens.is_null() || n_tokens <= 0 {
+        Vec::new()
+    } else {
+        unsafe { std::slice::from_raw_parts(tokens, n_tokens as usize) }.iter().map(|t| t.id).collect()
+    };
+    // A panic must not unwind into C; the step is then left unconstrained and the caller's
+    // validation still stands between the text and any action.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.step(&sequence, logits)));
 }
 
 /// whisper.cpp reports a wrong file only in its log; name it here.

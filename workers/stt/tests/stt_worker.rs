@@ -153,3 +153,36 @@ fn wrong_and_truncated_models_are_clear_load_errors() {
     assert!(matches!(err, WorkerError::ModelMissing { .. }), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn mean_logprob(tokens: &[(String, f32)]) -> f32 {
+    tokens.iter().map(|(_, p)| p.max(1e-10).ln()).sum::<f32>() / tokens.len().max(1) as f32
+}
+
+/// A word graph keeps the transcript to its sentences, and the probabilities reported are
+/// Whisper's own before the constraint: the heard sentence keeps about its free score, a forced
+/// one scores far lower (what the second pass's guard relies on).
+#[test]
+fn a_word_graph_constrains_the_transcript_and_reports_unconstrained_probabilities() {
+    // set a timer for <number> minutes | turn off the lights in the garage
+    let graph = "0 1 set\n1 2 a\n2 3 timer\n3 4 for\n4 5 <number>\n5 4 -\n5 6 minutes\n\
+                 0 10 turn\n10 11 off\n11 12 the\n12 13 lights\n13 14 in\n14 15 the\n15 16 garage\nfinal 6 16\n";
+    let parsed = sotto_workers::WordGraph::parse(graph).unwrap();
+    let mut stt = start();
+    let audio = read_wav("timer_ten_minutes.wav");
+    let free = stt.transcribe(&audio, &TranscribeOptions::default()).unwrap();
+    let heard = stt.transcribe(&audio, &TranscribeOptions { word_graph: Some(graph.into()), ..Default::default() }).unwrap();
+    assert!(parsed.accepts(&heard.text), "{:?} is not in the graph", heard.text);
+    assert_words(&heard.text, &["set", "a", "timer", "for", "ten|10", "minutes"], "constrained");
+    assert!(mean_logprob(&heard.tokens) > mean_logprob(&free.tokens) - 0.3, "{:?} vs {:?}", heard.tokens, free.tokens);
+
+    let audio = read_wav("kitchen_lights_off.wav");
+    let free = stt.transcribe(&audio, &TranscribeOptions::default()).unwrap();
+    let forced = stt.transcribe(&audio, &TranscribeOptions { word_graph: Some(graph.into()), ..Default::default() }).unwrap();
+    assert!(parsed.accepts(&forced.text), "{:?} is not in the graph", forced.text);
+    assert!(words(&forced.text).contains(&"garage".to_string()), "{:?}", forced.text);
+    assert!(mean_logprob(&forced.tokens) < mean_logprob(&free.tokens) - 0.3, "forced {:?} vs free {:?}", forced.tokens, free.tokens);
+
+    let bad = stt.transcribe(&audio, &TranscribeOptions { word_graph: Some("0 1 Garage\nfinal 1".into()), ..Default::default() });
+    let message = bad.unwrap_err().to_string();
+    assert!(message.contains("word graph line 1"), "{message}");
+}
