@@ -181,8 +181,10 @@ impl Stt {
         let mut audio_ctx = sized;
         let (mut text, mut tokens) = self.run(options, graph.as_ref(), &samples, audio_ctx)?;
         let mut flagged = guard::check(&text, audio_secs);
-        // A shortened encoder window is the usual cause of loops: retry once at full width.
-        if flagged.is_some() && audio_ctx < MAX_AUDIO_CTX && options.audio_ctx.is_none() {
+        // A shortened encoder window is the usual cause of loops: retry once at full width. Not
+        // for a constrained reading: a flagged one is refused by its caller anyway, and the retry
+        // costs a full 30 s window.
+        if flagged.is_some() && graph.is_none() && audio_ctx < MAX_AUDIO_CTX && options.audio_ctx.is_none() {
             log("WARN", &format!("flagged at audio_ctx {audio_ctx} ({}); retrying with the full window", flagged.as_deref().unwrap_or("")));
             attempts += 1;
             audio_ctx = MAX_AUDIO_CTX;
@@ -213,6 +215,11 @@ impl Stt {
         params.set_audio_ctx(audio_ctx as i32);
         params.set_single_segment(true);
         params.set_no_context(true);
+        if graph.is_some() {
+            // A graph with free-text slots lets a forced reading run on; people say at most
+            // about four words a second.
+            params.set_max_tokens((samples.len() as f32 / SAMPLE_RATE as f32 * 8.0) as i32 + 8);
+        }
         params.set_no_timestamps(true);
         params.set_suppress_blank(true);
         params.set_suppress_nst(true);
