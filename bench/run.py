@@ -251,7 +251,9 @@ def barista_accuracy(args):
     for line in out.stdout.splitlines():
         parts = line.split()
         if len(parts) >= 3 and (parts[0] == "clean" or parts[0].lstrip("-").isdigit()):
-            rows[parts[0]] = {"files": int(parts[1]), "accept_pct": float(parts[2])}
+            rows[parts[0]] = {"files": int(parts[1]), "accept_pct": float(parts[2]),
+                              # last column: also counting second-pass readings the daemon confirms by a yes
+                              "accept_with_confirm_pct": float(parts[-1]) if len(parts) >= 7 else None}
     return {"levels": rows, "command": f"barista_speech --snr {levels}"}
 
 

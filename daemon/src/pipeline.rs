@@ -643,18 +643,30 @@ impl SessionLoop {
         follow_up
     }
 
-    /// The grammar on the free transcript; when it misses, the grammar-constrained second
-    /// speech-to-text pass (`stt.second_pass`, [`sotto_intents::speech_grammar`]), kept only when
-    /// Whisper found its reading about as likely as the free one; then the cascade (the language
-    /// model, if enabled) on the free transcript. Returns the text the resolution is of, the
-    /// resolution, and the second pass's time if it ran.
+    /// The grammar on the free transcript. When the grammar finds no intent at all and the
+    /// language model is enabled, the model is asked next (that is what it is there for: requests
+    /// phrased outside the templates). When nothing understood the transcript, or the grammar's
+    /// match was weak or refused a value, the grammar-constrained second speech-to-text pass
+    /// (`stt.second_pass`, [`sotto_intents::speech_grammar`]) reads the audio again: its reading is
+    /// kept when Whisper found it about as likely as the free one, goes through the confirmation
+    /// gate when only one word of it was barely heard, and is dropped otherwise. Returns the text
+    /// the resolution is of, the resolution, and the second pass's time if it ran.
     async fn resolve_utterance(&self, text: String, free_tokens: &[(String, f32)], samples: Vec<f32>) -> (String, Resolution, Option<f64>) {
+        let grammar = self.intents.parse(&text);
+        let mut model_answer = None;
+        if self.slm.is_some() && grammar.intent.is_none() {
+            let resolution = self.resolve(text.clone()).await;
+            if resolution.intent.is_some() {
+                return (text, resolution, None);
+            }
+            model_answer = Some(resolution);
+        }
         let graph = match self.intents.speech_grammar() {
             Ok(graph) if self.config.stt.second_pass => Some(graph.text().to_string()),
             _ => None,
         };
         let mut second_pass_ms = None;
-        if let Some(graph) = graph.filter(|_| speech_grammar::wants_second_pass(&text, &self.intents.parse(&text))) {
+        if let Some(graph) = graph.filter(|_| speech_grammar::wants_second_pass(&text, &grammar)) {
             let started = Instant::now();
             let options = TranscribeOptions { word_graph: Some(graph), ..self.transcribe_options() };
             let forced = self.start_transcription(samples, options).await;
@@ -663,18 +675,32 @@ impl SessionLoop {
             match forced {
                 Ok(Ok(forced)) => {
                     let forced_text = forced.text.trim().to_string();
-                    let resolution = self.intents.parse(&forced_text);
-                    let kept = forced.flagged.is_none() && speech_grammar::accept_second_pass(free_tokens, &resolution, &forced.tokens);
-                    tracing::info!(free = %text, forced = %forced_text, kept, ms, intent = ?resolution.intent, "grammar-constrained second pass");
-                    if kept {
-                        return (forced_text, resolution, second_pass_ms);
+                    let mut resolution = self.intents.parse(&forced_text);
+                    let verdict = if forced.flagged.is_some() {
+                        speech_grammar::Verdict::Reject
+                    } else {
+                        speech_grammar::judge_second_pass(free_tokens, &resolution, &forced.tokens)
+                    };
+                    tracing::info!(free = %text, forced = %forced_text, ?verdict, ms, intent = ?resolution.intent, "grammar-constrained second pass");
+                    match verdict {
+                        speech_grammar::Verdict::Keep => return (forced_text, resolution, second_pass_ms),
+                        // Plausible, but one word of it Whisper barely heard: act only after a
+                        // spoken yes, like a risky intent.
+                        speech_grammar::Verdict::Confirm => {
+                            resolution.confirm = true;
+                            return (forced_text, resolution, second_pass_ms);
+                        }
+                        speech_grammar::Verdict::Reject => {}
                     }
                 }
                 Ok(Err(err)) => tracing::warn!(error = %err, "grammar-constrained second pass failed; using the free transcript"),
                 Err(join) => tracing::warn!(error = %join, "grammar-constrained second pass task failed"),
             }
         }
-        let resolution = self.resolve(text.clone()).await;
+        let resolution = match model_answer {
+            Some(resolution) => resolution,
+            None => self.resolve(text.clone()).await,
+        };
         (text, resolution, second_pass_ms)
     }
 
