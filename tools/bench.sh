@@ -6,9 +6,9 @@
 # Writes bench/results/latest.json, bench/REPORT.md and bench/plots/*.png (see bench/SCHEMA.md).
 # Needs what tools/setup.sh installs (it checks and says what is missing); the utterances are made
 # with Piper into ~/.cache/sotto/bench/ on the first run; the peers install their own throwaway venv
-# under ~/.cache/sotto/bench/peer-venv. Duration: `--quick --repeat 1 --barista-levels clean` took
-# 25 min on the 2-core VM under load average ~10 (Sotto 5, peers 10, wake 1, barista clean 9 min:
-# transcripts are cached in ~/.cache/sotto/barista-transcripts.jsonl, so a rerun skips them). The full
+# under ~/.cache/sotto/bench/peer-venv. Duration: `--quick --repeat 2 --barista-levels clean` took
+# 12 min on the idle 2-core VM (2026-12-01; Sotto is fed at its recorded speed, so its runs take as long
+# as the audio; barista transcripts are cached in ~/.cache/sotto/barista-transcripts.jsonl). The full
 # run (3 repeats, 10 min idle audio for Sotto and again for the Python stack, 8 noise levels) has not
 # been timed; expect well over an hour on this VM.
 set -euo pipefail
