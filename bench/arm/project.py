@@ -101,6 +101,27 @@ def capture(sotto, workers, wav, config, cap_dir):
     return out, r.stdout
 
 
+def start_worker(cmd, worker_bin, under=""):
+    """Starts a worker process and waits for its hello frame."""
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    hello = read_frame(p.stdout)
+    if not hello or hello[0].get("type") != "hello":
+        raise SystemExit(f"{worker_bin}: no hello{under} ({hello and hello[0]})")
+    return p
+
+
+def send_all(p, worker_bin, requests, first_id=1, under=""):
+    """Sends `requests` one at a time, each after the previous reply; returns the replies."""
+    replies = []
+    for i, (header, body) in enumerate(requests, first_id):
+        write_frame(p.stdin, dict(header, id=i), body)
+        reply = read_frame(p.stdout)
+        if reply is None:
+            raise SystemExit(f"{worker_bin}: died{under} on request {i}")
+        replies.append(reply[0]["reply"])
+    return replies
+
+
 def callgrind(worker_bin, model, requests, out_file):
     """Replays requests to one worker under callgrind (1 thread), or natively when `out_file` is None
     (to read the replies of a reused count); returns the replies and wall time."""
@@ -109,17 +130,8 @@ def callgrind(worker_bin, model, requests, out_file):
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}"] + cmd
         log(f"callgrind: {os.path.basename(worker_bin)}, {len(requests)} request(s) (slow: ~100x)")
     t0 = time.time()
-    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    hello = read_frame(p.stdout)
-    if not hello or hello[0].get("type") != "hello":
-        raise SystemExit(f"{worker_bin}: no hello under valgrind ({hello and hello[0]})")
-    replies = []
-    for i, (header, body) in enumerate(requests, 1):
-        write_frame(p.stdin, dict(header, id=i), body)
-        reply = read_frame(p.stdout)
-        if reply is None:
-            raise SystemExit(f"{worker_bin}: died under valgrind on request {i}")
-        replies.append(reply[0]["reply"])
+    p = start_worker(cmd, worker_bin, " under valgrind")
+    replies = send_all(p, worker_bin, requests, under=" under valgrind")
     p.stdin.close()
     p.wait()
     return replies, time.time() - t0
@@ -139,24 +151,12 @@ def native_times(worker_bin, model, requests, repeats, warm_up=()):
     """Replays `requests` natively to one worker (1 thread) after `warm_up` (sent once) and one
     untimed replay, then `repeats` timed ones. Returns the seconds of each timed replay and the
     replies of the last."""
-    p = subprocess.Popen([worker_bin, "--model", model, "--threads", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL)
-    hello = read_frame(p.stdout)
-    if not hello or hello[0].get("type") != "hello":
-        raise SystemExit(f"{worker_bin}: no hello ({hello and hello[0]})")
-    for i, (header, body) in enumerate(warm_up, 1):
-        write_frame(p.stdin, dict(header, id=10_000 + i), body)
-        if read_frame(p.stdout) is None:
-            raise SystemExit(f"{worker_bin}: died on warm-up request {i}")
+    p = start_worker([worker_bin, "--model", model, "--threads", "1"], worker_bin)
+    send_all(p, worker_bin, warm_up, first_id=10_001)
     times, replies = [], []
     for replay in range(repeats + 1):
-        t0, replies = time.perf_counter(), []
-        for i, (header, body) in enumerate(requests, 1):
-            write_frame(p.stdin, dict(header, id=i), body)
-            reply = read_frame(p.stdout)
-            if reply is None:
-                raise SystemExit(f"{worker_bin}: died on request {i}")
-            replies.append(reply[0]["reply"])
+        t0 = time.perf_counter()
+        replies = send_all(p, worker_bin, requests)
         if replay:
             times.append(time.perf_counter() - t0)
     p.stdin.close()
