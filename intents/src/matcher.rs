@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::numbers::{may_start_number, parse_duration, parse_number, SpokenNumber};
 use crate::schema::{Domain, Intent, SlotKind};
-use crate::template::Expr;
+use crate::template::{permutations, Expr};
 use crate::text::{is_filler, phonetic_key, substitution_cost, tokenize, VocabWord};
 
 /// A spoken word that is not in the template.
@@ -242,21 +242,6 @@ impl Builder<'_> {
             }
         }
     }
-}
-
-fn permutations(n: usize) -> Vec<Vec<usize>> {
-    if n == 0 {
-        return vec![vec![]];
-    }
-    let mut out = Vec::new();
-    for p in permutations(n - 1) {
-        for pos in 0..=p.len() {
-            let mut q = p.clone();
-            q.insert(pos, n - 1);
-            out.push(q);
-        }
-    }
-    out
 }
 
 #[derive(Clone, Copy)]

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::schema::{Domain, Intent, SlotKind};
-use crate::template::{Expr, MAX_RULE_DEPTH};
+use crate::template::{permutations, Expr, MAX_RULE_DEPTH};
 use crate::text::tokenize;
 use crate::Resolution;
 
@@ -173,21 +173,6 @@ impl GraphBuilder {
             }
         }
     }
-}
-
-fn permutations(n: usize) -> Vec<Vec<usize>> {
-    if n == 0 {
-        return vec![Vec::new()];
-    }
-    let mut out = Vec::new();
-    for p in permutations(n - 1) {
-        for i in 0..=p.len() {
-            let mut q = p.clone();
-            q.insert(i, n - 1);
-            out.push(q);
-        }
-    }
-    out
 }
 
 /// Matcher confidence under which a grammar resolution is checked by the second pass.

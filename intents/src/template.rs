@@ -151,6 +151,22 @@ fn finish(branches: Vec<Vec<Expr>>, separator: Option<char>, start: usize) -> Re
     }
 }
 
+/// Every order of `n` items (for a permutation expression), as index lists.
+pub(crate) fn permutations(n: usize) -> Vec<Vec<usize>> {
+    if n == 0 {
+        return vec![Vec::new()];
+    }
+    let mut out = Vec::new();
+    for p in permutations(n - 1) {
+        for pos in 0..=p.len() {
+            let mut q = p.clone();
+            q.insert(pos, n - 1);
+            out.push(q);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
