@@ -568,17 +568,14 @@ impl SessionLoop {
         // it with the known end of speech to measure how late the VAD saw speech end.
         let utterance_end_s = utterance.end_sample as f64 / SAMPLE_RATE as f64;
         let started = Instant::now();
-        let (task, speculative) = match self.speculation.take() {
-            Some(s) if (s.start_sample, s.end_sample) == (utterance.start_sample, utterance.end_sample) => {
+        let same_audio = self.speculation.take_if(|s| (s.start_sample, s.end_sample) == (utterance.start_sample, utterance.end_sample));
+        self.discard_speculation();
+        let (task, speculative) = match same_audio {
+            Some(s) => {
                 self.stats.speculations_used.fetch_add(1, Ordering::Relaxed);
                 (s.task, true)
             }
-            stale => {
-                if stale.is_some() {
-                    self.stats.speculations_discarded.fetch_add(1, Ordering::Relaxed);
-                }
-                (self.start_transcription(utterance.samples.clone(), self.transcribe_options()), false)
-            }
+            None => (self.start_transcription(utterance.samples.clone(), self.transcribe_options()), false),
         };
         let transcript = match task.await {
             Ok(Ok(t)) => t,
@@ -661,14 +658,11 @@ impl SessionLoop {
             }
             model_answer = Some(resolution);
         }
-        let graph = match self.intents.speech_grammar() {
-            Ok(graph) if self.config.stt.second_pass => Some(graph.text().to_string()),
-            _ => None,
-        };
+        let wanted = self.config.stt.second_pass && speech_grammar::wants_second_pass(&text, &grammar);
         let mut second_pass_ms = None;
-        if let Some(graph) = graph.filter(|_| speech_grammar::wants_second_pass(&text, &grammar)) {
+        if let (true, Ok(graph)) = (wanted, self.intents.speech_grammar()) {
             let started = Instant::now();
-            let options = TranscribeOptions { word_graph: Some(graph), ..self.transcribe_options() };
+            let options = TranscribeOptions { word_graph: Some(graph.text().to_string()), ..self.transcribe_options() };
             let forced = self.start_transcription(samples, options).await;
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             second_pass_ms = Some(ms);
