@@ -343,16 +343,9 @@ mod tests {
         (0..len_ms * MS).map(|i| if spans.iter().any(|&(a, b)| i >= a * MS && i < b * MS) { 1.0 } else { 0.0 }).collect()
     }
 
+    /// The events pauses aside.
     fn run(cfg: EndpointConfig, audio: &[f32], wake_ms: u64) -> Vec<EndpointEvent> {
-        let mut ep = Endpointer::new(cfg, Box::new(MarkerVad)).unwrap();
-        let mut events = Vec::new();
-        let split = (wake_ms * MS) as usize;
-        events.extend(ep.feed(&audio[..split]).unwrap());
-        events.extend(ep.wake(wake_ms * MS).unwrap());
-        for chunk in audio[split..].chunks(700) {
-            events.extend(ep.feed(chunk).unwrap());
-        }
-        events.extend(ep.finish());
+        let mut events = run_all(cfg, audio, wake_ms);
         events.retain(|e| !matches!(e, EndpointEvent::Pause(_)));
         events
     }
