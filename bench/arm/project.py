@@ -283,6 +283,16 @@ by a measurement on the board.
 """
 
 
+def write_projection(out, proj, text, work):
+    """projection.json and projection.md into `out`; removes the capture directory."""
+    with open(os.path.join(out, "projection.json"), "w") as f:
+        json.dump(proj, f, indent=1)
+    with open(os.path.join(out, "projection.md"), "w") as f:
+        f.write(text)
+    shutil.rmtree(work, ignore_errors=True)
+    print(json.dumps(proj["projected_pi5_ms"]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sotto", required=True)
@@ -318,12 +328,7 @@ def main():
 
     if args.method == "time":
         proj = time_projection(args, os.path.join(args.workers, WORKERS["stt"]), stt_model, slm_model, stt_req, full, fb_reqs, audio_s)
-        with open(os.path.join(args.out, "projection.json"), "w") as f:
-            json.dump(proj, f, indent=1)
-        with open(os.path.join(args.out, "projection.md"), "w") as f:
-            f.write(time_markdown(proj))
-        shutil.rmtree(work, ignore_errors=True)
-        print(json.dumps(proj["projected_pi5_ms"]))
+        write_projection(args.out, proj, time_markdown(proj), work)
         return
 
     # Function names as callgrind_annotate prints them ("file:name(args) [object]"); the lambdas inside
@@ -392,12 +397,7 @@ def main():
                   "kernels and the decoder's small matrices may run at other rates) and that instruction ratios "
                   "carry over from AVX2 to NEON. Projected, not measured.",
     }
-    with open(os.path.join(args.out, "projection.json"), "w") as f:
-        json.dump(proj, f, indent=1)
-    with open(os.path.join(args.out, "projection.md"), "w") as f:
-        f.write(markdown(proj))
-    shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps(proj["projected_pi5_ms"]))
+    write_projection(args.out, proj, markdown(proj), work)
 
 
 if __name__ == "__main__":
