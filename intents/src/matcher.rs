@@ -114,6 +114,7 @@ impl GrammarMatch {
 pub struct Matcher {
     graphs: Vec<Graph>,
     vocab: Vec<VocabWord>,
+    vocab_index: HashMap<String, u32>,
     /// Slot names per intent, indexed by the u16 in edges.
     slot_names: Vec<Vec<String>>,
     enum_values: Vec<Vec<Vec<String>>>,
@@ -259,6 +260,8 @@ struct Utterance<'a> {
     numbers: Vec<Vec<(usize, SpokenNumber)>>,
     durations: Vec<Vec<(usize, f64)>>,
     insert_cost: Vec<f32>,
+    /// Whether each spoken word is itself a word of the loaded templates (see [`Utterance::substitution`]).
+    in_vocabulary: Vec<bool>,
     /// Lazily filled substitution costs, `vocab × words`; NaN = not computed, INFINITY = impossible.
     sub: Vec<f32>,
 }
@@ -280,7 +283,7 @@ fn insert_cost(words: &[&str], i: usize) -> f32 {
 }
 
 impl<'a> Utterance<'a> {
-    fn new(words: &'a [String], vocab_len: usize) -> Self {
+    fn new(words: &'a [String], vocab_index: &HashMap<String, u32>, vocab_len: usize) -> Self {
         let n = words.len();
         let refs: Vec<&str> = words.iter().map(String::as_str).collect();
         let mut numbers = vec![Vec::new(); n];
@@ -304,6 +307,7 @@ impl<'a> Utterance<'a> {
             numbers,
             durations,
             insert_cost: (0..n).map(|i| insert_cost(&refs, i)).collect(),
+            in_vocabulary: words.iter().map(|w| vocab_index.contains_key(w)).collect(),
             sub: vec![f32::NAN; vocab_len * n],
         }
     }
@@ -314,7 +318,15 @@ impl<'a> Utterance<'a> {
         if !c.is_nan() {
             return c;
         }
-        let c = substitution_cost(&vocab[word as usize], &self.words[pos], &self.keys[pos]).unwrap_or(f32::INFINITY);
+        let expected = &vocab[word as usize];
+        // A word the recogniser wrote that the templates themselves use was most likely said as
+        // such: reading it as another template word by spelling alone turns "a large pizza"
+        // into "a latte". Only a word of the same sound may stand in for it.
+        let c = if self.in_vocabulary[pos] && expected.text != self.words[pos] && expected.key != self.keys[pos] {
+            f32::INFINITY
+        } else {
+            substitution_cost(expected, &self.words[pos], &self.keys[pos]).unwrap_or(f32::INFINITY)
+        };
         self.sub[k] = c;
         c
     }
@@ -353,7 +365,7 @@ impl Matcher {
                 flat += 1;
             }
         }
-        Matcher { graphs, vocab, slot_names, enum_values, threshold: DEFAULT_THRESHOLD }
+        Matcher { graphs, vocab, vocab_index, slot_names, enum_values, threshold: DEFAULT_THRESHOLD }
     }
 
     /// Number of graph states over all intents (a size figure for logs).
@@ -368,7 +380,7 @@ impl Matcher {
         if words.is_empty() {
             return None;
         }
-        let mut utt = Utterance::new(&words, self.vocab.len());
+        let mut utt = Utterance::new(&words, &self.vocab_index, self.vocab.len());
         let (mut cost, mut back) = (Vec::new(), Vec::new());
         let mut limit = (1.0 - self.threshold) * words.len() as f32 + TEXT_WORD_COST * words.len() as f32 + 1e-3;
         let mut best: Option<GrammarMatch> = None;
@@ -391,7 +403,7 @@ impl Matcher {
         if words.is_empty() {
             return Vec::new();
         }
-        let mut utt = Utterance::new(&words, self.vocab.len());
+        let mut utt = Utterance::new(&words, &self.vocab_index, self.vocab.len());
         let mut cost = Vec::new();
         let mut back = Vec::new();
         // No path costlier than this can reach the threshold, so the search drops it early.
