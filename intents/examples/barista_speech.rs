@@ -9,8 +9,9 @@
 //! makes of it (every one is a false action).
 //! The grammar-constrained second pass ([`sotto_intents::speech_grammar`]) runs by default, with
 //! exactly the daemon's rule: only when the free transcript does not resolve well, kept only when
-//! Whisper finds the forced reading nearly as likely. `--dump FILE` writes one TSV line per
-//! second pass (file, level, both transcripts, both mean log-probabilities, scores) for calibration.
+//! Whisper finds the forced reading nearly as likely. `--dump FILE` writes one JSON line per
+//! second pass (file, level, both transcripts with their tokens' probabilities, whether each
+//! resolution is right, the verdict) for calibrating the rule.
 //! Noisy copies follow the README: a random window of the kitchen noise (fixed seed), scaled so the
 //! ratio of the speech's and the noise's maximum 2048-sample frame energy is the SNR, added, peak
 //! normalised to 0.5. The window comes from a generator seeded by the level and the file name.
@@ -71,6 +72,17 @@ fn transcript(
     writeln!(cache_out, "{line}").unwrap();
     cache.insert(key.to_string(), Cached { text: tr.text.clone(), tokens: tr.tokens.clone(), ms });
     Some((tr.text, tr.tokens, ms))
+}
+
+/// One transcript for `--dump`: text, tokens, resolution, and whether that resolution is right.
+type Reading<'a> = (&'a str, &'a [(String, f32)], &'a sotto_intents::Resolution, bool);
+
+fn write_dump(out: &mut std::fs::File, [file, level]: &[&str; 2], free: Reading, forced: Reading, keep: bool) {
+    let side = |(text, tokens, r, ok): Reading| {
+        serde_json::json!({"text": text, "tokens": tokens, "intent": r.intent, "accepted": r.accepted(), "right": ok, "mean_logprob": mean_logprob(tokens)})
+    };
+    let line = serde_json::json!({"file": file, "level": level, "free": side(free), "forced": side(forced), "kept": keep});
+    writeln!(out, "{line}").unwrap();
 }
 
 fn read_wav(path: &Path) -> Vec<f32> {
@@ -151,9 +163,6 @@ fn main() {
     // The graph is part of what Whisper is asked: a changed grammar is a new cache entry.
     let graph_key = format!("graph{:016x}", fnv1a(graph.as_bytes()));
     let mut dump = arg("--dump").map(|f| std::fs::File::create(&f).unwrap_or_else(|e| panic!("{f}: {e}")));
-    if let Some(d) = dump.as_mut() {
-        writeln!(d, "file\tlevel\tfree_ok\tforced_ok\taccepted\tfree_lp\tforced_lp\tfree\tforced\tforced_ms").unwrap();
-    }
 
     let mut cache: BTreeMap<String, Cached> = BTreeMap::new();
     if let Ok(text) = std::fs::read_to_string(&cache_path) {
@@ -216,8 +225,7 @@ fn main() {
                         ok_confirm += ok2 as i32 - ok1 as i32;
                     }
                     if let Some(d) = dump.as_mut() {
-                        let lp = |t: &[(String, f32)]| mean_logprob(t).map_or(f32::NAN, |x| x);
-                        writeln!(d, "{file}\t{level}\t{ok1}\t{ok2}\t{keep}\t{:.3}\t{:.3}\t{text}\t{text2}\t{ms2:.0}", lp(&tokens), lp(&tokens2)).unwrap();
+                        write_dump(d, &[file, level], (&text, &tokens, &r, ok1), (&text2, &tokens2, &r2, ok2), keep);
                     }
                     if keep {
                         kept += 1;
@@ -282,13 +290,14 @@ fn main() {
                 if grammar_pass && wants_second_pass(&text, &r) {
                     let key2 = format!("{key}|{graph_key}");
                     let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
-                    let Some((text2, tokens2, ms2)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) else { continue };
+                    let Some((text2, tokens2, _)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) else { continue };
                     runs += 1;
                     let r2 = intents.parse(&text2);
                     let keep = guard.accepts(&tokens, &r2, &tokens2);
                     if let Some(d) = dump.as_mut() {
-                        let lp = |t: &[(String, f32)]| mean_logprob(t).map_or(f32::NAN, |x| x);
-                        writeln!(d, "neg:{file}\t{level}\tfalse\t{}\t{keep}\t{:.3}\t{:.3}\t{text}\t{text2}\t{ms2:.0}", r2.accepted(), lp(&tokens), lp(&tokens2)).unwrap();
+                        // Out-of-domain speech: no intent is right.
+                        let neg = format!("neg:{file}");
+                        write_dump(d, &[&neg, level], (&text, &tokens, &r, !r.accepted()), (&text2, &tokens2, &r2, !r2.accepted()), keep);
                     }
                     if keep && !r.accepted() {
                         forced_intents += 1;
