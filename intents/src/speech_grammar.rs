@@ -213,10 +213,13 @@ pub const IMPROBABLE: f32 = 0.049_787;
 
 impl Default for Guard {
     /// Calibrated on the barista benchmark (real speech, kitchen noise 6..24 dB) against
-    /// out-of-domain speech (espeak-ng renderings of `intents/testset/out_of_domain.jsonl` and of
-    /// coffee-shop remarks that are not orders, same noise levels): see the README's figures.
+    /// out-of-domain speech (`tools/make_negatives.py`: `intents/testset/out_of_domain.jsonl` and
+    /// the coffee-counter remarks of `intents/testset/barista_remarks.txt`, same noise levels):
+    /// see the README's figures. The word limit was 0.05 until the remarks spoken by Piper and
+    /// espeak-ng showed "I'd like a croissant" kept as "I'd like a coffee" at 12, 15 and 18 dB
+    /// (" coffee" at 0.08–0.09); at 0.1 none is, for 0.35 points of the noise average.
     fn default() -> Self {
-        Guard { max_mean_drop: 2.0, max_improbable_share: 0.35, min_word_probability: 0.05 }
+        Guard { max_mean_drop: 2.0, max_improbable_share: 0.35, min_word_probability: 0.1 }
     }
 }
 
@@ -431,10 +434,12 @@ mod tests {
         let heard = tokens(&[0.9, 0.5, 0.8, 0.7]);
         assert!(accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.4, 0.8, 0.6])));
         // One word Whisper doubted (as when noise masked it) is what the pass is for.
-        assert!(accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.07, 0.8, 0.6, 0.9, 0.7])));
+        assert!(accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.15, 0.8, 0.6, 0.9, 0.7])));
+        // " coffee" at 0.08 where a remark said "croissant": asked, not kept.
+        assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.08, 0.8, 0.6, 0.9, 0.7])));
         assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])), "one word never heard");
         assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])), Verdict::Confirm);
-        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.07, 0.8, 0.6, 0.9, 0.7])), Verdict::Keep);
+        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.15, 0.8, 0.6, 0.9, 0.7])), Verdict::Keep);
         assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])), Verdict::Reject);
         assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])), "half of it forced");
         assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[1e-6, 0.9, 0.9, 0.9, 0.9, 0.9])), "far less likely");
