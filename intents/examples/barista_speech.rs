@@ -79,7 +79,7 @@ type Reading<'a> = (&'a str, &'a [(String, f32)], &'a sotto_intents::Resolution,
 
 fn write_dump(out: &mut std::fs::File, [file, level]: &[&str; 2], free: Reading, forced: Reading, keep: bool) {
     let side = |(text, tokens, r, ok): Reading| {
-        serde_json::json!({"text": text, "tokens": tokens, "intent": r.intent, "accepted": r.accepted(), "right": ok, "mean_logprob": mean_logprob(tokens)})
+        serde_json::json!({"text": text, "tokens": tokens, "intent": r.intent, "slots": r.slots, "confidence": r.confidence, "accepted": r.accepted(), "right": ok, "mean_logprob": mean_logprob(tokens)})
     };
     let line = serde_json::json!({"file": file, "level": level, "free": side(free), "forced": side(forced), "kept": keep});
     writeln!(out, "{line}").unwrap();
