@@ -24,54 +24,72 @@ use std::time::Instant;
 
 use sotto_intents::barista::{accepted, data_dir, read_labels};
 use sotto_intents::evaluate::percentile;
-use sotto_intents::speech_grammar::{mean_logprob, wants_second_pass, Guard};
+use sotto_intents::speech_grammar::{mean_logprob, wants_second_pass, Guard, Verdict};
 use sotto_intents::Intents;
 
+#[derive(Clone)]
 struct Cached {
     text: String,
     tokens: Vec<(String, f32)>,
     ms: f64,
 }
 
-/// Cached transcript, or a fresh one from the worker (then cached); `None` when it failed.
-#[allow(clippy::too_many_arguments)]
-fn transcript(
-    cache: &mut BTreeMap<String, Cached>,
-    cache_out: &mut std::fs::File,
-    key: &str,
-    stt: &mut Option<sotto_workers::SttClient>,
-    samples: &dyn Fn() -> Vec<f32>,
-    opts: &sotto_workers::TranscribeOptions,
+/// Transcripts by key: from the cache file, else from the STT worker (started on first need) and
+/// then appended to the cache file.
+struct Transcriber {
+    cache: BTreeMap<String, Cached>,
+    cache_out: std::fs::File,
+    stt: Option<sotto_workers::SttClient>,
+    /// Score only what is already transcribed (fast matcher iterations while Whisper runs).
     cached_only: bool,
-) -> Option<(String, Vec<(String, f32)>, f64)> {
-    if let Some(c) = cache.get(key) {
-        return Some((c.text.clone(), c.tokens.clone(), c.ms));
-    }
-    if cached_only {
-        return None;
-    }
-    let client = stt.get_or_insert_with(|| {
-        let store = sotto_models::Store::open().expect("model cache");
-        let model = store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
-        let mut config = sotto_workers::WorkerConfig::new(model);
-        // The benchmark shares the machine; a slow request is not a hung worker.
-        config.request_timeout = std::time::Duration::from_secs(180);
-        sotto_workers::SttClient::start(config).expect("start the STT worker (set SOTTO_WORKER_DIR)")
-    });
-    let t = Instant::now();
-    let tr = match client.transcribe(&samples(), opts) {
-        Ok(tr) => tr,
-        Err(e) => {
-            // Counted as a miss, not cached, so a rerun retries it.
-            eprintln!("{key}: transcription failed: {e}");
+}
+
+impl Transcriber {
+    /// Cached transcript, or a fresh one (then cached); `None` when it failed or, with
+    /// `cached_only`, is not cached.
+    fn get(&mut self, key: &str, samples: &dyn Fn() -> Vec<f32>, opts: &sotto_workers::TranscribeOptions) -> Option<Cached> {
+        if let Some(c) = self.cache.get(key) {
+            return Some(c.clone());
+        }
+        if self.cached_only {
             return None;
         }
-    };
-    let ms = t.elapsed().as_secs_f64() * 1000.0;
-    let line = serde_json::json!({"key": key, "text": tr.text, "tokens": tr.tokens, "stt_ms": ms});
-    writeln!(cache_out, "{line}").unwrap();
-    cache.insert(key.to_string(), Cached { text: tr.text.clone(), tokens: tr.tokens.clone(), ms });
-    Some((tr.text, tr.tokens, ms))
+        let client = self.stt.get_or_insert_with(|| {
+            let store = sotto_models::Store::open().expect("model cache");
+            let model = store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
+            let mut config = sotto_workers::WorkerConfig::new(model);
+            // The benchmark shares the machine; a slow request is not a hung worker.
+            config.request_timeout = std::time::Duration::from_secs(180);
+            sotto_workers::SttClient::start(config).expect("start the STT worker (set SOTTO_WORKER_DIR)")
+        });
+        let t = Instant::now();
+        let tr = match client.transcribe(&samples(), opts) {
+            Ok(tr) => tr,
+            Err(e) => {
+                // Counted as a miss, not cached, so a rerun retries it.
+                eprintln!("{key}: transcription failed: {e}");
+                return None;
+            }
+        };
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        let line = serde_json::json!({"key": key, "text": tr.text, "tokens": tr.tokens, "stt_ms": ms});
+        writeln!(self.cache_out, "{line}").unwrap();
+        let fresh = Cached { text: tr.text, tokens: tr.tokens, ms };
+        self.cache.insert(key.to_string(), fresh.clone());
+        Some(fresh)
+    }
+}
+
+/// The clip at `path` at one level: clean, or mixed with the kitchen noise. The noise window
+/// depends only on the clip's `name` and the level, so cached and fresh transcriptions see the
+/// same mix whatever else was cached.
+fn audio_at(path: &Path, name: &str, level: &str, noise: &[f32]) -> Vec<f32> {
+    let speech = read_wav(path);
+    if level == "clean" {
+        return speech;
+    }
+    let mut rng = Lcg((0x5eed_0000 + level.parse::<u64>().unwrap_or(0)) ^ fnv1a(name.as_bytes()));
+    mix(&speech, noise, level.parse().unwrap(), &mut rng)
 }
 
 /// One transcript for `--dump`: text, tokens, resolution, and whether that resolution is right.
@@ -127,7 +145,6 @@ fn main() {
     let levels: Vec<String> = arg("--snr").unwrap_or_else(|| "clean".into()).split(',').map(str::to_string).collect();
     let use_prompt = !args.iter().any(|a| a == "--no-prompt");
     let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
-    // Score only what is already transcribed (fast matcher iterations while Whisper runs).
     let cached_only = args.iter().any(|a| a == "--cached-only");
     let cache_path = arg("--cache").map(PathBuf::from).unwrap_or_else(|| {
         let base = std::env::var_os("SOTTO_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sotto"));
@@ -158,7 +175,6 @@ fn main() {
     if let Some(v) = arg("--min-word") {
         guard.min_word_probability = v.parse().expect("--min-word: a probability");
     }
-    let lenient_guard = Guard { min_word_probability: 0.0, ..guard };
     let graph = intents.speech_grammar().unwrap_or_else(|e| panic!("{e}")).text().to_string();
     // The graph is part of what Whisper is asked: a changed grammar is a new cache entry.
     let graph_key = format!("graph{:016x}", fnv1a(graph.as_bytes()));
@@ -174,8 +190,8 @@ fn main() {
             cache.insert(v["key"].as_str().unwrap().to_string(), c);
         }
     }
-    let mut stt: Option<sotto_workers::SttClient> = None;
-    let mut cache_out = std::fs::OpenOptions::new().create(true).append(true).open(&cache_path).unwrap();
+    let cache_out = std::fs::OpenOptions::new().create(true).append(true).open(&cache_path).unwrap();
+    let mut transcriber = Transcriber { cache, cache_out, stt: None, cached_only };
     let noise = read_wav(&dir.join("noise_kitchen.wav"));
 
     println!("{:<6} {:>6} {:>9} {:>14} {:>14} {:>22} {:>11}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms", "2nd pass run/kept/+/-", "+confirm %");
@@ -192,16 +208,10 @@ fn main() {
             if only.as_ref().is_some_and(|o| !o.contains(file)) {
                 continue;
             }
-            // The noise window depends only on the file and the level, so cached and fresh
-            // transcriptions see the same mix whatever else was cached.
-            let samples = || {
-                let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0) ^ fnv1a(file.as_bytes()));
-                let speech = read_wav(&dir.join("clean").join(file));
-                if level == "clean" { speech } else { mix(&speech, &noise, level.parse().unwrap(), &mut rng) }
-            };
+            let samples = || audio_at(&dir.join("clean").join(file), file, level, &noise);
             let key = format!("{file}|{level}|{prompt_key}");
             let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
-            let Some((text, tokens, ms)) = transcript(&mut cache, &mut cache_out, &key, &mut stt, &samples, &opts, cached_only) else {
+            let Some(Cached { text, tokens, ms }) = transcriber.get(&key, &samples, &opts) else {
                 if !cached_only {
                     n += 1;
                 }
@@ -214,14 +224,15 @@ fn main() {
             if grammar_pass && wants_second_pass(&text, &r) {
                 let key2 = format!("{key}|{graph_key}");
                 let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
-                if let Some((text2, tokens2, ms2)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) {
+                if let Some(Cached { text: text2, tokens: tokens2, ms: ms2 }) = transcriber.get(&key2, &samples, &opts2) {
                     runs += 1;
                     second_ms.push(ms2);
                     let r2 = intents.parse(&text2);
-                    let keep = guard.accepts(&tokens, &r2, &tokens2);
+                    let verdict = guard.verdict(&tokens, &r2, &tokens2);
+                    let keep = verdict == Verdict::Keep;
                     let (ok1, ok2) = (accepted(label, &r), accepted(label, &r2));
                     // A reading the user confirms replaces the free one (counted below).
-                    if !keep && lenient_guard.accepts(&tokens, &r2, &tokens2) {
+                    if verdict == Verdict::Confirm {
                         ok_confirm += ok2 as i32 - ok1 as i32;
                     }
                     if let Some(d) = dump.as_mut() {
@@ -272,14 +283,10 @@ fn main() {
         for level in &levels {
             let (mut free_intents, mut runs, mut forced_intents, mut confirm) = (0, 0, 0, 0);
             for (file, said) in &items {
-                let samples = || {
-                    let mut rng = Lcg(0x5eed_0000 + level.parse::<u64>().unwrap_or(0) ^ fnv1a(file.as_bytes()));
-                    let speech = read_wav(&base.join(file));
-                    if level == "clean" { speech } else { mix(&speech, &noise, level.parse().unwrap(), &mut rng) }
-                };
+                let samples = || audio_at(&base.join(file), file, level, &noise);
                 let key = format!("neg:{file}|{level}|{prompt_key}");
                 let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
-                let Some((text, tokens, _)) = transcript(&mut cache, &mut cache_out, &key, &mut stt, &samples, &opts, cached_only) else { continue };
+                let Some(Cached { text, tokens, .. }) = transcriber.get(&key, &samples, &opts) else { continue };
                 let r = intents.parse(&text);
                 if r.accepted() {
                     free_intents += 1;
@@ -290,10 +297,11 @@ fn main() {
                 if grammar_pass && wants_second_pass(&text, &r) {
                     let key2 = format!("{key}|{graph_key}");
                     let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
-                    let Some((text2, tokens2, _)) = transcript(&mut cache, &mut cache_out, &key2, &mut stt, &samples, &opts2, cached_only) else { continue };
+                    let Some(Cached { text: text2, tokens: tokens2, .. }) = transcriber.get(&key2, &samples, &opts2) else { continue };
                     runs += 1;
                     let r2 = intents.parse(&text2);
-                    let keep = guard.accepts(&tokens, &r2, &tokens2);
+                    let verdict = guard.verdict(&tokens, &r2, &tokens2);
+                    let keep = verdict == Verdict::Keep;
                     if let Some(d) = dump.as_mut() {
                         // Out-of-domain speech: no intent is right.
                         let neg = format!("neg:{file}");
@@ -302,7 +310,7 @@ fn main() {
                     if keep && !r.accepted() {
                         forced_intents += 1;
                         println!("  SECOND-PASS INTENT {file} ({said}) heard {text:?}, forced {text2:?}");
-                    } else if !keep && !r.accepted() && lenient_guard.accepts(&tokens, &r2, &tokens2) {
+                    } else if verdict == Verdict::Confirm && !r.accepted() {
                         confirm += 1;
                         if verbose {
                             println!("  WOULD CONFIRM {file} ({said}) heard {text:?}, forced {text2:?}");

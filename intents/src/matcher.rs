@@ -283,7 +283,7 @@ fn insert_cost(words: &[&str], i: usize) -> f32 {
 }
 
 impl<'a> Utterance<'a> {
-    fn new(words: &'a [String], vocab_index: &HashMap<String, u32>, vocab_len: usize) -> Self {
+    fn new(words: &'a [String], vocab_index: &HashMap<String, u32>) -> Self {
         let n = words.len();
         let refs: Vec<&str> = words.iter().map(String::as_str).collect();
         let mut numbers = vec![Vec::new(); n];
@@ -308,7 +308,7 @@ impl<'a> Utterance<'a> {
             durations,
             insert_cost: (0..n).map(|i| insert_cost(&refs, i)).collect(),
             in_vocabulary: words.iter().map(|w| vocab_index.contains_key(w)).collect(),
-            sub: vec![f32::NAN; vocab_len * n],
+            sub: vec![f32::NAN; vocab_index.len() * n],
         }
     }
 
@@ -380,7 +380,7 @@ impl Matcher {
         if words.is_empty() {
             return None;
         }
-        let mut utt = Utterance::new(&words, &self.vocab_index, self.vocab.len());
+        let mut utt = Utterance::new(&words, &self.vocab_index);
         let (mut cost, mut back) = (Vec::new(), Vec::new());
         let mut limit = (1.0 - self.threshold) * words.len() as f32 + TEXT_WORD_COST * words.len() as f32 + 1e-3;
         let mut best: Option<GrammarMatch> = None;
@@ -403,7 +403,7 @@ impl Matcher {
         if words.is_empty() {
             return Vec::new();
         }
-        let mut utt = Utterance::new(&words, &self.vocab_index, self.vocab.len());
+        let mut utt = Utterance::new(&words, &self.vocab_index);
         let mut cost = Vec::new();
         let mut back = Vec::new();
         // No path costlier than this can reach the threshold, so the search drops it early.

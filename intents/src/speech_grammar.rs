@@ -264,7 +264,24 @@ impl Guard {
     /// out-of-domain speech lets through only remarks one word away from an order ("I'd like a
     /// croissant" as "I'd like a coffee"). Fit for a result the user confirms first.
     pub fn lenient() -> Self {
-        Guard { min_word_probability: 0.0, ..Guard::default() }
+        Guard::default().without_word_limit()
+    }
+
+    /// This guard with no limit on the weakest word.
+    pub fn without_word_limit(self) -> Self {
+        Guard { min_word_probability: 0.0, ..self }
+    }
+
+    /// Keep what this guard accepts; ask first for what it accepts without its word limit;
+    /// reject the rest.
+    pub fn verdict(&self, free_tokens: &[(String, f32)], forced: &Resolution, forced_tokens: &[(String, f32)]) -> Verdict {
+        if self.accepts(free_tokens, forced, forced_tokens) {
+            Verdict::Keep
+        } else if self.without_word_limit().accepts(free_tokens, forced, forced_tokens) {
+            Verdict::Confirm
+        } else {
+            Verdict::Reject
+        }
     }
 }
 
@@ -281,13 +298,7 @@ pub enum Verdict {
 
 /// The daemon's rule: [`Guard::default`] keeps, [`Guard::lenient`] asks first, else rejected.
 pub fn judge_second_pass(free_tokens: &[(String, f32)], forced: &Resolution, forced_tokens: &[(String, f32)]) -> Verdict {
-    if Guard::default().accepts(free_tokens, forced, forced_tokens) {
-        Verdict::Keep
-    } else if Guard::lenient().accepts(free_tokens, forced, forced_tokens) {
-        Verdict::Confirm
-    } else {
-        Verdict::Reject
-    }
+    Guard::default().verdict(free_tokens, forced, forced_tokens)
 }
 
 /// [`Guard::accepts`] with the calibrated guard.
