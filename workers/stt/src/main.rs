@@ -258,7 +258,6 @@ impl Stt {
                 .collect();
             return Ok((text.trim().to_string(), tokens));
         }
-        let eot = self.ctx.token_eot();
         let mut text = String::new();
         let mut tokens = Vec::new();
         for i in 0..self.state.full_n_segments() {
@@ -266,7 +265,7 @@ impl Stt {
             text.push_str(&seg.to_str_lossy().map_err(|e| anyhow!("segment text: {e}"))?);
             for j in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(j) else { continue };
-                if tok.token_id() >= eot {
+                if tok.token_id() >= self.eot {
                     continue; // special and timestamp tokens
                 }
                 let piece = tok.to_str_lossy().map(|s| s.into_owned()).unwrap_or_default();
