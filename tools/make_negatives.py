@@ -17,10 +17,10 @@ import tempfile
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
 from make_fixtures import SR, floor, synth, write_wav  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 TESTSET = os.path.join(HERE, "..", "intents", "testset")
 
 
