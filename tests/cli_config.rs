@@ -55,7 +55,8 @@ fn an_unknown_key_is_named_with_its_table() {
 
 #[test]
 fn a_good_config_with_fetched_models_passes_including_the_broker() {
-    let (ok, text) = check("[mqtt]\nhost = \"127.0.0.1\"\nport = 1883\n[intents]\ndomains = [\"home\", \"vehicle\"]\n", true);
+    let (ok, text) =
+        check("[mqtt]\nhost = \"127.0.0.1\"\nport = 1883\n[intents]\ndomains = [\"home\", \"vehicle\"]\n", true);
     assert!(ok, "{text}");
     assert!(text.contains(": OK"), "{text}");
 }

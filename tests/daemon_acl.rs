@@ -83,7 +83,8 @@ fn the_documented_acl_lets_the_daemon_work_and_confines_its_user() {
 
     let seen = observer.drain(Duration::from_secs(2));
     let topics: Vec<&str> = seen.iter().map(|m| m.topic.as_str()).collect();
-    let status: Vec<&serde_json::Value> = on(&seen, &format!("sotto/{site}/status")).into_iter().map(|m| &m.payload).collect();
+    let status: Vec<&serde_json::Value> =
+        on(&seen, &format!("sotto/{site}/status")).into_iter().map(|m| &m.payload).collect();
     assert_eq!(status, [&serde_json::json!("online"), &serde_json::json!("offline")], "{topics:?}");
     for topic in [
         "hermes/hotword/hey_jarvis/detected".to_string(),
@@ -96,7 +97,11 @@ fn the_documented_acl_lets_the_daemon_work_and_confines_its_user() {
         "hermes/dialogueManager/sessionEnded".into(),
         allowed.clone(),
     ] {
-        assert!(!on(&seen, &topic).is_empty(), "nothing on {topic}; the observer saw {topics:?}\ndaemon log:\n{log}\nbroker log:\n{}", broker.log());
+        assert!(
+            !on(&seen, &topic).is_empty(),
+            "nothing on {topic}; the observer saw {topics:?}\ndaemon log:\n{log}\nbroker log:\n{}",
+            broker.log()
+        );
     }
     for topic in &denied {
         let from_user: Vec<_> = on(&seen, topic).into_iter().filter(|m| m.payload["siteId"] == "x").collect();

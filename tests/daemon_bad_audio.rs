@@ -40,7 +40,8 @@ fn noise(seconds: f32, amplitude: f32) -> Vec<u8> {
 
 /// Triads with a few harmonics each, two seconds per chord: C, F, G, A minor.
 fn chords(seconds: f32) -> Vec<u8> {
-    let progression: [[f32; 3]; 4] = [[261.6, 329.6, 392.0], [349.2, 440.0, 523.3], [392.0, 493.9, 587.3], [440.0, 523.3, 659.3]];
+    let progression: [[f32; 3]; 4] =
+        [[261.6, 329.6, 392.0], [349.2, 440.0, 523.3], [392.0, 493.9, 587.3], [440.0, 523.3, 659.3]];
     synth(seconds, |t| {
         let chord = progression[(t / 2.0) as usize % progression.len()];
         let tone = |f: f32| (1..=4).map(|h| (TAU * f * h as f32 * t).sin() / h as f32).sum::<f32>();
@@ -120,7 +121,8 @@ fn hours_of_silence_noise_music_and_a_monologue_publish_nothing_and_memory_stays
     stream_sampling(&mut daemon, &monologue, &mut rss, "monologue");
     daemon.stream_pcm(&vec![0u8; RATE * 2 * 3]);
     let cut = daemon.wait_for_log("transcribed", Duration::from_secs(120));
-    let audio_s: f32 = cut.split("audio_s=").nth(1).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap();
+    let audio_s: f32 =
+        cut.split("audio_s=").nth(1).and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok()).unwrap();
     assert!((9.0..=10.5).contains(&audio_s), "the monologue is cut at max_utterance_ms (10 s), got {audio_s} s: {cut}");
     rss.push(("end".into(), daemon.rss_kib()));
     let audio_minutes = 7200.0 / 60.0 + 2.0 + 2.0 + 10.0 + 10.0 + 10.0;
@@ -147,13 +149,17 @@ fn hours_of_silence_noise_music_and_a_monologue_publish_nothing_and_memory_stays
 
 fn embedded_config(dir: &Path) -> std::path::PathBuf {
     // A generous speech-to-text budget: these tests are about formats, not speed.
-    let text = format!("[slm]\nenabled = false\n[stt]\ntimeout_s = 60\n[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{}\"\n", unique_site("format"));
+    let text = format!(
+        "[slm]\nenabled = false\n[stt]\ntimeout_s = 60\n[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{}\"\n",
+        unique_site("format")
+    );
     write_config(dir, &text)
 }
 
 fn converted(dir: &Path, name: &str, sox_format: &[&str]) -> std::path::PathBuf {
     let out = dir.join(name);
-    let status = Command::new("sox").arg(fixture("pos_jarvis_vehicle_temp.wav")).args(sox_format).arg(&out).status().unwrap();
+    let status =
+        Command::new("sox").arg(fixture("pos_jarvis_vehicle_temp.wav")).args(sox_format).arg(&out).status().unwrap();
     assert!(status.success(), "sox {sox_format:?}");
     out
 }
@@ -163,7 +169,10 @@ fn eight_bit_and_48_khz_stereo_recordings_are_converted_and_understood() {
     let _one = one_at_a_time();
     let dir = tempfile::tempdir().unwrap();
     let config = embedded_config(dir.path());
-    for wav in [converted(dir.path(), "u8.wav", &["-b", "8", "-e", "unsigned"]), converted(dir.path(), "48k.wav", &["-r", "48000", "-c", "2"])] {
+    for wav in [
+        converted(dir.path(), "u8.wav", &["-b", "8", "-e", "unsigned"]),
+        converted(dir.path(), "48k.wav", &["-r", "48000", "-c", "2"]),
+    ] {
         let (_, printed) = run_on_file(&config, &wav);
         let action = printed.iter().find(|p| p.topic.ends_with("/vehicle/climate/temperature"));
         assert_eq!(
@@ -187,7 +196,11 @@ fn files_that_are_not_audio_are_refused_with_the_file_and_the_reason() {
         let out = sotto().args(["run", "--config"]).arg(&config).arg("--input").arg(file).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{}: {stderr}", file.display());
-        assert!(stderr.contains(&file.display().to_string()) && stderr.contains(reason), "{}:\n{stderr}", file.display());
+        assert!(
+            stderr.contains(&file.display().to_string()) && stderr.contains(reason),
+            "{}:\n{stderr}",
+            file.display()
+        );
         assert!(!String::from_utf8_lossy(&out.stdout).contains("/vehicle/"), "no action");
     }
 }

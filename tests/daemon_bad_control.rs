@@ -40,15 +40,25 @@ fn malformed_wrong_typed_oversized_and_foreign_control_messages_are_ignored_and_
         (mute.clone(), vec![0xff, 0xfe, 0x00, 0x80]),
         ("hermes/hotword/toggleOff".into(), br#"{"siteId": 42}"#.to_vec()),
         ("hermes/hotword/toggleOff".into(), b"null".to_vec()),
-        ("hermes/dialogueManager/startSession".into(), format!(r#"{{"siteId": "{site}", "init": {{"type": 5}}}}"#).into_bytes()),
-        ("hermes/dialogueManager/startSession".into(), format!(r#"{{"siteId": "{site}", "init": "action"}}"#).into_bytes()),
+        (
+            "hermes/dialogueManager/startSession".into(),
+            format!(r#"{{"siteId": "{site}", "init": {{"type": 5}}}}"#).into_bytes(),
+        ),
+        (
+            "hermes/dialogueManager/startSession".into(),
+            format!(r#"{{"siteId": "{site}", "init": "action"}}"#).into_bytes(),
+        ),
     ];
     for (topic, payload) in &malformed {
         publish_bytes(broker.port, topic, payload);
     }
     // Well-formed, but for other sites: not ours, so neither obeyed nor counted as malformed.
     publish_bytes(broker.port, "hermes/hotword/toggleOff", br#"{"siteId": "some-other-site"}"#);
-    publish_bytes(broker.port, "hermes/dialogueManager/startSession", br#"{"siteId": "some-other-site", "init": {"type": "action"}}"#);
+    publish_bytes(
+        broker.port,
+        "hermes/dialogueManager/startSession",
+        br#"{"siteId": "some-other-site", "init": {"type": "action"}}"#,
+    );
     // 1 MB on a topic the daemon obeys: refused before it can cost memory or the connection.
     let mut huge = b"{\"padding\": \"".to_vec();
     huge.resize(1 << 20, b'x');
@@ -57,7 +67,9 @@ fn malformed_wrong_typed_oversized_and_foreign_control_messages_are_ignored_and_
 
     // Still listening (not muted by anything above) and still connected.
     daemon.speak("pos_jarvis_vehicle_temp.wav");
-    let action = subscriber.expect(&action_topic, Duration::from_secs(60)).unwrap_or_else(|e| panic!("the command after the garbage is served: {e}\n{}", daemon.log_text()));
+    let action = subscriber
+        .expect(&action_topic, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("the command after the garbage is served: {e}\n{}", daemon.log_text()));
     assert_eq!(action.payload, serde_json::json!({"celsius": 21.0, "zone": "driver"}));
 
     let (ok, log) = daemon.finish();
@@ -71,5 +83,8 @@ fn malformed_wrong_typed_oversized_and_foreign_control_messages_are_ignored_and_
     assert_eq!(stat(&log, "connection_losses"), 0, "no message cost the connection:\n{}", log.join("\n"));
     assert_eq!(stat(&log, "control_dropped"), 0);
     assert!(!log.iter().any(|l| l.trim_end().ends_with(": muted")), "nothing muted the daemon");
-    assert!(!log.iter().any(|l| l.contains("some-other-site") && l.contains("MQTT control message")), "other sites are not obeyed");
+    assert!(
+        !log.iter().any(|l| l.contains("some-other-site") && l.contains("MQTT control message")),
+        "other sites are not obeyed"
+    );
 }

@@ -42,7 +42,8 @@ fn outage(back_after: Duration) -> Vec<MqttMessage> {
     let received = subscriber.drain(Duration::from_secs(4));
     let (ok, log) = daemon.finish();
     assert!(ok, "daemon failed; log:\n{}", log.join("\n"));
-    let events: Vec<&str> = received.iter().filter(|m| m.payload["siteId"] == site.as_str()).map(|m| m.topic.as_str()).collect();
+    let events: Vec<&str> =
+        received.iter().filter(|m| m.payload["siteId"] == site.as_str()).map(|m| m.topic.as_str()).collect();
     assert!(
         events.contains(&"hermes/asr/textCaptured") && events.contains(&"hermes/intent/climate.set_temperature"),
         "events queued during the outage arrive too: {events:?}"

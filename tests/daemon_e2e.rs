@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use sotto_tests::daemon::{
-    children_named, concat_wavs, fixture, one_at_a_time, run_on_file, run_on_file_with, signal, spawn_run, unique_site, write_config, Printed,
+    children_named, concat_wavs, fixture, one_at_a_time, run_on_file, run_on_file_with, signal, spawn_run, unique_site,
+    write_config, Printed,
 };
 use sotto_tests::mqtt::{MqttMessage, MqttSubscriber};
 
@@ -42,7 +43,11 @@ fn topics(messages: &[MqttMessage]) -> Vec<&str> {
 }
 
 fn payload_of<'a>(messages: &'a [MqttMessage], topic: &str) -> &'a serde_json::Value {
-    &messages.iter().find(|m| m.topic == topic).unwrap_or_else(|| panic!("nothing on {topic}; got {:?}", topics(messages))).payload
+    &messages
+        .iter()
+        .find(|m| m.topic == topic)
+        .unwrap_or_else(|| panic!("nothing on {topic}; got {:?}", topics(messages)))
+        .payload
 }
 
 /// The Hermes sequence of a recognised command, then its action, in publication order.
@@ -74,9 +79,18 @@ fn assert_command(seen: &[MqttMessage], wake: &str, intent: &str, action_topic: 
 fn vehicle_command_publishes_the_climate_action_and_hermes_events() {
     let (site, seen, printed) = speak("pos_jarvis_vehicle_temp.wav", "hey_jarvis", "");
     let action_topic = format!("sotto/{site}/vehicle/climate/temperature");
-    assert_command(&seen, "hey_jarvis", "climate.set_temperature", &action_topic, json!({"celsius": 21.0, "zone": "driver"}));
+    assert_command(
+        &seen,
+        "hey_jarvis",
+        "climate.set_temperature",
+        &action_topic,
+        json!({"celsius": 21.0, "zone": "driver"}),
+    );
     let slots = &payload_of(&seen, "hermes/intent/climate.set_temperature")["slots"];
-    assert!(slots.as_array().unwrap().iter().any(|s| s["slotName"] == "temperature" && s["value"]["value"] == json!(21.0)), "{slots}");
+    assert!(
+        slots.as_array().unwrap().iter().any(|s| s["slotName"] == "temperature" && s["value"]["value"] == json!(21.0)),
+        "{slots}"
+    );
     // `--input` prints exactly what was published, in order, status first and last.
     assert_eq!(printed.first().map(|p| p.topic.clone()), Some(format!("sotto/{site}/status")));
     assert_eq!(printed.last().map(|p| p.payload.clone()), Some(json!("offline")));
@@ -85,7 +99,11 @@ fn vehicle_command_publishes_the_climate_action_and_hermes_events() {
 
 /// The daemon's `latency` log line for each command, as `field=value` pairs.
 fn latency_lines(stderr: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(stderr).lines().filter(|l| l.contains(" latency ") || l.ends_with(" latency")).map(str::to_string).collect()
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter(|l| l.contains(" latency ") || l.ends_with(" latency"))
+        .map(str::to_string)
+        .collect()
 }
 
 /// At the recorded speed, speech-to-text starts at the pause after the command and its result is
@@ -102,7 +120,10 @@ fn speculative_transcription_at_the_pause_serves_the_command() {
         let config = write_config(dir.path(), &config_for(&site, "hey_jarvis", &extra));
         let (output, printed) = run_on_file_with(&config, &fixture("pos_jarvis_vehicle_temp.wav"), &["--realtime"]);
         let action_topic = format!("sotto/{site}/vehicle/climate/temperature");
-        let action = printed.iter().find(|p| p.topic == action_topic).unwrap_or_else(|| panic!("no action; printed {printed:?}"));
+        let action = printed
+            .iter()
+            .find(|p| p.topic == action_topic)
+            .unwrap_or_else(|| panic!("no action; printed {printed:?}"));
         assert_eq!(action.payload, json!({"celsius": 21.0, "zone": "driver"}));
         let lines = latency_lines(&output.stderr);
         assert_eq!(lines.len(), 1, "one command, one latency line: {lines:?}");
@@ -117,7 +138,10 @@ fn speculative_transcription_at_the_pause_serves_the_command() {
     // it the wait includes the whole transcription.
     let ((spec_wait, spec_compute), (plain_wait, plain_compute)) = (waits[0], waits[1]);
     assert!(spec_wait < spec_compute, "speculative: waited {spec_wait} ms for a {spec_compute} ms transcription");
-    assert!(plain_wait >= plain_compute, "not speculative: waited {plain_wait} ms for a {plain_compute} ms transcription");
+    assert!(
+        plain_wait >= plain_compute,
+        "not speculative: waited {plain_wait} ms for a {plain_compute} ms transcription"
+    );
 }
 
 /// Out-of-domain speech after a wake word: the grammar misses its transcript, so the daemon runs the
@@ -147,20 +171,35 @@ fn the_second_pass_does_not_force_out_of_domain_speech_into_a_command() {
     assert!(second[0].contains("verdict=Reject"), "{}", second[0]);
     let topics: Vec<&str> = printed.iter().map(|p| p.topic.as_str()).collect();
     assert!(topics.contains(&"hermes/nlu/intentNotRecognized"), "{topics:?}");
-    assert!(!topics.iter().any(|t| t.starts_with("hermes/intent/") || (t.starts_with("sotto/") && !t.ends_with("/status"))), "{topics:?}");
+    assert!(
+        !topics.iter().any(|t| t.starts_with("hermes/intent/") || (t.starts_with("sotto/") && !t.ends_with("/status"))),
+        "{topics:?}"
+    );
     assert!(!topics.iter().any(|t| t.ends_with("/confirm")), "{topics:?}");
 }
 
 #[test]
 fn home_command_switches_the_kitchen_light() {
     let (site, seen, _) = speak("pos_jarvis_home_lights.wav", "hey_jarvis", "");
-    assert_command(&seen, "hey_jarvis", "light.set", &format!("sotto/{site}/home/light/kitchen"), json!({"state": "on"}));
+    assert_command(
+        &seen,
+        "hey_jarvis",
+        "light.set",
+        &format!("sotto/{site}/home/light/kitchen"),
+        json!({"state": "on"}),
+    );
 }
 
 #[test]
 fn factory_status_request_with_the_alexa_wake_word() {
     let (site, seen, _) = speak("pos_alexa_factory_status.wav", "alexa", "");
-    assert_command(&seen, "alexa", "machine.status", &format!("sotto/{site}/factory/press_2/status/get"), json!({"machine": "press_2"}));
+    assert_command(
+        &seen,
+        "alexa",
+        "machine.status",
+        &format!("sotto/{site}/factory/press_2/status/get"),
+        json!({"machine": "press_2"}),
+    );
 }
 
 #[test]
@@ -219,7 +258,10 @@ fn a_killed_stt_worker_fails_one_command_and_the_next_one_is_served() {
         printed.iter().any(|m| m["topic"] == format!("sotto/{site}/vehicle/climate/temperature")),
         "the second command is served after the restart: {printed:#?}\n{stderr}"
     );
-    assert!(!printed.iter().any(|m| m["topic"] == format!("sotto/{site}/home/light/kitchen")), "the failed command published no action");
+    assert!(
+        !printed.iter().any(|m| m["topic"] == format!("sotto/{site}/home/light/kitchen")),
+        "the failed command published no action"
+    );
 }
 
 /// Runs a dialogue fixture on the embedded broker and returns the printed messages of the run.
@@ -278,7 +320,8 @@ fn no_answer_drops_the_risky_command() {
 fn an_out_of_range_value_is_rejected_with_its_reason_and_publishes_no_action() {
     let (site, printed) = dialogue("jarvis_vehicle_out_of_range.wav");
     assert!(!printed.iter().any(|p| p.topic.starts_with(&format!("sotto/{site}/vehicle"))), "{printed:#?}");
-    let rejected = &printed.iter().find(|p| p.topic == "hermes/nlu/intentNotRecognized").expect("intentNotRecognized").payload;
+    let rejected =
+        &printed.iter().find(|p| p.topic == "hermes/nlu/intentNotRecognized").expect("intentNotRecognized").payload;
     let reason = rejected["customData"].as_str().unwrap();
     assert!(reason.contains("climate.set_temperature") && reason.contains("out of range"), "{reason}");
 }
@@ -291,7 +334,12 @@ fn the_language_model_fallback_never_publishes_outside_the_schema() {
     let _one = one_at_a_time();
     let site = unique_site("slm");
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &format!("[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n[slm]\nenabled = true\ntimeout_s = 60\n"));
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n[slm]\nenabled = true\ntimeout_s = 60\n"
+        ),
+    );
     let (output, printed) = run_on_file(&config, &fixture("pos_jarvis_factory_stop.wav"));
     let log = String::from_utf8_lossy(&output.stderr);
     assert!(log.contains("worker ready worker=\"slm\""), "the language-model worker ran:\n{log}");

@@ -103,7 +103,12 @@ fn a_broker_down_at_start_is_retried_with_backoff_and_a_command_spoken_meanwhile
 /// `mosquitto_passwd` writes a password file Mosquitto (which drops root) can read.
 fn password_file(dir: &Path, user: &str, password: &str) -> PathBuf {
     let file = dir.join("passwd");
-    let status = Command::new("mosquitto_passwd").args(["-b", "-c"]).arg(&file).args([user, password]).status().expect("mosquitto_passwd");
+    let status = Command::new("mosquitto_passwd")
+        .args(["-b", "-c"])
+        .arg(&file)
+        .args([user, password])
+        .status()
+        .expect("mosquitto_passwd");
     assert!(status.success());
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -175,7 +180,9 @@ fn a_hung_stt_worker_is_killed_at_its_timeout_and_the_next_command_is_served() {
     assert!(first["termination"]["error"].as_str().unwrap().contains("did not answer"), "{first}");
 
     daemon.speak("pos_jarvis_vehicle_temp.wav");
-    let action = subscriber.expect(&action_topic, Duration::from_secs(60)).unwrap_or_else(|e| panic!("the next command is served: {e}\n{}", daemon.log_text()));
+    let action = subscriber
+        .expect(&action_topic, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("the next command is served: {e}\n{}", daemon.log_text()));
     assert_eq!(action.payload, serde_json::json!({"celsius": 21.0, "zone": "driver"}));
     let restarted = stt_worker(&daemon);
     assert_ne!(restarted, frozen, "a new worker serves");
@@ -209,7 +216,10 @@ fn a_worker_failing_at_every_start_is_given_up_on_after_bounded_attempts() {
     let broken = workers.path().join("broken");
     std::fs::write(
         &broken,
-        format!("#!/bin/sh\necho start >> {}\necho 'ERROR cannot load the model: bad magic' >&2\nexit 3\n", spawns.display()),
+        format!(
+            "#!/bin/sh\necho start >> {}\necho 'ERROR cannot load the model: bad magic' >&2\nexit 3\n",
+            spawns.display()
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -238,7 +248,10 @@ fn a_worker_failing_at_every_start_is_given_up_on_after_bounded_attempts() {
     let last = &ends[6]["termination"];
     assert_eq!(last["reason"], "error");
     let reason = last["error"].as_str().unwrap();
-    assert!(reason.contains("gave up") && reason.contains("exit status 3") && reason.contains("bad magic"), "Hermes carries the reason: {last}");
+    assert!(
+        reason.contains("gave up") && reason.contains("exit status 3") && reason.contains("bad magic"),
+        "Hermes carries the reason: {last}"
+    );
 }
 
 /// The model directory the tests use, from the built binary's own view of it.
@@ -292,10 +305,15 @@ fn a_reload_after_a_model_file_changed_is_refused_and_the_old_engines_keep_servi
     signal(daemon.pid(), "-HUP");
     daemon.wait_for_log("new config refused", Duration::from_secs(20));
     let reason = daemon.wait_for_log("silero-vad", Duration::from_secs(5));
-    assert!(reason.contains(&vad.display().to_string()) && reason.contains("sha256"), "names the file and the mismatch: {reason}");
+    assert!(
+        reason.contains(&vad.display().to_string()) && reason.contains("sha256"),
+        "names the file and the mismatch: {reason}"
+    );
 
     daemon.speak("pos_jarvis_vehicle_temp.wav");
-    let action = subscriber.expect(&action_topic, Duration::from_secs(60)).unwrap_or_else(|e| panic!("the loaded engines keep serving: {e}\n{}", daemon.log_text()));
+    let action = subscriber
+        .expect(&action_topic, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("the loaded engines keep serving: {e}\n{}", daemon.log_text()));
     assert_eq!(action.payload, serde_json::json!({"celsius": 21.0, "zone": "driver"}));
 
     // Put right, the same reload goes through: the check refuses changed bytes, not reloads.
@@ -349,7 +367,10 @@ struct SmallDisk {
 impl SmallDisk {
     fn mount(size: &str) -> Option<SmallDisk> {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).output();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output();
         match out {
             Ok(out) if out.status.success() => Some(SmallDisk { dir }),
             Ok(out) => {
@@ -424,16 +445,15 @@ fn a_missing_microphone_is_retried_with_doubling_waits_and_the_daemon_stays_up()
     let _one = one_at_a_time();
     let site = unique_site("no-mic");
     let dir = tempfile::tempdir().unwrap();
-    let text = config(&site, MOSQUITTO, "", "").replace("source = \"stdin\"", "source = \"microphone\"\ndevice = \"no-such-microphone\"");
+    let text = config(&site, MOSQUITTO, "", "")
+        .replace("source = \"stdin\"", "source = \"microphone\"\ndevice = \"no-such-microphone\"");
     let path = write_config(dir.path(), &text);
     let mut daemon = LiveDaemon::start(&path);
     let mut window = daemon.log.clone();
     window.extend(daemon.log_during(Duration::from_secs(8)));
     let retries = lines_with(&window, "cannot open capture device");
-    let waits: Vec<u64> = retries
-        .iter()
-        .filter_map(|l| l.split("retry_ms=").nth(1)?.split_whitespace().next()?.parse().ok())
-        .collect();
+    let waits: Vec<u64> =
+        retries.iter().filter_map(|l| l.split("retry_ms=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
     assert!((3..=6).contains(&waits.len()), "{} retries in about 8 s:\n{}", waits.len(), window.join("\n"));
     assert!(waits.windows(2).all(|w| w[1] == (w[0] * 2).min(30_000)), "each wait doubles: {waits:?}");
     assert!(retries.iter().all(|l| l.contains("no-such-microphone")), "the device is named:\n{}", window.join("\n"));

@@ -52,5 +52,10 @@ fn sighup_and_the_reload_topic_apply_a_good_config_and_refuse_a_bad_one() {
 
     let (ok, log) = daemon.finish();
     assert!(ok, "{}", log.join("\n"));
-    assert_eq!(log.iter().filter(|l| l.contains("MQTT connected")).count(), 1, "no reconnect during reloads:\n{}", log.join("\n"));
+    assert_eq!(
+        log.iter().filter(|l| l.contains("MQTT connected")).count(),
+        1,
+        "no reconnect during reloads:\n{}",
+        log.join("\n")
+    );
 }

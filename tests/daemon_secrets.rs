@@ -117,11 +117,18 @@ fn passwords_and_key_contents_stay_out_of_logs_and_messages() {
         let log = log.join("\n");
         assert!(ok, "{log}");
         assert!(log.contains("TRACE") || log.contains("DEBUG"), "the daemon should have logged at trace level:\n{log}");
-        assert_no_secret(if from_file { "the daemon log (password file)" } else { "the daemon log (password env)" }, &log, &secrets);
+        assert_no_secret(
+            if from_file { "the daemon log (password file)" } else { "the daemon log (password env)" },
+            &log,
+            &secrets,
+        );
     }
 
     let seen = everything_seen.drain(Duration::from_secs(2));
     let everything: String = seen.iter().map(|m| format!("{} {} {}\n", m.topic, m.payload, m.properties)).collect();
-    assert!(everything.contains("hermes/asr/textCaptured"), "the observer should have seen the sessions:\n{everything}");
+    assert!(
+        everything.contains("hermes/asr/textCaptured"),
+        "the observer should have seen the sessions:\n{everything}"
+    );
     assert_no_secret("an MQTT message", &everything, &secrets);
 }

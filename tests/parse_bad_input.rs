@@ -85,7 +85,8 @@ fn assert_schema_valid(label: &str, result: &serde_json::Value, schema: &BTreeMa
         assert!(result.get("action").is_none(), "{label}: an action without an intent: {result}");
         return;
     };
-    let slots = schema.get(intent).unwrap_or_else(|| panic!("{label}: intent {intent:?} is not in the schema: {result}"));
+    let slots =
+        schema.get(intent).unwrap_or_else(|| panic!("{label}: intent {intent:?} is not in the schema: {result}"));
     for name in result["slots"].as_object().unwrap().keys() {
         assert!(slots.contains(name), "{label}: {intent} has no slot {name:?}: {result}");
     }
@@ -93,8 +94,12 @@ fn assert_schema_valid(label: &str, result: &serde_json::Value, schema: &BTreeMa
         assert!(result.get("action").is_none(), "{label}: a rejected intent has no action: {result}");
         return;
     }
-    let topic = result["action"]["topic"].as_str().unwrap_or_else(|| panic!("{label}: accepted without an action: {result}"));
-    assert!(topic.starts_with("sotto/default/") && !topic.contains(['+', '#', '\0']), "{label}: action topic {topic:?}");
+    let topic =
+        result["action"]["topic"].as_str().unwrap_or_else(|| panic!("{label}: accepted without an action: {result}"));
+    assert!(
+        topic.starts_with("sotto/default/") && !topic.contains(['+', '#', '\0']),
+        "{label}: action topic {topic:?}"
+    );
     if intent == "lock.set" && result["slots"]["state"] == "unlocked" {
         assert_eq!(result["confirm"], true, "{label}: unlocking without confirmation: {result}");
     }
@@ -112,7 +117,11 @@ fn the_grammar_gives_hostile_transcripts_no_intent_or_a_schema_valid_one() {
     }
     // The guard is not vacuous: the plain request is understood, and must be confirmed.
     let plain = results.last().unwrap();
-    assert_eq!((plain["intent"].as_str(), plain["slots"]["state"].as_str(), plain["confirm"].as_bool()), (Some("lock.set"), Some("unlocked"), Some(true)), "{plain}");
+    assert_eq!(
+        (plain["intent"].as_str(), plain["slots"]["state"].as_str(), plain["confirm"].as_bool()),
+        (Some("lock.set"), Some("unlocked"), Some(true)),
+        "{plain}"
+    );
 }
 
 #[test]

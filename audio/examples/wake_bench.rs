@@ -67,7 +67,8 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -117,7 +118,11 @@ struct Fixture {
     wake: Option<String>,
 }
 
-fn false_accepts(models: &FrontEndModels, manifest: &Path, negatives: &[PathBuf]) -> Result<(), Box<dyn std::error::Error>> {
+fn false_accepts(
+    models: &FrontEndModels,
+    manifest: &Path,
+    negatives: &[PathBuf],
+) -> Result<(), Box<dyn std::error::Error>> {
     let m: Manifest = serde_json::from_str(&std::fs::read_to_string(manifest)?)?;
     let dir = manifest.parent().unwrap_or(Path::new("."));
     let mut oww = OpenWakeWord::new(&models.oww, &models.wakes)?;
@@ -169,8 +174,11 @@ fn false_accepts(models: &FrontEndModels, manifest: &Path, negatives: &[PathBuf]
                 per_model.insert(n.clone(), json!(c));
                 total += c;
             }
-            let missed: Vec<&str> =
-                positive_scores.iter().filter(|(_, i, fr)| count(fr, *i, &cfg) != 1).map(|(f, _, _)| f.as_str()).collect();
+            let missed: Vec<&str> = positive_scores
+                .iter()
+                .filter(|(_, i, fr)| count(fr, *i, &cfg) != 1)
+                .map(|(f, _, _)| f.as_str())
+                .collect();
             println!(
                 "{}",
                 json!({"threshold": threshold, "patience": patience, "negative_audio_h": round(negative_s / 3600.0, 3),

@@ -183,8 +183,11 @@ impl Capture {
     fn report_drops(&mut self) {
         let dropped = self.shared.dropped.load(Ordering::Relaxed);
         if dropped > self.reported_drops {
-            tracing::warn!(dropped = dropped - self.reported_drops, total = dropped,
-                "capture overrun: the reader fell behind, samples dropped");
+            tracing::warn!(
+                dropped = dropped - self.reported_drops,
+                total = dropped,
+                "capture overrun: the reader fell behind, samples dropped"
+            );
             self.reported_drops = dropped;
         }
     }
@@ -250,15 +253,14 @@ fn find_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, AudioErr
     if wanted.is_empty() {
         return host.default_input_device().ok_or_else(|| AudioError::Device("no default input device".into()));
     }
-    let devices: Vec<cpal::Device> = host
-        .input_devices()
-        .map_err(|e| AudioError::Device(format!("listing input devices: {e}")))?
-        .collect();
+    let devices: Vec<cpal::Device> =
+        host.input_devices().map_err(|e| AudioError::Device(format!("listing input devices: {e}")))?.collect();
     if let Some(d) = devices.iter().find(|d| d.to_string() == wanted) {
         return Ok(d.clone());
     }
     let lower = wanted.to_lowercase();
-    let matches: Vec<&cpal::Device> = devices.iter().filter(|d| d.to_string().to_lowercase().contains(&lower)).collect();
+    let matches: Vec<&cpal::Device> =
+        devices.iter().filter(|d| d.to_string().to_lowercase().contains(&lower)).collect();
     match matches[..] {
         [d] => Ok(d.clone()),
         [] => Err(AudioError::Device(format!("no input device named {wanted:?} (see `sotto audio devices`)"))),
@@ -269,7 +271,11 @@ fn find_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, AudioErr
     }
 }
 
-fn open(cfg: &CaptureConfig, shared: &Arc<Shared>, failed: Arc<AtomicBool>) -> Result<(cpal::Stream, Ring, String), AudioError> {
+fn open(
+    cfg: &CaptureConfig,
+    shared: &Arc<Shared>,
+    failed: Arc<AtomicBool>,
+) -> Result<(cpal::Stream, Ring, String), AudioError> {
     let host = cpal::default_host();
     let device = find_device(&host, &cfg.device)?;
     let name = device.to_string();
@@ -296,18 +302,30 @@ fn open(cfg: &CaptureConfig, shared: &Arc<Shared>, failed: Arc<AtomicBool>) -> R
     let stream = match supported.sample_format() {
         cpal::SampleFormat::F32 => {
             let mut w = RingWriter { producer, channels, shared: dropped };
-            device.build_input_stream::<f32, _, _>(config, move |data, _| w.write(data, |x| x), on_error, None).map_err(err)?
+            device
+                .build_input_stream::<f32, _, _>(config, move |data, _| w.write(data, |x| x), on_error, None)
+                .map_err(err)?
         }
         cpal::SampleFormat::I16 => {
             let mut w = RingWriter { producer, channels, shared: dropped };
             device
-                .build_input_stream::<i16, _, _>(config, move |data, _| w.write(data, |x| x as f32 / 32768.0), on_error, None)
+                .build_input_stream::<i16, _, _>(
+                    config,
+                    move |data, _| w.write(data, |x| x as f32 / 32768.0),
+                    on_error,
+                    None,
+                )
                 .map_err(err)?
         }
         cpal::SampleFormat::I32 => {
             let mut w = RingWriter { producer, channels, shared: dropped };
             device
-                .build_input_stream::<i32, _, _>(config, move |data, _| w.write(data, |x| x as f32 / 2_147_483_648.0), on_error, None)
+                .build_input_stream::<i32, _, _>(
+                    config,
+                    move |data, _| w.write(data, |x| x as f32 / 2_147_483_648.0),
+                    on_error,
+                    None,
+                )
                 .map_err(err)?
         }
         other => return Err(AudioError::Device(format!("{name}: unsupported sample format {other:?}"))),
@@ -347,7 +365,11 @@ mod tests {
     use super::*;
 
     fn shared() -> Arc<Shared> {
-        Arc::new(Shared { status: Mutex::new(CaptureStatus::default()), dropped: AtomicU64::new(0), stop: AtomicBool::new(false) })
+        Arc::new(Shared {
+            status: Mutex::new(CaptureStatus::default()),
+            dropped: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        })
     }
 
     #[test]
@@ -367,7 +389,12 @@ mod tests {
 
     #[test]
     fn a_missing_device_is_retried_and_reported_not_fatal() {
-        let cfg = CaptureConfig { device: "no such microphone 1f3a".into(), retry_initial_ms: 20, retry_max_ms: 40, ..Default::default() };
+        let cfg = CaptureConfig {
+            device: "no such microphone 1f3a".into(),
+            retry_initial_ms: 20,
+            retry_max_ms: 40,
+            ..Default::default()
+        };
         let mut cap = Capture::start(cfg).unwrap();
         let got = cap.read(Duration::from_millis(300)).unwrap();
         assert!(got.is_empty());

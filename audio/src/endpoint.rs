@@ -111,7 +111,10 @@ pub enum EndpointEvent {
     /// samples) unless speech resumed in between.
     Pause(Utterance),
     /// No speech within the timeout after the wake word at `wake_sample`.
-    NoSpeech { wake_sample: u64, end_sample: u64 },
+    NoSpeech {
+        wake_sample: u64,
+        end_sample: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -206,7 +209,9 @@ impl Endpointer {
         let end = self.position();
         let event = match self.state {
             State::Idle => None,
-            State::WakeTail { wake } | State::Waiting { wake } => Some(EndpointEvent::NoSpeech { wake_sample: wake, end_sample: end }),
+            State::WakeTail { wake } | State::Waiting { wake } => {
+                Some(EndpointEvent::NoSpeech { wake_sample: wake, end_sample: end })
+            }
             State::Speech { wake, start, last_speech } => {
                 if last_speech - start >= self.cfg.min_speech_ms as u64 * MS {
                     Some(self.utterance(wake, start, last_speech, end, false))
@@ -340,7 +345,9 @@ mod tests {
     }
 
     fn signal(spans: &[(u64, u64)], len_ms: u64) -> Vec<f32> {
-        (0..len_ms * MS).map(|i| if spans.iter().any(|&(a, b)| i >= a * MS && i < b * MS) { 1.0 } else { 0.0 }).collect()
+        (0..len_ms * MS)
+            .map(|i| if spans.iter().any(|&(a, b)| i >= a * MS && i < b * MS) { 1.0 } else { 0.0 })
+            .collect()
     }
 
     /// The events pauses aside.
@@ -379,7 +386,8 @@ mod tests {
         // trailing_silence_ms.
         let audio = signal(&[(1500, 2500), (2800, 3500)], 6000);
         let events = run_all(EndpointConfig::default(), &audio, 1000);
-        let pauses: Vec<&Utterance> = events.iter().filter_map(|e| if let EndpointEvent::Pause(p) = e { Some(p) } else { None }).collect();
+        let pauses: Vec<&Utterance> =
+            events.iter().filter_map(|e| if let EndpointEvent::Pause(p) = e { Some(p) } else { None }).collect();
         let EndpointEvent::Utterance(u) = events.last().unwrap() else { panic!("{events:?}") };
         assert_eq!(pauses.len(), 2, "{events:?}");
         assert!(pauses[0].end_sample < 2600 * MS && pauses[0].start_sample == u.start_sample);

@@ -20,7 +20,9 @@ pub enum AudioError {
     RuntimeLoad { path: PathBuf, reason: String },
     #[error("ONNX Runtime was already initialised from {loaded}, not {requested}")]
     RuntimeMismatch { loaded: PathBuf, requested: PathBuf },
-    #[error("ONNX Runtime is not initialised: call sotto_audio::init_onnx_runtime with the `onnxruntime` model path first")]
+    #[error(
+        "ONNX Runtime is not initialised: call sotto_audio::init_onnx_runtime with the `onnxruntime` model path first"
+    )]
     RuntimeMissing,
     #[error("cannot load ONNX model {path}: {reason}")]
     ModelLoad { path: PathBuf, reason: String },

@@ -15,7 +15,10 @@ pub enum Event {
     Utterance(Utterance),
     /// A pause inside speech (see [`EndpointEvent::Pause`]): speech-to-text may start early.
     Pause(Utterance),
-    NoSpeech { wake_sample: u64, end_sample: u64 },
+    NoSpeech {
+        wake_sample: u64,
+        end_sample: u64,
+    },
 }
 
 /// Files and settings of the whole front end.
@@ -148,7 +151,10 @@ pub fn process_file(path: &Path, models: &FrontEndModels, endpoint: EndpointConf
 
 /// Wake specs for shipped wake words by name, with one trigger rule for all.
 pub fn wake_specs(models: &[(String, std::path::PathBuf)], trigger: &TriggerConfig) -> Vec<WakeSpec> {
-    models.iter().map(|(name, path)| WakeSpec { name: name.clone(), model: path.clone(), trigger: trigger.clone() }).collect()
+    models
+        .iter()
+        .map(|(name, path)| WakeSpec { name: name.clone(), model: path.clone(), trigger: trigger.clone() })
+        .collect()
 }
 
 /// Model id of ONNX Runtime in the store.
@@ -183,7 +189,8 @@ impl FrontEndModels {
         let melspectrogram = get("oww-melspectrogram");
         let embedding = get("oww-embedding");
         let silero_vad = get("silero-vad");
-        let found: Vec<(String, std::path::PathBuf)> = wakes.iter().map(|w| (w.clone(), get(&format!("wake-{w}")))).collect();
+        let found: Vec<(String, std::path::PathBuf)> =
+            wakes.iter().map(|w| (w.clone(), get(&format!("wake-{w}")))).collect();
         if !problems.is_empty() {
             return Err(AudioError::Config(format!("missing models: {}", problems.join("; "))));
         }

@@ -36,9 +36,8 @@ impl StreamResampler {
         let inner = if rate == SAMPLE_RATE {
             None
         } else {
-            let r = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK_IN, 2, 1).map_err(|e| {
-                AudioError::Resample { from_hz: rate, to_hz: SAMPLE_RATE, reason: e.to_string() }
-            })?;
+            let r = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK_IN, 2, 1)
+                .map_err(|e| AudioError::Resample { from_hz: rate, to_hz: SAMPLE_RATE, reason: e.to_string() })?;
             Some(r)
         };
         let skip = inner.as_ref().map_or(0, |r| r.output_delay());
@@ -95,7 +94,6 @@ impl StreamResampler {
     fn take(&mut self, out: Vec<f32>) -> Vec<f32> {
         take(&mut self.skip, &mut self.produced, out)
     }
-
 }
 
 /// Samples as a DAC would play them: beyond full scale clipped to [-1, 1], non-finite ones

@@ -176,7 +176,8 @@ impl OpenWakeWord {
         if wakes.is_empty() {
             return Err(AudioError::Config("no wake word selected".into()));
         }
-        let problems: Vec<String> = wakes.iter().flat_map(|w| w.trigger.problems(&format!("wake.{}", w.name))).collect();
+        let problems: Vec<String> =
+            wakes.iter().flat_map(|w| w.trigger.problems(&format!("wake.{}", w.name))).collect();
         if !problems.is_empty() {
             return Err(AudioError::Config(problems.join("; ")));
         }
@@ -234,8 +235,11 @@ impl OpenWakeWord {
     fn silence_embeddings(&mut self) -> Result<Vec<[f32; EMB_DIM]>, AudioError> {
         let silence = vec![0.0f32; 16_000 * SEED_SECONDS];
         let mel = self.melspectrogram(&silence, 1)?;
-        let windows: Vec<&[[f32; MEL_BINS]]> =
-            (0..mel.len()).step_by(8).filter(|i| i + EMB_WINDOW <= mel.len()).map(|i| &mel[i..i + EMB_WINDOW]).collect();
+        let windows: Vec<&[[f32; MEL_BINS]]> = (0..mel.len())
+            .step_by(8)
+            .filter(|i| i + EMB_WINDOW <= mel.len())
+            .map(|i| &mel[i..i + EMB_WINDOW])
+            .collect();
         let emb = self.embeddings(&windows)?;
         Ok(emb[emb.len().saturating_sub(self.history)..].to_vec())
     }
@@ -247,7 +251,10 @@ impl OpenWakeWord {
         let out = self.mel.run(ort::inputs![self.mel_input.as_str() => input]).map_err(infer_err("melspectrogram"))?;
         let (_, data) = out[0].try_extract_tensor::<f32>().map_err(infer_err("melspectrogram"))?;
         if data.len() % MEL_BINS != 0 {
-            return Err(AudioError::ModelShape { model: "melspectrogram".into(), reason: format!("{} outputs", data.len()) });
+            return Err(AudioError::ModelShape {
+                model: "melspectrogram".into(),
+                reason: format!("{} outputs", data.len()),
+            });
         }
         // The reference's fixed rescaling of the ONNX mel to match the TF original.
         Ok(data.chunks_exact(MEL_BINS).map(|c| std::array::from_fn(|i| c[i] / 10.0 + 2.0)).collect())
@@ -260,7 +267,10 @@ impl OpenWakeWord {
         let out = self.emb.run(ort::inputs![self.emb_input.as_str() => input]).map_err(infer_err("embedding"))?;
         let (_, data) = out[0].try_extract_tensor::<f32>().map_err(infer_err("embedding"))?;
         if data.len() != windows.len() * EMB_DIM {
-            return Err(AudioError::ModelShape { model: "embedding".into(), reason: format!("{} outputs for {} windows", data.len(), windows.len()) });
+            return Err(AudioError::ModelShape {
+                model: "embedding".into(),
+                reason: format!("{} outputs for {} windows", data.len(), windows.len()),
+            });
         }
         Ok(data.chunks_exact(EMB_DIM).map(|c| std::array::from_fn(|i| c[i])).collect())
     }
@@ -314,11 +324,17 @@ impl OpenWakeWord {
             self.mel_buf.extend(mel.iter().copied());
             let embs = if self.emb_seq.is_some() && self.use_emb_seq {
                 // The windows of consecutive frames are 8 mel rows apart: one run covers them all.
-                let run: Vec<[f32; MEL_BINS]> = self.mel_buf.range(before + MEL_PER_FRAME - EMB_WINDOW..).copied().collect();
+                let run: Vec<[f32; MEL_BINS]> =
+                    self.mel_buf.range(before + MEL_PER_FRAME - EMB_WINDOW..).copied().collect();
                 self.sequence_embeddings(&run, rows)?
             } else {
                 let windows: Vec<Vec<[f32; MEL_BINS]>> = (1..=rows)
-                    .map(|j| self.mel_buf.range(before + j * MEL_PER_FRAME - EMB_WINDOW..before + j * MEL_PER_FRAME).copied().collect())
+                    .map(|j| {
+                        self.mel_buf
+                            .range(before + j * MEL_PER_FRAME - EMB_WINDOW..before + j * MEL_PER_FRAME)
+                            .copied()
+                            .collect()
+                    })
                     .collect();
                 let refs: Vec<&[[f32; MEL_BINS]]> = windows.iter().map(|w| &w[..]).collect();
                 self.embeddings(&refs)?
@@ -349,7 +365,10 @@ impl OpenWakeWord {
         let out = session.run(ort::inputs![self.emb_input.as_str() => input]).map_err(&err)?;
         let (_, data) = out[0].try_extract_tensor::<f32>().map_err(&err)?;
         if data.len() != n * EMB_DIM {
-            return Err(AudioError::ModelShape { model: "embedding".into(), reason: format!("{} outputs for a run of {n} windows", data.len()) });
+            return Err(AudioError::ModelShape {
+                model: "embedding".into(),
+                reason: format!("{} outputs for a run of {n} windows", data.len()),
+            });
         }
         // The last layer's output is channels × time; the model's final reshape keeps that order.
         Ok((0..n).map(|j| std::array::from_fn(|c| data[c * n + j])).collect())
@@ -415,7 +434,8 @@ impl WakeDetector for OpenWakeWord {
 /// declared input dimension and the first Reshape's target shape. Both are rewritten in place,
 /// with byte sequences of the same length; anything unexpected returns `None`.
 fn sequence_embedding_model(path: &std::path::Path) -> Result<Option<Vec<u8>>, AudioError> {
-    let mut bytes = std::fs::read(path).map_err(|e| AudioError::ModelLoad { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut bytes =
+        std::fs::read(path).map_err(|e| AudioError::ModelLoad { path: path.to_path_buf(), reason: e.to_string() })?;
     // Input shape dims 76, 32, 1 (TensorShapeProto.dim entries with dim_value).
     let dims: [u8; 12] = [0x0A, 0x02, 0x08, 76, 0x0A, 0x02, 0x08, 32, 0x0A, 0x02, 0x08, 0x01];
     // Reshape target [-1, 1, 76, 32] as raw int64 data.
@@ -439,7 +459,8 @@ fn find_once(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 fn load_classifier(w: &WakeSpec) -> Result<Classifier, AudioError> {
     let session = session(&w.model)?;
     let input = input_name(&session, &w.name, 0)?;
-    let shape_err = |reason: String| AudioError::ModelShape { model: format!("{} ({})", w.name, w.model.display()), reason };
+    let shape_err =
+        |reason: String| AudioError::ModelShape { model: format!("{} ({})", w.name, w.model.display()), reason };
     let dims: Vec<i64> = match session.inputs()[0].dtype() {
         ort::value::ValueType::Tensor { shape, .. } => shape.iter().copied().collect(),
         other => return Err(shape_err(format!("input is {other:?}, expected a tensor"))),
@@ -449,7 +470,10 @@ fn load_classifier(w: &WakeSpec) -> Result<Classifier, AudioError> {
     }
     if let ort::value::ValueType::Tensor { shape, .. } = session.outputs()[0].dtype() {
         if shape.iter().copied().product::<i64>().abs() != 1 {
-            return Err(shape_err(format!("output shape {:?}: only single-score wake models are supported", &shape[..])));
+            return Err(shape_err(format!(
+                "output shape {:?}: only single-score wake models are supported",
+                &shape[..]
+            )));
         }
     }
     Ok(Classifier {

@@ -92,9 +92,7 @@ fn is_eof(e: &std::io::Error) -> bool {
 
 fn describe_hound(e: hound::Error) -> String {
     match e {
-        hound::Error::IoError(io) if is_eof(&io) => {
-            "truncated: the file ends inside the WAV header".into()
-        }
+        hound::Error::IoError(io) if is_eof(&io) => "truncated: the file ends inside the WAV header".into(),
         hound::Error::FormatError(what) => format!("not a WAV file ({what})"),
         hound::Error::Unsupported => "unsupported WAV encoding (only integer PCM and 32-bit float)".into(),
         other => other.to_string(),
@@ -139,10 +137,11 @@ impl Default for PcmFormat {
 
 impl PcmFormat {
     fn frame_bytes(&self) -> usize {
-        self.channels as usize * match self.encoding {
-            PcmEncoding::S16le => 2,
-            PcmEncoding::F32le => 4,
-        }
+        self.channels as usize
+            * match self.encoding {
+                PcmEncoding::S16le => 2,
+                PcmEncoding::F32le => 4,
+            }
     }
 }
 
@@ -159,9 +158,7 @@ pub struct PcmReader<R> {
 impl<R: Read> PcmReader<R> {
     pub fn new(input: R, format: PcmFormat) -> Result<Self, AudioError> {
         if format.channels == 0 || format.sample_rate == 0 {
-            return Err(AudioError::PcmFormat(format!(
-                "{} channels at {} Hz", format.channels, format.sample_rate
-            )));
+            return Err(AudioError::PcmFormat(format!("{} channels at {} Hz", format.channels, format.sample_rate)));
         }
         Ok(Self {
             input,
@@ -199,10 +196,9 @@ impl<R: Read> PcmReader<R> {
                     .chunks_exact(2)
                     .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32 / 32768.0)
                     .collect(),
-                PcmEncoding::F32le => self.carry[..whole]
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
+                PcmEncoding::F32le => {
+                    self.carry[..whole].chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+                }
             };
             self.carry.drain(..whole);
             let mono = downmix(&samples, self.format.channels as usize);

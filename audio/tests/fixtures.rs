@@ -18,9 +18,13 @@ fn run(file: &str) -> Report {
 }
 
 fn describe(r: &Report) -> String {
-    let d: Vec<String> = r.detections.iter().map(|d| format!("{} at {:.3}s ({:.3})", d.wake, d.sample as f64 / SR, d.score)).collect();
-    let u: Vec<String> =
-        r.utterances.iter().map(|u| format!("{:.3}-{:.3}s", u.start_sample as f64 / SR, u.end_sample as f64 / SR)).collect();
+    let d: Vec<String> =
+        r.detections.iter().map(|d| format!("{} at {:.3}s ({:.3})", d.wake, d.sample as f64 / SR, d.score)).collect();
+    let u: Vec<String> = r
+        .utterances
+        .iter()
+        .map(|u| format!("{:.3}-{:.3}s", u.start_sample as f64 / SR, u.end_sample as f64 / SR))
+        .collect();
     format!("detections [{}], utterances [{}], no speech after {:?}", d.join(", "), u.join(", "), r.no_speech)
 }
 
@@ -43,7 +47,10 @@ fn each_positive_gives_one_detection_and_one_utterance_on_the_command() {
         if !ok_detection || !ok_utterance || !r.no_speech.is_empty() {
             failures.push(format!(
                 "{}: want {:?} in {wake_start:.3}..{:.3}s and speech {speech_start:.3}-{speech_end:.3}s; got {}",
-                f.file, f.wake, wake_end + MAX_WAKE_LATENCY_S, describe(&r)
+                f.file,
+                f.wake,
+                wake_end + MAX_WAKE_LATENCY_S,
+                describe(&r)
             ));
         }
     }
@@ -157,13 +164,26 @@ fn block_size_does_not_change_the_result_and_listen_now_needs_no_wake_word() {
             events.extend(front.feed(piece).unwrap());
         }
         events.extend(front.finish());
-        let wakes: Vec<_> = events.iter().filter_map(|e| if let sotto_audio::Event::Wake(d) = e { Some(d.sample) } else { None }).collect();
+        let wakes: Vec<_> = events
+            .iter()
+            .filter_map(|e| if let sotto_audio::Event::Wake(d) = e { Some(d.sample) } else { None })
+            .collect();
         let utts: Vec<_> = events
             .iter()
-            .filter_map(|e| if let sotto_audio::Event::Utterance(u) = e { Some((u.start_sample, u.end_sample)) } else { None })
+            .filter_map(|e| {
+                if let sotto_audio::Event::Utterance(u) = e {
+                    Some((u.start_sample, u.end_sample))
+                } else {
+                    None
+                }
+            })
             .collect();
         assert_eq!(wakes, whole.detections.iter().map(|d| d.sample).collect::<Vec<_>>(), "block {block}");
-        assert_eq!(utts, whole.utterances.iter().map(|u| (u.start_sample, u.end_sample)).collect::<Vec<_>>(), "block {block}");
+        assert_eq!(
+            utts,
+            whole.utterances.iter().map(|u| (u.start_sample, u.end_sample)).collect::<Vec<_>>(),
+            "block {block}"
+        );
     }
 
     // A follow-up answer: no wake word in the file, listening starts at once.

@@ -14,7 +14,8 @@ const STAGES: [(&str, &str); 4] =
 pub const RHINO_BARISTA_PCT: f64 = 97.6;
 
 pub fn register_font() -> Result<()> {
-    let path = std::env::var("SOTTO_BENCH_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
+    let path =
+        std::env::var("SOTTO_BENCH_FONT").unwrap_or_else(|_| "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf".into());
     let bytes = std::fs::read(&path)
         .with_context(|| format!("reading the plot font {path} (install fonts-dejavu-core or set SOTTO_BENCH_FONT)"))?;
     // plotters keeps registered fonts for the life of the process.
@@ -91,7 +92,10 @@ fn draw_bars(path: &Path, b: &Bars) -> Result<bool> {
         for (i, (_, segs)) in b.bars.iter().enumerate() {
             let below: f64 = segs.iter().take_while(|(s, _)| s != name).map(|(_, v)| v).sum();
             if let Some((_, v)) = segs.iter().find(|(s, _)| s == name) {
-                let mut r = Rectangle::new([(SegmentValue::Exact(i), below), (SegmentValue::Exact(i + 1), below + v)], color.filled());
+                let mut r = Rectangle::new(
+                    [(SegmentValue::Exact(i), below), (SegmentValue::Exact(i + 1), below + v)],
+                    color.filled(),
+                );
                 r.set_margin(0, 0, 18, 18);
                 rects.push(r);
             }
@@ -103,11 +107,19 @@ fn draw_bars(path: &Path, b: &Bars) -> Result<bool> {
     }
     if let Some((value, label)) = &b.goal {
         chart
-            .draw_series(LineSeries::new([(SegmentValue::Exact(0), *value), (SegmentValue::Exact(n), *value)], RED.stroke_width(2)))?
+            .draw_series(LineSeries::new(
+                [(SegmentValue::Exact(0), *value), (SegmentValue::Exact(n), *value)],
+                RED.stroke_width(2),
+            ))?
             .label(label.as_str())
             .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RED.stroke_width(2)));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     root.present()?;
     Ok(true)
 }
@@ -183,7 +195,13 @@ fn distribution_plot(run: &Value, path: &Path) -> Result<bool> {
             .label(format!("{name} (n = {})", v.len()))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 14, y)], color.stroke_width(2)));
     }
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     root.present()?;
     Ok(true)
 }
@@ -207,13 +225,18 @@ fn cpu_plot(run: &Value, path: &Path, serving: bool) -> Result<bool> {
     } else {
         ("CPU while listening for the wake word (per audio second)", Some((5.0, "goal: 5% of a core".to_string())))
     };
-    draw_bars(path, &Bars { title: title.into(), y_desc: "% of one core".into(), bars: bars.into_iter().flatten().collect(), goal })
+    draw_bars(
+        path,
+        &Bars { title: title.into(), y_desc: "% of one core".into(), bars: bars.into_iter().flatten().collect(), goal },
+    )
 }
 
 fn rss_plot(run: &Value, path: &Path) -> Result<bool> {
     let segments = |v: &Value| -> Vec<(String, f64)> {
         v.as_object()
-            .map(|o| o.iter().filter(|(k, _)| *k != "total").filter_map(|(k, v)| num(v).map(|x| (k.clone(), x))).collect())
+            .map(|o| {
+                o.iter().filter(|(k, _)| *k != "total").filter_map(|(k, v)| num(v).map(|x| (k.clone(), x))).collect()
+            })
             .unwrap_or_default()
     };
     let mut bars = vec![("Sotto (default)".to_string(), segments(&run["sotto"]["peak_rss_mib"]))];
@@ -224,7 +247,12 @@ fn rss_plot(run: &Value, path: &Path) -> Result<bool> {
     bars.retain(|(_, s)| !s.is_empty());
     draw_bars(
         path,
-        &Bars { title: "Peak RSS per process".into(), y_desc: "MiB".into(), bars, goal: Some((700.0 / 1.048_576, "goal: 700 MB (667.6 MiB) in total".into())) },
+        &Bars {
+            title: "Peak RSS per process".into(),
+            y_desc: "MiB".into(),
+            bars,
+            goal: Some((700.0 / 1.048_576, "goal: 700 MB (667.6 MiB) in total".into())),
+        },
     )
 }
 
@@ -268,7 +296,13 @@ fn barista_plot(run: &Value, path: &Path) -> Result<bool> {
         .draw_series(LineSeries::new([(4.0, RHINO_BARISTA_PCT), (32.0, RHINO_BARISTA_PCT)], RED.stroke_width(2)))?
         .label("Picovoice Rhino 97.6% (published, noise average)")
         .legend(|(x, y)| PathElement::new([(x, y), (x + 14, y)], RED.stroke_width(2)));
-    chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 14)).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()?;
     root.present()?;
     Ok(true)
 }

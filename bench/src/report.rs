@@ -70,18 +70,33 @@ fn goals(s: &mut String, run: &Value) {
     let idle = num(&run["idle"]["idle_cpu_s_per_audio_s"]);
     // The idle daemon hands the wake word 320 ms pieces (`wake.batch_ms`); Python openWakeWord runs
     // 80 ms frames.
-    let oww = run["ratios"]
-        .as_object()
-        .and_then(|o| o.iter().find(|(k, _)| k.starts_with("wake_cpu [stream 320 ms")).and_then(|(_, v)| v["median"].as_f64()));
+    let oww = run["ratios"].as_object().and_then(|o| {
+        o.iter().find(|(k, _)| k.starts_with("wake_cpu [stream 320 ms")).and_then(|(_, v)| v["median"].as_f64())
+    });
     let oww_stack = ratio("idle_cpu:python-stack");
     let rss = num(&run["sotto"]["peak_rss_mib"]["total"]);
     let _ = writeln!(s, "## Goals\n\n| goal | measured | |\n|---|---|---|");
     let row = |s: &mut String, goal: &str, measured: String, ok: Option<bool>| {
         let _ = writeln!(s, "| {goal} | {measured} | {} |", verdict(ok));
     };
-    row(s, "grammar-resolved: end of speech → action p50 < 0.5 s", format!("{} ms", spread(&sum["grammar_e2e_p50_over_repeats"], 0)), g.map(|x| x < 500.0));
-    row(s, "language-model-resolved: p50 < 1.0 s", format!("{} ms", spread(&sum["lm_e2e_p50_over_repeats"], 0)), l.map(|x| x < 1000.0));
-    row(s, "≥ 3× faster than the Python stack end to end (p50 ratio)", format!("{}×", spread(&run["ratios"]["e2e_p50:python-stack"], 2)), py.map(|x| x >= 3.0));
+    row(
+        s,
+        "grammar-resolved: end of speech → action p50 < 0.5 s",
+        format!("{} ms", spread(&sum["grammar_e2e_p50_over_repeats"], 0)),
+        g.map(|x| x < 500.0),
+    );
+    row(
+        s,
+        "language-model-resolved: p50 < 1.0 s",
+        format!("{} ms", spread(&sum["lm_e2e_p50_over_repeats"], 0)),
+        l.map(|x| x < 1000.0),
+    );
+    row(
+        s,
+        "≥ 3× faster than the Python stack end to end (p50 ratio)",
+        format!("{}×", spread(&run["ratios"]["e2e_p50:python-stack"], 2)),
+        py.map(|x| x >= 3.0),
+    );
     row(s, "idle listening < 5% of one core", pct_core(&run["idle"]["idle_cpu_s_per_audio_s"]), idle.map(|x| x < 0.05));
     row(
         s,
@@ -93,7 +108,12 @@ fn goals(s: &mut String, run: &Value) {
         ),
         oww.or(oww_stack).map(|x| x >= 3.0),
     );
-    row(s, "total peak RSS < 700 MB, default profile", format!("{} MiB", f(&run["sotto"]["peak_rss_mib"]["total"], 0)), rss.map(|x| x * 1.048_576 < 700.0));
+    row(
+        s,
+        "total peak RSS < 700 MB, default profile",
+        format!("{} MiB", f(&run["sotto"]["peak_rss_mib"]["total"], 0)),
+        rss.map(|x| x * 1.048_576 < 700.0),
+    );
     let _ = writeln!(
         s,
         "\nEnd of speech → action is measured from the endpoint decision to the action's **arrival at a subscriber on the broker**; \
@@ -195,7 +215,12 @@ fn resources(s: &mut String, run: &Value, plots: &[String]) {
         "- Serving commands: {} of one core per second of command audio (the grammar run, file input: audio waits for each session).",
         pct_core(&run["sotto"]["serving_cpu_s_per_audio_s"])
     );
-    for row in run["wake"]["throughput_sotto"].as_array().into_iter().flatten().chain(run["wake"]["throughput_python_oww"].as_array().into_iter().flatten()) {
+    for row in run["wake"]["throughput_sotto"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .chain(run["wake"]["throughput_python_oww"].as_array().into_iter().flatten())
+    {
         let _ = writeln!(
             s,
             "- Wake word alone, {} ({}): {} CPU s per audio hour ({} of a core).",
@@ -211,7 +236,11 @@ fn resources(s: &mut String, run: &Value, plots: &[String]) {
             .unwrap_or("n/a".into())
     };
     let _ = writeln!(s, "- Peak RSS, default profile (MiB): {}.", rss(&run["sotto"]["peak_rss_mib"]));
-    let _ = writeln!(s, "- Peak RSS with the language model enabled (MiB): {}.", rss(&run["sotto"]["peak_rss_mib_lm_enabled"]));
+    let _ = writeln!(
+        s,
+        "- Peak RSS with the language model enabled (MiB): {}.",
+        rss(&run["sotto"]["peak_rss_mib_lm_enabled"])
+    );
     let _ = writeln!(s, "- Cold start, spawn → `sotto ready` (engines loaded, listening): {} s. The retained `online` status reaches the broker \
          earlier (MQTT connects before the engines load), so it does not mean ready.\n", f(&run["sotto"]["cold_start_s"], 2));
     embed(s, plots, "cpu.png", "CPU idle");
@@ -236,20 +265,45 @@ fn accuracy(s: &mut String, run: &Value, plots: &[String]) {
     );
     let _ = writeln!(s, "\nThe project's text set (`evaluate` example; text in, no audio):\n\n| set | cases | exact % | out-of-domain given an intent |\n|---|---|---|---|");
     for (name, r) in run["textset"].as_object().into_iter().flatten() {
-        let _ = writeln!(s, "| {name} | {} | {} | {} / {} |", f(&r["cases"], 0), f(&r["exact_pct"], 1), f(&r["null_given_intent"], 0), f(&r["null_cases"], 0));
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} | {} / {} |",
+            f(&r["cases"], 0),
+            f(&r["exact_pct"], 1),
+            f(&r["null_given_intent"], 0),
+            f(&r["null_cases"], 0)
+        );
     }
     let levels = run["barista"]["levels"].as_object();
     if let Some(levels) = levels {
-        let _ = writeln!(s, "\nBarista speech-to-intent benchmark (`{}`), accepted %:\n", run["barista"]["command"].as_str().unwrap_or("barista_speech"));
-        let _ = writeln!(s, "| {} |\n|{}", levels.keys().map(|k| if k == "clean" { k.clone() } else { format!("{k} dB") }).collect::<Vec<_>>().join(" | "), "---|".repeat(levels.len()));
+        let _ = writeln!(
+            s,
+            "\nBarista speech-to-intent benchmark (`{}`), accepted %:\n",
+            run["barista"]["command"].as_str().unwrap_or("barista_speech")
+        );
+        let _ = writeln!(
+            s,
+            "| {} |\n|{}",
+            levels
+                .keys()
+                .map(|k| if k == "clean" { k.clone() } else { format!("{k} dB") })
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "---|".repeat(levels.len())
+        );
         let _ = writeln!(s, "| {} |", levels.values().map(|v| f(&v["accept_pct"], 1)).collect::<Vec<_>>().join(" | "));
         let confirmed = levels.values().all(|v| v["accept_with_confirm_pct"].is_number());
         if confirmed {
-            let _ = writeln!(s, "| {} |", levels.values().map(|v| f(&v["accept_with_confirm_pct"], 1)).collect::<Vec<_>>().join(" | "));
+            let _ = writeln!(
+                s,
+                "| {} |",
+                levels.values().map(|v| f(&v["accept_with_confirm_pct"], 1)).collect::<Vec<_>>().join(" | ")
+            );
         }
         let _ = writeln!(s);
         let average = |key: &str| {
-            let noisy: Vec<f64> = levels.iter().filter(|(k, _)| *k != "clean").filter_map(|(_, v)| num(&v[key])).collect();
+            let noisy: Vec<f64> =
+                levels.iter().filter(|(k, _)| *k != "clean").filter_map(|(_, v)| num(&v[key])).collect();
             (!noisy.is_empty()).then(|| noisy.iter().sum::<f64>() / noisy.len() as f64)
         };
         if confirmed {
@@ -289,7 +343,10 @@ fn peers(s: &mut String, run: &Value) {
         f(&run["sotto"]["cold_start_s"], 2)
     );
     for (name, p) in run["peer_summary"].as_object().into_iter().flatten() {
-        let versions = p["versions"].as_object().map(|o| o.iter().map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+        let versions = p["versions"]
+            .as_object()
+            .map(|o| o.iter().map(|(k, v)| format!("{k} {}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
             "| {name} | {versions} | {} | {} | {} | {} | {} | {} |",

@@ -150,7 +150,11 @@ impl Default for WakeModelConfig {
 
 impl WakeModelConfig {
     pub fn trigger(&self) -> sotto_audio::TriggerConfig {
-        sotto_audio::TriggerConfig { threshold: self.threshold, patience: self.patience, refractory_ms: self.refractory_ms }
+        sotto_audio::TriggerConfig {
+            threshold: self.threshold,
+            patience: self.patience,
+            refractory_ms: self.refractory_ms,
+        }
     }
 }
 
@@ -178,7 +182,14 @@ pub struct SttConfig {
 
 impl Default for SttConfig {
     fn default() -> Self {
-        SttConfig { language: "en".into(), timeout_s: 15.0, vocabulary_prompt: true, vocabulary_prompt_chars: 250, second_pass: true, threads: 0 }
+        SttConfig {
+            language: "en".into(),
+            timeout_s: 15.0,
+            vocabulary_prompt: true,
+            vocabulary_prompt_chars: 250,
+            second_pass: true,
+            threads: 0,
+        }
     }
 }
 
@@ -195,10 +206,7 @@ pub const SHIPPED_DOMAINS: &[&str] = &["vehicle", "factory", "home", "barista"];
 
 impl Default for IntentsConfig {
     fn default() -> Self {
-        IntentsConfig {
-            domains: SHIPPED_DOMAINS.iter().map(|d| d.to_string()).collect(),
-            confirm_timeout_s: 10.0,
-        }
+        IntentsConfig { domains: SHIPPED_DOMAINS.iter().map(|d| d.to_string()).collect(), confirm_timeout_s: 10.0 }
     }
 }
 
@@ -244,7 +252,8 @@ impl Config {
     }
 
     fn parse_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
-        toml::from_str(text).map_err(|err| ConfigErrors { source: source.to_string(), issues: vec![toml_issue(text, &err)] })
+        toml::from_str(text)
+            .map_err(|err| ConfigErrors { source: source.to_string(), issues: vec![toml_issue(text, &err)] })
     }
 
     fn validated(self, source: &str) -> Result<Config, ConfigErrors> {
@@ -271,7 +280,11 @@ impl Config {
             if !sotto_audio::SHIPPED_WAKE_WORDS.contains(&model.name.as_str()) {
                 bad(
                     format!("{key}.name"),
-                    format!("unknown wake word {:?}; shipped: {}", model.name, sotto_audio::SHIPPED_WAKE_WORDS.join(", ")),
+                    format!(
+                        "unknown wake word {:?}; shipped: {}",
+                        model.name,
+                        sotto_audio::SHIPPED_WAKE_WORDS.join(", ")
+                    ),
                 );
             }
             for problem in model.trigger().problems(&key) {
@@ -284,7 +297,10 @@ impl Config {
             bad(k, m);
         }
         if self.stt.language.len() < 2 || !self.stt.language.chars().all(|c| c.is_ascii_lowercase()) {
-            bad("stt.language".into(), format!("{:?} is not a Whisper language code such as \"en\"", self.stt.language));
+            bad(
+                "stt.language".into(),
+                format!("{:?} is not a Whisper language code such as \"en\"", self.stt.language),
+            );
         }
         for (key, value) in [("stt.timeout_s", self.stt.timeout_s), ("slm.timeout_s", self.slm.timeout_s)] {
             if !(0.1..=300.0).contains(&value) {
@@ -293,7 +309,10 @@ impl Config {
         }
         // Whisper keeps at most 224 prompt tokens; about 4 characters a token.
         if !(20..=900).contains(&self.stt.vocabulary_prompt_chars) {
-            bad("stt.vocabulary_prompt_chars".into(), format!("{} is not in 20..=900", self.stt.vocabulary_prompt_chars));
+            bad(
+                "stt.vocabulary_prompt_chars".into(),
+                format!("{} is not in 20..=900", self.stt.vocabulary_prompt_chars),
+            );
         }
         for (key, threads) in [("stt.threads", self.stt.threads), ("slm.threads", self.slm.threads)] {
             if threads > 256 {
@@ -314,7 +333,10 @@ impl Config {
             if !is_shipped && !Path::new(domain).is_file() {
                 bad(
                     format!("intents.domains[{i}]"),
-                    format!("{domain:?} is neither a shipped domain ({}) nor an existing file", SHIPPED_DOMAINS.join(", ")),
+                    format!(
+                        "{domain:?} is neither a shipped domain ({}) nor an existing file",
+                        SHIPPED_DOMAINS.join(", ")
+                    ),
                 );
             }
         }
@@ -395,7 +417,10 @@ fn toml_issue(text: &str, err: &toml::de::Error) -> ConfigIssue {
         }
     };
     let line_number = before.matches('\n').count() + 1;
-    ConfigIssue { key: if key.is_empty() { format!("(line {line_number})") } else { key }, message: format!("{message} (line {line_number})") }
+    ConfigIssue {
+        key: if key.is_empty() { format!("(line {line_number})") } else { key },
+        message: format!("{message} (line {line_number})"),
+    }
 }
 
 #[cfg(test)]
@@ -445,10 +470,7 @@ mod tests {
         "#;
         let errors = Config::from_toml(text, "bad.toml").unwrap_err();
         let keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["wake.models[0].name", "wake.models[0].threshold", "intents.domains[1]", "mqtt.site_id"]
-        );
+        assert_eq!(keys, ["wake.models[0].name", "wake.models[0].threshold", "intents.domains[1]", "mqtt.site_id"]);
         assert!(errors.to_string().contains("hey_siri"));
     }
 
@@ -467,7 +489,8 @@ mod tests {
         assert_eq!(format!("{:?}", running.mqtt), format!("{:?}", reread.mqtt), "Debug cannot tell them apart");
         assert_eq!(running.restart_only_changes(secrets, &reread), ["mqtt"]);
 
-        let inline = |p: &str| Config::from_toml(&format!("[mqtt]\nusername = \"u\"\npassword = \"{p}\"\n"), "inline").unwrap();
+        let inline =
+            |p: &str| Config::from_toml(&format!("[mqtt]\nusername = \"u\"\npassword = \"{p}\"\n"), "inline").unwrap();
         let (a, b) = (inline("one"), inline("two"));
         assert_eq!(a.restart_only_changes(a.mqtt.secrets_fingerprint(), &b), ["mqtt"]);
         let mut wake = a.clone();

@@ -41,9 +41,8 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
         Ok(ids) => ids,
         Err(err) => return Err(vec![ConfigIssue { key: profile_key.into(), message: err.to_string() }]),
     };
-    let with_role = |role: Role| {
-        ids.iter().find(|id| store.entry(id).map(|e| e.role == role).unwrap_or(false)).cloned()
-    };
+    let with_role =
+        |role: Role| ids.iter().find(|id| store.entry(id).map(|e| e.role == role).unwrap_or(false)).cloned();
     let get = |key: &str, id: &str| match store.path(id) {
         Ok(path) => path,
         Err(err) => {
@@ -55,7 +54,10 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
     let stt = match with_role(Role::Stt) {
         Some(id) => get(profile_key, &id),
         None => {
-            issues.borrow_mut().push(ConfigIssue { key: profile_key.into(), message: format!("profile {:?} has no speech-to-text model", config.models.profile) });
+            issues.borrow_mut().push(ConfigIssue {
+                key: profile_key.into(),
+                message: format!("profile {:?} has no speech-to-text model", config.models.profile),
+            });
             PathBuf::new()
         }
     };
@@ -65,13 +67,17 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
         (true, None) => {
             issues.borrow_mut().push(ConfigIssue {
                 key: "slm.enabled".into(),
-                message: format!("profile {:?} has no language model; set slm.enabled = false or pick another profile", config.models.profile),
+                message: format!(
+                    "profile {:?} has no language model; set slm.enabled = false or pick another profile",
+                    config.models.profile
+                ),
             });
             None
         }
     };
     let wake_names: Vec<String> = config.wake.models.iter().map(|w| w.name.clone()).collect();
-    let front_end = sotto_audio::FrontEndModels::resolve(&wake_names, &sotto_audio::TriggerConfig::default(), |id| store.path(id));
+    let front_end =
+        sotto_audio::FrontEndModels::resolve(&wake_names, &sotto_audio::TriggerConfig::default(), |id| store.path(id));
     let front_end = match front_end {
         Ok(mut models) => {
             // Each wake word keeps its own decision rule from the config.
@@ -94,7 +100,8 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
 
 /// The intents of the config: shipped domain names resolve to the embedded files.
 pub fn load_intents(config: &Config) -> Result<Intents, ConfigIssue> {
-    let shipped: Vec<&str> = config.intents.domains.iter().map(String::as_str).filter(|d| SHIPPED_DOMAINS.contains(d)).collect();
+    let shipped: Vec<&str> =
+        config.intents.domains.iter().map(String::as_str).filter(|d| SHIPPED_DOMAINS.contains(d)).collect();
     let files: Vec<PathBuf> =
         config.intents.domains.iter().filter(|d| !SHIPPED_DOMAINS.contains(&d.as_str())).map(PathBuf::from).collect();
     let mut sources: Vec<(String, String)> = sotto_intents::schema::shipped_sources()

@@ -45,9 +45,16 @@ const REALTIME_BLOCK: usize = 1280;
 #[derive(Debug, Clone)]
 pub enum AudioInput {
     /// A WAV file; `realtime` paces it at its recorded speed (otherwise as fast as it is read).
-    File { path: PathBuf, realtime: bool },
-    Microphone { device: String },
-    Stdin { sample_rate: u32 },
+    File {
+        path: PathBuf,
+        realtime: bool,
+    },
+    Microphone {
+        device: String,
+    },
+    Stdin {
+        sample_rate: u32,
+    },
 }
 
 /// What the audio thread reports.
@@ -86,14 +93,18 @@ pub struct PipelineStats {
 }
 
 /// Runs the daemon until the input ends (files, stdin) or SIGTERM/SIGINT (microphone).
-pub async fn run(config: Config, config_path: Option<PathBuf>, input: Option<PathBuf>, realtime: bool) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    input: Option<PathBuf>,
+    realtime: bool,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     // Before anything else: "ready" must not be announced while SIGHUP and SIGTERM still have
     // their default action (terminate), and a SIGTERM during start-up is kept for the loop.
     let mut signals = crate::service::Signals::new().context("installing the signal handlers")?;
-    let models = engines::locate_models(&config).map_err(|issues| {
-        anyhow::anyhow!("models are missing or damaged:\n  {}", issue_lines(&issues))
-    })?;
+    let models = engines::locate_models(&config)
+        .map_err(|issues| anyhow::anyhow!("models are missing or damaged:\n  {}", issue_lines(&issues)))?;
     sotto_audio::init_onnx_runtime(&models.onnxruntime).context("loading ONNX Runtime")?;
     let intents = engines::load_intents(&config).map_err(|issue| anyhow::anyhow!("{issue}"))?;
 
@@ -298,7 +309,11 @@ impl Outlet<'_> {
 }
 
 /// File input: hold the audio until the session loop has handled the utterance. Returns false to stop.
-fn wait_for_session(front: &mut FrontEnd, commands: &std_mpsc::Receiver<AudioCommand>, send: &dyn Fn(AudioEvent) -> bool) -> bool {
+fn wait_for_session(
+    front: &mut FrontEnd,
+    commands: &std_mpsc::Receiver<AudioCommand>,
+    send: &dyn Fn(AudioEvent) -> bool,
+) -> bool {
     match commands.recv() {
         Ok(AudioCommand::Continue) => true,
         Ok(AudioCommand::ListenNow) => match front.listen_now() {
@@ -509,10 +524,14 @@ impl SessionLoop {
                 self.stats.wakes.fetch_add(1, Ordering::Relaxed);
                 self.discard_speculation();
                 if self.session.is_some() {
-                    self.end_session(TerminationReason::AbortedByUser, Some("a new wake word started another session".into()));
+                    self.end_session(
+                        TerminationReason::AbortedByUser,
+                        Some("a new wake word started another session".into()),
+                    );
                 }
                 let id = self.open_session(Some(detection.wake.clone()));
-                let sensitivity = self.config.wake.models.iter().find(|w| w.name == detection.wake).map_or(0.5, |w| w.threshold);
+                let sensitivity =
+                    self.config.wake.models.iter().find(|w| w.name == detection.wake).map_or(0.5, |w| w.threshold);
                 tracing::info!(wake = %detection.wake, time_s = detection.sample as f32 / SAMPLE_RATE, score = detection.score, session = %id, "wake word");
                 self.publish(HermesEvent::HotwordDetected(mqtt::HotwordDetected {
                     wakeword_id: detection.wake.clone(),
@@ -538,7 +557,11 @@ impl SessionLoop {
             }
             Event::Pause(utterance) => {
                 self.discard_speculation();
-                tracing::debug!(start = utterance.start_sample, end = utterance.end_sample, "pause: transcribing speculatively");
+                tracing::debug!(
+                    start = utterance.start_sample,
+                    end = utterance.end_sample,
+                    "pause: transcribing speculatively"
+                );
                 let (start_sample, end_sample) = (utterance.start_sample, utterance.end_sample);
                 let task = self.start_transcription(utterance.samples, self.transcribe_options());
                 self.speculation = Some(Speculation { start_sample, end_sample, task });
@@ -568,7 +591,9 @@ impl SessionLoop {
         // it with the known end of speech to measure how late the VAD saw speech end.
         let utterance_end_s = utterance.end_sample as f64 / SAMPLE_RATE as f64;
         let started = Instant::now();
-        let same_audio = self.speculation.take_if(|s| (s.start_sample, s.end_sample) == (utterance.start_sample, utterance.end_sample));
+        let same_audio = self
+            .speculation
+            .take_if(|s| (s.start_sample, s.end_sample) == (utterance.start_sample, utterance.end_sample));
         self.discard_speculation();
         let (task, speculative) = match same_audio {
             Some(s) => {
@@ -619,7 +644,8 @@ impl SessionLoop {
         }
 
         let intents_started = Instant::now();
-        let (text, resolution, second_pass_ms) = self.resolve_utterance(text, &transcript.tokens, utterance.samples).await;
+        let (text, resolution, second_pass_ms) =
+            self.resolve_utterance(text, &transcript.tokens, utterance.samples).await;
         let intents_ms = intents_started.elapsed().as_secs_f64() * 1000.0;
         let follow_up = self.on_resolution(&text, resolution.clone());
         // From the endpoint decision to the action handed to MQTT: what a user waits for after
@@ -648,7 +674,12 @@ impl SessionLoop {
     /// kept when Whisper found it about as likely as the free one, goes through the confirmation
     /// gate when only one word of it was barely heard, and is dropped otherwise. Returns the text
     /// the resolution is of, the resolution, and the second pass's time if it ran.
-    async fn resolve_utterance(&self, text: String, free_tokens: &[(String, f32)], samples: Vec<f32>) -> (String, Resolution, Option<f64>) {
+    async fn resolve_utterance(
+        &self,
+        text: String,
+        free_tokens: &[(String, f32)],
+        samples: Vec<f32>,
+    ) -> (String, Resolution, Option<f64>) {
         let grammar = self.intents.parse(&text);
         let mut model_answer = None;
         if self.slm.is_some() && grammar.intent.is_none() {
@@ -687,7 +718,9 @@ impl SessionLoop {
                         speech_grammar::Verdict::Reject => {}
                     }
                 }
-                Ok(Err(err)) => tracing::warn!(error = %err, "grammar-constrained second pass failed; using the free transcript"),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "grammar-constrained second pass failed; using the free transcript")
+                }
                 Err(join) => tracing::warn!(error = %join, "grammar-constrained second pass task failed"),
             }
         }
@@ -699,7 +732,11 @@ impl SessionLoop {
     }
 
     fn transcribe_options(&self) -> TranscribeOptions {
-        TranscribeOptions { language: Some(self.config.stt.language.clone()), initial_prompt: self.stt_prompt.clone(), ..Default::default() }
+        TranscribeOptions {
+            language: Some(self.config.stt.language.clone()),
+            initial_prompt: self.stt_prompt.clone(),
+            ..Default::default()
+        }
     }
 
     /// Transcribes `samples` on the STT worker in the background (queued behind any request in
@@ -733,7 +770,9 @@ impl SessionLoop {
             let mut client = slm.lock().unwrap_or_else(|p| p.into_inner());
             match intents.warm_up_slm(&mut WorkerLanguageModel(&mut client)) {
                 Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "language model warmed up"),
-                Err(e) => tracing::warn!(error = %e, "language-model warm-up failed; the first fallback request will do it"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "language-model warm-up failed; the first fallback request will do it")
+                }
             }
         });
     }
@@ -885,7 +924,8 @@ impl SessionLoop {
             _ => mqtt::QoS::AtLeastOnce,
         };
         let expiry = action.expiry_s.map_or(Duration::ZERO, |s| Duration::from_secs(s as u64));
-        let message = mqtt::Action { topic: action.topic.clone(), payload: action.payload, qos, retain: action.retain, expiry };
+        let message =
+            mqtt::Action { topic: action.topic.clone(), payload: action.payload, qos, retain: action.retain, expiry };
         tracing::info!(intent = %action.intent, topic = %action.topic, "action");
         if let Err(err) = self.hub.publish_action(message) {
             tracing::error!(error = %err, topic = %action.topic, "action not published");
@@ -987,7 +1027,11 @@ impl SessionLoop {
         // Unchanged files cost a stat each (the store's verification stamps); changed ones are
         // re-hashed, off the async workers.
         if let Err(issues) = tokio::task::block_in_place(|| engines::locate_models(&new)) {
-            tracing::error!(trigger, "new config refused, the running one stays: model files changed or damaged:\n  {}", issue_lines(&issues));
+            tracing::error!(
+                trigger,
+                "new config refused, the running one stays: model files changed or damaged:\n  {}",
+                issue_lines(&issues)
+            );
             return;
         }
         let changed = self.config.restart_only_changes(self.mqtt_secrets, &new);
@@ -1027,7 +1071,9 @@ fn describe(event: &AudioEvent) -> String {
             u.start_sample,
             if u.truncated { " (truncated)" } else { "" }
         ),
-        AudioEvent::Front(Event::Pause(u)) => format!("pause after {:.2} s of speech", u.samples.len() as f32 / SAMPLE_RATE),
+        AudioEvent::Front(Event::Pause(u)) => {
+            format!("pause after {:.2} s of speech", u.samples.len() as f32 / SAMPLE_RATE)
+        }
         AudioEvent::Front(other) => format!("{other:?}"),
         AudioEvent::SourceError(e) => format!("source error: {e}"),
         AudioEvent::End => "end of input".into(),

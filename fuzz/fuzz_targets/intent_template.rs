@@ -34,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
     }
     // toml::Value's Display escapes the template into a valid TOML string.
     let quoted = toml::Value::String(text.to_string()).to_string();
-    let source = format!("domain = \"fuzz\"\n[[intent]]\nname = \"fuzz.intent\"\ntemplates = [{quoted}]\n{DOMAIN_TAIL}");
+    let source =
+        format!("domain = \"fuzz\"\n[[intent]]\nname = \"fuzz.intent\"\ntemplates = [{quoted}]\n{DOMAIN_TAIL}");
     let Ok(intents) = Intents::from_sources(&[("fuzz.toml".to_string(), source)]) else { return };
     let spoken: String = text.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect();
     let resolution = intents.parse(&spoken);

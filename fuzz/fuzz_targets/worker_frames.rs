@@ -17,12 +17,10 @@ fn decode_all<T: DeserializeOwned + Serialize>(data: &[u8]) {
                 let _ = bytes_to_samples(&frame.body);
                 let mut encoded = Vec::new();
                 write_frame(&mut encoded, &frame.header, &frame.body).expect("a decoded frame re-encodes");
-                let again = read_frame::<_, T>(&mut encoded.as_slice()).expect("re-encoded frame decodes").expect("one frame");
+                let again =
+                    read_frame::<_, T>(&mut encoded.as_slice()).expect("re-encoded frame decodes").expect("one frame");
                 assert_eq!(again.body, frame.body);
-                assert_eq!(
-                    serde_json::to_value(&again.header).unwrap(),
-                    serde_json::to_value(&frame.header).unwrap()
-                );
+                assert_eq!(serde_json::to_value(&again.header).unwrap(), serde_json::to_value(&frame.header).unwrap());
             }
             Ok(None) | Err(_) => return,
         }

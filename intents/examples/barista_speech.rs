@@ -47,7 +47,12 @@ struct Transcriber {
 impl Transcriber {
     /// Cached transcript, or a fresh one (then cached); `None` when it failed or, with
     /// `cached_only`, is not cached.
-    fn get(&mut self, key: &str, samples: &dyn Fn() -> Vec<f32>, opts: &sotto_workers::TranscribeOptions) -> Option<Cached> {
+    fn get(
+        &mut self,
+        key: &str,
+        samples: &dyn Fn() -> Vec<f32>,
+        opts: &sotto_workers::TranscribeOptions,
+    ) -> Option<Cached> {
         if let Some(c) = self.cache.get(key) {
             return Some(c.clone());
         }
@@ -56,7 +61,8 @@ impl Transcriber {
         }
         let client = self.stt.get_or_insert_with(|| {
             let store = sotto_models::Store::open().expect("model cache");
-            let model = store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
+            let model =
+                store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
             let mut config = sotto_workers::WorkerConfig::new(model);
             // The benchmark shares the machine; a slow request is not a hung worker.
             config.request_timeout = std::time::Duration::from_secs(180);
@@ -96,10 +102,9 @@ fn audio_at(path: &Path, name: &str, level: &str, noise: &[f32]) -> Vec<f32> {
 type Reading<'a> = (&'a str, &'a [(String, f32)], &'a sotto_intents::Resolution, bool);
 
 fn write_dump(out: &mut std::fs::File, [file, level]: &[&str; 2], free: Reading, forced: Reading, keep: bool) {
-    let side = |(text, tokens, r, ok): Reading| {
-        serde_json::json!({"text": text, "tokens": tokens, "intent": r.intent, "slots": r.slots, "confidence": r.confidence, "accepted": r.accepted(), "right": ok, "mean_logprob": mean_logprob(tokens)})
-    };
-    let line = serde_json::json!({"file": file, "level": level, "free": side(free), "forced": side(forced), "kept": keep});
+    let side = |(text, tokens, r, ok): Reading| serde_json::json!({"text": text, "tokens": tokens, "intent": r.intent, "slots": r.slots, "confidence": r.confidence, "accepted": r.accepted(), "right": ok, "mean_logprob": mean_logprob(tokens)});
+    let line =
+        serde_json::json!({"file": file, "level": level, "free": side(free), "forced": side(forced), "kept": keep});
     writeln!(out, "{line}").unwrap();
 }
 
@@ -147,7 +152,9 @@ fn main() {
     let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
     let cached_only = args.iter().any(|a| a == "--cached-only");
     let cache_path = arg("--cache").map(PathBuf::from).unwrap_or_else(|| {
-        let base = std::env::var_os("SOTTO_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sotto"));
+        let base = std::env::var_os("SOTTO_CACHE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sotto"));
         base.join("barista-transcripts.jsonl")
     });
     let dir = data_dir();
@@ -156,7 +163,9 @@ fn main() {
     let prompt = use_prompt.then(|| intents.stt_prompt(400));
     let beam: Option<u32> = arg("--beam").map(|b| b.parse().expect("--beam: a number of beams"));
     // Only these files (one name per line), for quick experiments on a known subset.
-    let only: Option<Vec<String>> = arg("--files-from").map(|f| std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}")).lines().map(str::to_string).collect());
+    let only: Option<Vec<String>> = arg("--files-from").map(|f| {
+        std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}")).lines().map(str::to_string).collect()
+    });
     let prompt_key = match (use_prompt, beam.filter(|&b| b > 1)) {
         (true, None) => "prompt".to_string(),
         (false, None) => "noprompt".to_string(),
@@ -194,7 +203,10 @@ fn main() {
     let mut transcriber = Transcriber { cache, cache_out, stt: None, cached_only };
     let noise = read_wav(&dir.join("noise_kitchen.wav"));
 
-    println!("{:<6} {:>6} {:>9} {:>14} {:>14} {:>22} {:>11}", "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms", "2nd pass run/kept/+/-", "+confirm %");
+    println!(
+        "{:<6} {:>6} {:>9} {:>14} {:>14} {:>22} {:>11}",
+        "snr", "files", "accept %", "stt p50/p90 ms", "match p50/max ms", "2nd pass run/kept/+/-", "+confirm %"
+    );
     let mut noisy_acc = Vec::new();
     let mut noisy_confirm = Vec::new();
     let mut second_ms_all = Vec::new();
@@ -210,7 +222,11 @@ fn main() {
             }
             let samples = || audio_at(&dir.join("clean").join(file), file, level, &noise);
             let key = format!("{file}|{level}|{prompt_key}");
-            let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
+            let opts = sotto_workers::TranscribeOptions {
+                initial_prompt: prompt.clone(),
+                beam_size: beam,
+                ..Default::default()
+            };
             let Some(Cached { text, tokens, ms }) = transcriber.get(&key, &samples, &opts) else {
                 if !cached_only {
                     n += 1;
@@ -224,7 +240,8 @@ fn main() {
             if grammar_pass && wants_second_pass(&text, &r) {
                 let key2 = format!("{key}|{graph_key}");
                 let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
-                if let Some(Cached { text: text2, tokens: tokens2, ms: ms2 }) = transcriber.get(&key2, &samples, &opts2) {
+                if let Some(Cached { text: text2, tokens: tokens2, ms: ms2 }) = transcriber.get(&key2, &samples, &opts2)
+                {
                     runs += 1;
                     second_ms.push(ms2);
                     let r2 = intents.parse(&text2);
@@ -250,7 +267,11 @@ fn main() {
                 ok += 1;
                 ok_confirm += 1;
             } else if verbose {
-                println!("  MISS {file} {text:?}\n       want {:?}\n       got  {}", label.slots, serde_json::to_string(&r).unwrap());
+                println!(
+                    "  MISS {file} {text:?}\n       want {:?}\n       got  {}",
+                    label.slots,
+                    serde_json::to_string(&r).unwrap()
+                );
             }
         }
         let acc = 100.0 * ok as f64 / n as f64;
@@ -261,8 +282,18 @@ fn main() {
         }
         println!(
             "{:<6} {:>6} {:>9.1} {:>7.0}/{:<6.0} {:>7.3}/{:.3} {:>10}/{}/{}/{} {:>11.1}",
-            level, n, acc, percentile(&stt_ms, 0.5), percentile(&stt_ms, 0.9), percentile(&match_ms, 0.5), percentile(&match_ms, 1.0),
-            runs, kept, fixed, broken, acc_confirm
+            level,
+            n,
+            acc,
+            percentile(&stt_ms, 0.5),
+            percentile(&stt_ms, 0.9),
+            percentile(&match_ms, 0.5),
+            percentile(&match_ms, 1.0),
+            runs,
+            kept,
+            fixed,
+            broken,
+            acc_confirm
         );
         second_ms_all.extend(second_ms);
     }
@@ -277,7 +308,8 @@ fn main() {
     if let Some(list) = arg("--negatives") {
         let base = Path::new(&list).parent().unwrap_or(Path::new(".")).to_path_buf();
         let text = std::fs::read_to_string(&list).unwrap_or_else(|e| panic!("{list}: {e}"));
-        let items: Vec<(String, String)> = text.lines().filter_map(|l| l.split_once('\t')).map(|(f, t)| (f.to_string(), t.to_string())).collect();
+        let items: Vec<(String, String)> =
+            text.lines().filter_map(|l| l.split_once('\t')).map(|(f, t)| (f.to_string(), t.to_string())).collect();
         println!("out-of-domain speech ({} utterances): intents from the free pass / second passes run / intents from the second pass / readings it would ask to confirm", items.len());
         let mut totals = [0usize; 4];
         for level in &levels {
@@ -285,7 +317,11 @@ fn main() {
             for (file, said) in &items {
                 let samples = || audio_at(&base.join(file), file, level, &noise);
                 let key = format!("neg:{file}|{level}|{prompt_key}");
-                let opts = sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
+                let opts = sotto_workers::TranscribeOptions {
+                    initial_prompt: prompt.clone(),
+                    beam_size: beam,
+                    ..Default::default()
+                };
                 let Some(Cached { text, tokens, .. }) = transcriber.get(&key, &samples, &opts) else { continue };
                 let r = intents.parse(&text);
                 if r.accepted() {
@@ -297,7 +333,10 @@ fn main() {
                 if grammar_pass && wants_second_pass(&text, &r) {
                     let key2 = format!("{key}|{graph_key}");
                     let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
-                    let Some(Cached { text: text2, tokens: tokens2, .. }) = transcriber.get(&key2, &samples, &opts2) else { continue };
+                    let Some(Cached { text: text2, tokens: tokens2, .. }) = transcriber.get(&key2, &samples, &opts2)
+                    else {
+                        continue;
+                    };
                     runs += 1;
                     let r2 = intents.parse(&text2);
                     let verdict = guard.verdict(&tokens, &r2, &tokens2);
@@ -305,7 +344,13 @@ fn main() {
                     if let Some(d) = dump.as_mut() {
                         // Out-of-domain speech: no intent is right.
                         let neg = format!("neg:{file}");
-                        write_dump(d, &[&neg, level], (&text, &tokens, &r, !r.accepted()), (&text2, &tokens2, &r2, !r2.accepted()), keep);
+                        write_dump(
+                            d,
+                            &[&neg, level],
+                            (&text, &tokens, &r, !r.accepted()),
+                            (&text2, &tokens2, &r2, !r2.accepted()),
+                            keep,
+                        );
                     }
                     if keep && !r.accepted() {
                         forced_intents += 1;
@@ -318,17 +363,34 @@ fn main() {
                     }
                 }
             }
-            println!("{level:<6} {:>4} {:>4} {:>4} {:>4} {:>4}", items.len(), free_intents, runs, forced_intents, confirm);
+            println!(
+                "{level:<6} {:>4} {:>4} {:>4} {:>4} {:>4}",
+                items.len(),
+                free_intents,
+                runs,
+                forced_intents,
+                confirm
+            );
             for (t, x) in totals.iter_mut().zip([free_intents, runs, forced_intents, confirm]) {
                 *t += x;
             }
         }
-        println!("total  {:>4} {:>4} {:>4} {:>4} {:>4}", items.len() * levels.len(), totals[0], totals[1], totals[2], totals[3]);
+        println!(
+            "total  {:>4} {:>4} {:>4} {:>4} {:>4}",
+            items.len() * levels.len(),
+            totals[0],
+            totals[1],
+            totals[2],
+            totals[3]
+        );
     }
     if !second_ms_all.is_empty() {
         println!(
             "second pass: {} runs, p50 {:.0} ms, p90 {:.0} ms, max {:.0} ms (added only to those utterances)",
-            second_ms_all.len(), percentile(&second_ms_all, 0.5), percentile(&second_ms_all, 0.9), percentile(&second_ms_all, 1.0)
+            second_ms_all.len(),
+            percentile(&second_ms_all, 0.5),
+            percentile(&second_ms_all, 0.9),
+            percentile(&second_ms_all, 1.0)
         );
     }
 }

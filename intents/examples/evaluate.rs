@@ -16,7 +16,13 @@ fn main() {
             for c in sotto_intents::evaluate::read_cases(&dir.join(format!("{f}.jsonl"))).unwrap() {
                 let best = all.matcher().ranked(&c.text).into_iter().find(|m| m.well_supported());
                 let r = all.parse(&c.text);
-                println!("{f:<14} {:.2} {:>7.3}ms {:<26} {}", best.map(|m| m.confidence).unwrap_or(0.0), r.elapsed_ms, r.intent.unwrap_or_default(), c.text);
+                println!(
+                    "{f:<14} {:.2} {:>7.3}ms {:<26} {}",
+                    best.map(|m| m.confidence).unwrap_or(0.0),
+                    r.elapsed_ms,
+                    r.intent.unwrap_or_default(),
+                    c.text
+                );
             }
         }
         return;
@@ -61,7 +67,13 @@ fn main() {
         );
         if verbose {
             for (case, r) in &s.failures {
-                println!("   MISS {:?}\n        want {:?} {:?}\n        got  {}", case.text, case.intent, case.slots, serde_json::to_string(r).unwrap());
+                println!(
+                    "   MISS {:?}\n        want {:?} {:?}\n        got  {}",
+                    case.text,
+                    case.intent,
+                    case.slots,
+                    serde_json::to_string(r).unwrap()
+                );
             }
         }
         total.add(s);

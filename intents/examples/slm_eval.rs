@@ -39,7 +39,13 @@ fn main() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testset");
     println!("model {model_id}, calibration {}, shortlist {}", config.calibrate, config.shortlist);
     println!("{:<14} {:>6} {:>8} {:>9} {:>16}", "set", "cases", "exact %", "null→int", "p50/p90 ms");
-    for (set, domains) in [("vehicle", vec!["vehicle"]), ("factory", vec!["factory"]), ("home", vec!["home"]), ("out_of_domain", vec!["vehicle", "factory", "home"]), ("paraphrase", vec!["vehicle", "factory", "home"])] {
+    for (set, domains) in [
+        ("vehicle", vec!["vehicle"]),
+        ("factory", vec!["factory"]),
+        ("home", vec!["home"]),
+        ("out_of_domain", vec!["vehicle", "factory", "home"]),
+        ("paraphrase", vec!["vehicle", "factory", "home"]),
+    ] {
         let cascade = set == "paraphrase";
         if !sets.split(',').any(|s| s == set) {
             continue;
@@ -54,7 +60,8 @@ fn main() {
                 grammar_ok += usize::from(is_correct(case, &intents.parse(&case.text)));
                 intents.resolve(&case.text, Some(&mut lm as &mut dyn LanguageModel), &config)
             } else {
-                slm::resolve_with(&mut state, &intents, &case.text, &mut lm, &config).unwrap_or_else(|e| panic!("{}: {e}", case.text))
+                slm::resolve_with(&mut state, &intents, &case.text, &mut lm, &config)
+                    .unwrap_or_else(|e| panic!("{}: {e}", case.text))
             };
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
             n += 1;
@@ -65,12 +72,31 @@ fn main() {
             if is_correct(case, &r) {
                 ok += 1;
             } else if verbose {
-                println!("  MISS {:?} want {:?} {:?}\n       got {}", case.text, case.intent, case.slots, serde_json::to_string(&r).unwrap());
+                println!(
+                    "  MISS {:?} want {:?} {:?}\n       got {}",
+                    case.text,
+                    case.intent,
+                    case.slots,
+                    serde_json::to_string(&r).unwrap()
+                );
             }
         }
-        println!("{:<14} {:>6} {:>8.1} {:>9} {:>8.0}/{:.0}", set, n, 100.0 * ok as f64 / n as f64, format!("{false_int}/{nulls}"), percentile(&ms, 0.5), percentile(&ms, 0.9));
+        println!(
+            "{:<14} {:>6} {:>8.1} {:>9} {:>8.0}/{:.0}",
+            set,
+            n,
+            100.0 * ok as f64 / n as f64,
+            format!("{false_int}/{nulls}"),
+            percentile(&ms, 0.5),
+            percentile(&ms, 0.9)
+        );
         if cascade {
-            println!("{:<14} {:>6} {:>8.1}   (grammar alone on the same lines)", "", n, 100.0 * grammar_ok as f64 / n as f64);
+            println!(
+                "{:<14} {:>6} {:>8.1}   (grammar alone on the same lines)",
+                "",
+                n,
+                100.0 * grammar_ok as f64 / n as f64
+            );
         }
     }
 }

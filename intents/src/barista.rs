@@ -37,7 +37,8 @@ pub fn accepted(label: &Label, r: &Resolution) -> bool {
     label.slots.iter().all(|(k, v)| r.slots.get(k).is_some_and(|got| got.as_text().trim() == v.trim()))
 }
 
-const ORDERS: [&str; 9] = ["brew", "can I get", "can I have", "I want", "get me", "give me", "I'd like", "make me", "may I have"];
+const ORDERS: [&str; 9] =
+    ["brew", "can I get", "can I have", "I want", "get me", "give me", "I'd like", "make me", "may I have"];
 
 /// A reference sentence for a label in the benchmark grammar's shape; `variant` picks the order
 /// phrase and the order of the slots, so the set covers the grammar's word orders.

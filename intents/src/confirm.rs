@@ -30,7 +30,22 @@ pub enum Answer {
 pub fn classify_answer(text: &str) -> Answer {
     let words = tokenize(text);
     let has = |set: &[&str]| words.iter().any(|w| set.contains(&w.as_str()));
-    let yes = has(&["yes", "yeah", "yep", "yup", "sure", "confirm", "confirmed", "affirmative", "correct", "ok", "okay", "absolutely", "proceed", "go"]);
+    let yes = has(&[
+        "yes",
+        "yeah",
+        "yep",
+        "yup",
+        "sure",
+        "confirm",
+        "confirmed",
+        "affirmative",
+        "correct",
+        "ok",
+        "okay",
+        "absolutely",
+        "proceed",
+        "go",
+    ]);
     let no = has(&["no", "nope", "cancel", "dont", "stop", "abort", "negative", "not", "never", "wait"]);
     match (yes, no) {
         (true, false) => Answer::Yes,

@@ -29,7 +29,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 pub use error::{LoadError, SchemaIssue, SlmError};
-pub use matcher::{Matcher, MatchedWord};
+pub use matcher::{MatchedWord, Matcher};
 pub use schema::{Action, Domain, Intent, Slot, SlotKind, SlotValue};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -170,7 +170,12 @@ impl Intents {
     /// A model failure is logged and gives no intent: it must never produce an action. The prompt
     /// and the model's prior are computed on first use and kept, so use one `Intents` with one
     /// model (or call [`Self::reset_slm_state`] when switching).
-    pub fn resolve(&self, text: &str, lm: Option<&mut dyn slm::LanguageModel>, slm_config: &slm::SlmConfig) -> Resolution {
+    pub fn resolve(
+        &self,
+        text: &str,
+        lm: Option<&mut dyn slm::LanguageModel>,
+        slm_config: &slm::SlmConfig,
+    ) -> Resolution {
         let start = Instant::now();
         let grammar = self.parse(text);
         let Some(lm) = lm else { return grammar };
@@ -202,7 +207,13 @@ impl Intents {
         *self.slm_state.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    pub(crate) fn finish(&self, intent: &Intent, checked: Result<BTreeMap<String, SlotValue>, String>, resolver: Resolver, confidence: f32) -> Resolution {
+    pub(crate) fn finish(
+        &self,
+        intent: &Intent,
+        checked: Result<BTreeMap<String, SlotValue>, String>,
+        resolver: Resolver,
+        confidence: f32,
+    ) -> Resolution {
         let mut r = Resolution::none(0.0);
         r.intent = Some(intent.name.clone());
         r.resolver = Some(resolver);

@@ -387,7 +387,8 @@ impl Matcher {
         for g in &self.graphs {
             // Costs only grow along a path: a cell already dearer than the best full match is dead.
             if let Some(m) = self.search(g, &mut utt, &mut cost, &mut back, limit) {
-                if m.confidence >= self.threshold && m.well_supported() && best.as_ref().is_none_or(|b| m.cost < b.cost) {
+                if m.confidence >= self.threshold && m.well_supported() && best.as_ref().is_none_or(|b| m.cost < b.cost)
+                {
                     limit = limit.min(m.cost);
                     best = Some(m);
                 }
@@ -414,7 +415,14 @@ impl Matcher {
         out
     }
 
-    fn search(&self, g: &Graph, utt: &mut Utterance, cost: &mut Vec<f32>, back: &mut Vec<Back>, limit: f32) -> Option<GrammarMatch> {
+    fn search(
+        &self,
+        g: &Graph,
+        utt: &mut Utterance,
+        cost: &mut Vec<f32>,
+        back: &mut Vec<Back>,
+        limit: f32,
+    ) -> Option<GrammarMatch> {
         let n = utt.words.len();
         let states = g.nodes.len();
         let cells = (n + 1) * states;
@@ -452,7 +460,8 @@ impl Matcher {
                                     relax(cost, back, pos + 1, t, c + sc, ei);
                                 }
                             }
-                            let del = if is_filler(&self.vocab[w as usize].text) { DELETE_FILLER_COST } else { DELETE_COST };
+                            let del =
+                                if is_filler(&self.vocab[w as usize].text) { DELETE_FILLER_COST } else { DELETE_COST };
                             relax(cost, back, pos, t, c + del, ei);
                         }
                         EdgeKind::Number(_) => {
@@ -505,7 +514,10 @@ impl Matcher {
             let e = g.nodes[b.from_state as usize][b.edge as usize];
             let from_pos = b.from_pos as usize;
             if let Tag::EnumValue(slot, value) = e.tag {
-                slots.insert(names[slot as usize].clone(), Extracted::Enum(self.enum_values[g.intent][slot as usize][value as usize].clone()));
+                slots.insert(
+                    names[slot as usize].clone(),
+                    Extracted::Enum(self.enum_values[g.intent][slot as usize][value as usize].clone()),
+                );
             }
             match e.kind {
                 EdgeKind::Word(w) if to_pos > from_pos => {
@@ -533,9 +545,21 @@ impl Matcher {
         }
         // Words taken by free-text slots say nothing about the intent: the template words
         // around them must carry the confidence on their own.
-        let text_words = slots.values().filter_map(|v| if let Extracted::Text(t) = v { Some(t.split(' ').count()) } else { None }).sum::<usize>();
+        let text_words = slots
+            .values()
+            .filter_map(|v| if let Extracted::Text(t) = v { Some(t.split(' ').count()) } else { None })
+            .sum::<usize>();
         let anchored = n.saturating_sub(text_words).max(1) as f32;
         let confidence = (1.0 - (total - TEXT_WORD_COST * text_words as f32) / anchored).clamp(0.0, 1.0);
-        Some(GrammarMatch { intent: g.intent, slots, confidence, cost: total, matched_words, support, deletions, text_words })
+        Some(GrammarMatch {
+            intent: g.intent,
+            slots,
+            confidence,
+            cost: total,
+            matched_words,
+            support,
+            deletions,
+            text_words,
+        })
     }
 }

@@ -57,8 +57,7 @@ fn tens_word(w: &str) -> Option<u64> {
 }
 
 fn is_number_word(w: &str) -> bool {
-    unit_word(w).is_some() || teen_word(w).is_some() || tens_word(w).is_some() || w == "hundred"
-        || w == "thousand"
+    unit_word(w).is_some() || teen_word(w).is_some() || tens_word(w).is_some() || w == "hundred" || w == "thousand"
 }
 
 /// Whether a span starting with this word could be a number; lets the matcher skip most spans.

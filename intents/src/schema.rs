@@ -234,7 +234,13 @@ pub fn load_domains(sources: &[(String, String)]) -> Result<Vec<Domain>, LoadErr
         let domain = check_domain(file, raw, &mut issues);
         for intent in &domain.intents {
             if !seen.insert(intent.name.clone()) {
-                issues.push(issue(file, Some(&intent.name), None, None, "intent name already used by another intent or domain"));
+                issues.push(issue(
+                    file,
+                    Some(&intent.name),
+                    None,
+                    None,
+                    "intent name already used by another intent or domain",
+                ));
             }
         }
         domains.push(domain);
@@ -246,7 +252,13 @@ pub fn load_domains(sources: &[(String, String)]) -> Result<Vec<Domain>, LoadErr
     }
 }
 
-fn issue(file: &str, intent: Option<&str>, template: Option<&str>, key: Option<String>, message: impl Into<String>) -> SchemaIssue {
+fn issue(
+    file: &str,
+    intent: Option<&str>,
+    template: Option<&str>,
+    key: Option<String>,
+    message: impl Into<String>,
+) -> SchemaIssue {
     SchemaIssue {
         file: file.to_string(),
         intent: intent.map(str::to_string),
@@ -264,7 +276,13 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
                 let mut slots = Vec::new();
                 e.slots(&mut slots);
                 if !slots.is_empty() {
-                    issues.push(issue(file, None, Some(text), Some(format!("rules.{name}")), "rules cannot reference slots"));
+                    issues.push(issue(
+                        file,
+                        None,
+                        Some(text),
+                        Some(format!("rules.{name}")),
+                        "rules cannot reference slots",
+                    ));
                 }
                 rules.insert(name.clone(), e);
             }
@@ -351,7 +369,13 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
                 s.name == *slot && matches!(&s.kind, SlotKind::Enum(v) if v.iter().any(|x| &x.canonical == value))
             });
             if !ok {
-                issues.push(issue(file, Some(&name), None, at("confirm_when"), format!("`{slot} = {value}` is not an enum slot value of this intent")));
+                issues.push(issue(
+                    file,
+                    Some(&name),
+                    None,
+                    at("confirm_when"),
+                    format!("`{slot} = {value}` is not an enum slot value of this intent"),
+                ));
             }
         }
         let action = ri.action.map(|ra| {
@@ -361,11 +385,23 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
             collect_json_placeholders(&payload, &mut placeholders);
             for p in placeholders {
                 if p != "site_id" && p != "intent" && !slots.iter().any(|s| s.name == p) {
-                    issues.push(issue(file, Some(&name), None, at("action"), format!("placeholder {{{p}}} is neither a slot nor site_id/intent")));
+                    issues.push(issue(
+                        file,
+                        Some(&name),
+                        None,
+                        at("action"),
+                        format!("placeholder {{{p}}} is neither a slot nor site_id/intent"),
+                    ));
                 }
             }
             if ra.qos > 2 {
-                issues.push(issue(file, Some(&name), None, at("action.qos"), format!("qos {} is not 0, 1 or 2", ra.qos)));
+                issues.push(issue(
+                    file,
+                    Some(&name),
+                    None,
+                    at("action.qos"),
+                    format!("qos {} is not 0, 1 or 2", ra.qos),
+                ));
             }
             Action { topic: ra.topic, payload, qos: ra.qos, retain: ra.retain, expiry_s: ra.expiry_s }
         });
@@ -465,7 +501,13 @@ fn merge_shared(shared: &RawSlot, own: &RawSlot) -> RawSlot {
 }
 
 fn check_slot(name: &str, rs: &RawSlot) -> Result<Slot, String> {
-    let unused = |what: &str, present: bool| if present { Err(format!("`{what}` does not apply to a {} slot", rs.kind)) } else { Ok(()) };
+    let unused = |what: &str, present: bool| {
+        if present {
+            Err(format!("`{what}` does not apply to a {} slot", rs.kind))
+        } else {
+            Ok(())
+        }
+    };
     let kind = match rs.kind.as_str() {
         "enum" => {
             unused("min/max", rs.min.is_some() || rs.max.is_some())?;
@@ -503,7 +545,11 @@ fn check_slot(name: &str, rs: &RawSlot) -> Result<Slot, String> {
             unused("values", rs.values.is_some())?;
             SlotKind::Text { max_words: rs.max_words.unwrap_or(12) }
         }
-        other => return Err(format!("unknown slot type `{other}` (enum, integer, number, duration, text or a [types] name)")),
+        other => {
+            return Err(format!(
+                "unknown slot type `{other}` (enum, integer, number, duration, text or a [types] name)"
+            ))
+        }
     };
     let default = match &rs.default {
         None => None,
@@ -561,12 +607,19 @@ fn toml_to_json(v: &toml::Value) -> serde_json::Value {
         toml::Value::Boolean(b) => (*b).into(),
         toml::Value::Datetime(d) => d.to_string().into(),
         toml::Value::Array(a) => a.iter().map(toml_to_json).collect::<Vec<_>>().into(),
-        toml::Value::Table(t) => t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect::<serde_json::Map<_, _>>().into(),
+        toml::Value::Table(t) => {
+            t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect::<serde_json::Map<_, _>>().into()
+        }
     }
 }
 
 /// Fills an action's topic and payload templates with validated slot values.
-pub fn render_action(action: &Action, intent: &str, slots: &BTreeMap<String, SlotValue>, site_id: &str) -> (String, serde_json::Value) {
+pub fn render_action(
+    action: &Action,
+    intent: &str,
+    slots: &BTreeMap<String, SlotValue>,
+    site_id: &str,
+) -> (String, serde_json::Value) {
     let lookup = |name: &str| -> Option<SlotValue> {
         match name {
             "site_id" => Some(SlotValue::Str(site_id.to_string())),
@@ -591,7 +644,9 @@ pub fn render_action(action: &Action, intent: &str, slots: &BTreeMap<String, Slo
         match v {
             serde_json::Value::String(s) => f(s),
             serde_json::Value::Array(a) => a.iter().map(|x| walk(x, f)).collect::<Vec<_>>().into(),
-            serde_json::Value::Object(o) => o.iter().map(|(k, x)| (k.clone(), walk(x, f))).collect::<serde_json::Map<_, _>>().into(),
+            serde_json::Value::Object(o) => {
+                o.iter().map(|(k, x)| (k.clone(), walk(x, f))).collect::<serde_json::Map<_, _>>().into()
+            }
             other => other.clone(),
         }
     }

@@ -45,11 +45,61 @@ fn stem(word: &str) -> String {
 fn is_function_word(word: &str) -> bool {
     matches!(
         word,
-        "what" | "whats" | "how" | "where" | "who" | "why" | "when" | "which" | "this" | "that" | "these"
-            | "those" | "there" | "here" | "with" | "do" | "does" | "did" | "are" | "was" | "were" | "your"
-            | "our" | "have" | "has" | "get" | "go" | "going" | "want" | "need" | "should" | "we" | "us"
-            | "on" | "off" | "from" | "into" | "by" | "no" | "not" | "any" | "all" | "out" | "about"
-            | "tell" | "give" | "show" | "let" | "lets" | "make" | "set" | "put" | "turn" | "last" | "next"
+        "what"
+            | "whats"
+            | "how"
+            | "where"
+            | "who"
+            | "why"
+            | "when"
+            | "which"
+            | "this"
+            | "that"
+            | "these"
+            | "those"
+            | "there"
+            | "here"
+            | "with"
+            | "do"
+            | "does"
+            | "did"
+            | "are"
+            | "was"
+            | "were"
+            | "your"
+            | "our"
+            | "have"
+            | "has"
+            | "get"
+            | "go"
+            | "going"
+            | "want"
+            | "need"
+            | "should"
+            | "we"
+            | "us"
+            | "on"
+            | "off"
+            | "from"
+            | "into"
+            | "by"
+            | "no"
+            | "not"
+            | "any"
+            | "all"
+            | "out"
+            | "about"
+            | "tell"
+            | "give"
+            | "show"
+            | "let"
+            | "lets"
+            | "make"
+            | "set"
+            | "put"
+            | "turn"
+            | "last"
+            | "next"
     )
 }
 
@@ -120,7 +170,8 @@ impl Shortlist {
             .iter()
             .enumerate()
             .map(|(intent, vocab)| {
-                let score = words.iter().filter(|w| vocab.contains(*w)).map(|w| self.idf.get(w).copied().unwrap_or(0.0)).sum();
+                let score =
+                    words.iter().filter(|w| vocab.contains(*w)).map(|w| self.idf.get(w).copied().unwrap_or(0.0)).sum();
                 Candidate { intent, score }
             })
             .filter(|c| c.score > 0.0)

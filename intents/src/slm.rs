@@ -193,8 +193,10 @@ fn number_rule(notation: Notation, min: Option<f64>, max: Option<f64>, integer: 
     // Small integer ranges are listed value by value; others get a digit pattern and validation.
     if let (Some(lo), Some(hi)) = (min, max) {
         if hi - lo <= 200.0 && lo >= 0.0 {
-            let alts: Vec<String> = ((lo.ceil() as i64)..=(hi.floor() as i64)).map(|v| literal(&v.to_string())).collect();
-            let frac = if integer { String::new() } else { format!(" (\".\" {})?", notation.pattern("[0-9]", "[0-9]")) };
+            let alts: Vec<String> =
+                ((lo.ceil() as i64)..=(hi.floor() as i64)).map(|v| literal(&v.to_string())).collect();
+            let frac =
+                if integer { String::new() } else { format!(" (\".\" {})?", notation.pattern("[0-9]", "[0-9]")) };
             return format!("({}){frac}", alts.join(" | "));
         }
     }
@@ -218,7 +220,10 @@ pub fn arguments_grammar(intent: &Intent, notation: Notation) -> Grammar {
     for (k, s) in intent.slots.iter().enumerate() {
         let value = match &s.kind {
             SlotKind::Enum(values) => {
-                format!("({})", values.iter().map(|v| json_string_literal(&v.canonical)).collect::<Vec<_>>().join(" | "))
+                format!(
+                    "({})",
+                    values.iter().map(|v| json_string_literal(&v.canonical)).collect::<Vec<_>>().join(" | ")
+                )
             }
             SlotKind::Integer { min, max, percent: _, .. } => number_rule(notation, *min, *max, true),
             SlotKind::Number { min, max, .. } => number_rule(notation, *min, *max, false),
@@ -243,7 +248,8 @@ pub fn parse_arguments(intent: &Intent, generated: &str) -> Result<BTreeMap<Stri
     let body = generated.trim_start().trim_start_matches('"');
     let end = body.find('}').ok_or_else(|| SlmError::Unparsable(generated.to_string()))?;
     let json = format!("{{\"intent\": \"{}\"{}}}", intent.name, &body[..end]);
-    let value: serde_json::Value = serde_json::from_str(&json).map_err(|_| SlmError::Unparsable(generated.to_string()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&json).map_err(|_| SlmError::Unparsable(generated.to_string()))?;
     let obj = value.as_object().ok_or_else(|| SlmError::Unparsable(generated.to_string()))?;
     let mut out = BTreeMap::new();
     for (k, v) in obj {
@@ -254,7 +260,9 @@ pub fn parse_arguments(intent: &Intent, generated: &str) -> Result<BTreeMap<Stri
             return Err(SlmError::Unparsable(format!("unknown argument `{k}` in {generated}")));
         };
         let x = match (&slot.kind, v) {
-            (SlotKind::Duration { .. }, serde_json::Value::Number(n)) => Extracted::Duration(n.as_f64().unwrap_or(f64::NAN)),
+            (SlotKind::Duration { .. }, serde_json::Value::Number(n)) => {
+                Extracted::Duration(n.as_f64().unwrap_or(f64::NAN))
+            }
             (_, serde_json::Value::Number(n)) => {
                 Extracted::Number(SpokenNumber { value: n.as_f64().unwrap_or(f64::NAN), fraction_only: false })
             }
@@ -325,12 +333,23 @@ impl SlmState {
 }
 
 /// The language-model resolver, for one request with a fresh state.
-pub fn resolve(intents: &Intents, text: &str, lm: &mut dyn LanguageModel, cfg: &SlmConfig) -> Result<Resolution, SlmError> {
+pub fn resolve(
+    intents: &Intents,
+    text: &str,
+    lm: &mut dyn LanguageModel,
+    cfg: &SlmConfig,
+) -> Result<Resolution, SlmError> {
     resolve_with(&mut SlmState::new(intents), intents, text, lm, cfg)
 }
 
 /// The language-model resolver; the cascade in [`Intents::resolve`] calls it after the grammar.
-pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mut dyn LanguageModel, cfg: &SlmConfig) -> Result<Resolution, SlmError> {
+pub fn resolve_with(
+    state: &mut SlmState,
+    intents: &Intents,
+    text: &str,
+    lm: &mut dyn LanguageModel,
+    cfg: &SlmConfig,
+) -> Result<Resolution, SlmError> {
     let candidates: Vec<&Intent> = if cfg.shortlist == 0 {
         intents.intents().iter().collect()
     } else {
@@ -359,6 +378,8 @@ pub fn resolve_with(state: &mut SlmState, intents: &Intents, text: &str, lm: &mu
     let grammar = arguments_grammar(intent, Notation::Lark);
     let prompt = format!("{}{}", request_prompt(&state.prefix, text), intent.name);
     let generated = lm.generate(&prompt, Some(&grammar), cfg.max_tokens)?;
-    let checked = parse_arguments(intent, &generated).map_err(|e| e.to_string()).and_then(|found| crate::validate::validate(intent, &found));
+    let checked = parse_arguments(intent, &generated)
+        .map_err(|e| e.to_string())
+        .and_then(|found| crate::validate::validate(intent, &found));
     Ok(intents.finish(intent, checked, Resolver::Slm, p))
 }

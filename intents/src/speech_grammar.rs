@@ -165,7 +165,10 @@ impl GraphBuilder {
                     SlotKind::Integer { .. } | SlotKind::Number { .. } => self.repeated(from, &["<number>"], 6),
                     SlotKind::Duration { .. } => self.repeated(
                         from,
-                        &["<number>", "second", "seconds", "sec", "secs", "minute", "minutes", "min", "mins", "hour", "hours"],
+                        &[
+                            "<number>", "second", "seconds", "sec", "secs", "minute", "minutes", "min", "mins", "hour",
+                            "hours",
+                        ],
                         8,
                     ),
                     SlotKind::Text { max_words } => self.repeated(from, &["<any>"], (*max_words).max(1)),
@@ -231,7 +234,9 @@ impl Guard {
         if !forced.accepted() {
             return false;
         }
-        let (Some(free), Some(constrained)) = (mean_logprob(free_tokens), mean_logprob(forced_tokens)) else { return false };
+        let (Some(free), Some(constrained)) = (mean_logprob(free_tokens), mean_logprob(forced_tokens)) else {
+            return false;
+        };
         constrained >= free - self.max_mean_drop
             && improbable_share(forced_tokens) <= self.max_improbable_share
             && word_probabilities(forced_tokens).iter().all(|&p| p >= self.min_word_probability)
@@ -274,7 +279,12 @@ impl Guard {
 
     /// Keep what this guard accepts; ask first for what it accepts without its word limit;
     /// reject the rest.
-    pub fn verdict(&self, free_tokens: &[(String, f32)], forced: &Resolution, forced_tokens: &[(String, f32)]) -> Verdict {
+    pub fn verdict(
+        &self,
+        free_tokens: &[(String, f32)],
+        forced: &Resolution,
+        forced_tokens: &[(String, f32)],
+    ) -> Verdict {
         if self.accepts(free_tokens, forced, forced_tokens) {
             Verdict::Keep
         } else if self.without_word_limit().accepts(free_tokens, forced, forced_tokens) {
@@ -297,7 +307,11 @@ pub enum Verdict {
 }
 
 /// The daemon's rule: [`Guard::default`] keeps, [`Guard::lenient`] asks first, else rejected.
-pub fn judge_second_pass(free_tokens: &[(String, f32)], forced: &Resolution, forced_tokens: &[(String, f32)]) -> Verdict {
+pub fn judge_second_pass(
+    free_tokens: &[(String, f32)],
+    forced: &Resolution,
+    forced_tokens: &[(String, f32)],
+) -> Verdict {
     Guard::default().verdict(free_tokens, forced, forced_tokens)
 }
 
@@ -362,7 +376,9 @@ mod tests {
     fn optional_alternatives_and_slots() {
         let (_, graph) = barista();
         assert!(graph.accepts("Can I get a large latte?"));
-        assert!(graph.accepts("I'd like a 12 oz dark roast double shot americano with a bit of soy milk and brown sugar please"));
+        assert!(graph.accepts(
+            "I'd like a 12 oz dark roast double shot americano with a bit of soy milk and brown sugar please"
+        ));
         assert!(graph.accepts("brew espresso"));
         assert!(!graph.accepts("brew a large"), "the drink is required");
         assert!(!graph.accepts("brew a large large latte"), "a slot once");
@@ -420,10 +436,11 @@ mod tests {
 
     #[test]
     fn word_probabilities_multiply_tokens_and_skip_punctuation() {
-        let t: Vec<(String, f32)> = [(" I", 0.5), ("'d", 0.5), (" like", 0.9), (",", 0.01), (" cap", 0.5), ("puccino", 0.2)]
-            .iter()
-            .map(|(s, p)| (s.to_string(), *p))
-            .collect();
+        let t: Vec<(String, f32)> =
+            [(" I", 0.5), ("'d", 0.5), (" like", 0.9), (",", 0.01), (" cap", 0.5), ("puccino", 0.2)]
+                .iter()
+                .map(|(s, p)| (s.to_string(), *p))
+                .collect();
         let w = word_probabilities(&t);
         assert_eq!(w.len(), 3);
         assert!((w[0] - 0.25).abs() < 1e-6 && (w[1] - 0.9).abs() < 1e-6 && (w[2] - 0.1).abs() < 1e-6, "{w:?}");
@@ -448,12 +465,30 @@ mod tests {
         assert!(accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.15, 0.8, 0.6, 0.9, 0.7])));
         // " coffee" at 0.08 where a remark said "croissant": asked, not kept.
         assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.08, 0.8, 0.6, 0.9, 0.7])));
-        assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])), "one word never heard");
-        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])), Verdict::Confirm);
-        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.15, 0.8, 0.6, 0.9, 0.7])), Verdict::Keep);
-        assert_eq!(judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])), Verdict::Reject);
-        assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])), "half of it forced");
-        assert!(!accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[1e-6, 0.9, 0.9, 0.9, 0.9, 0.9])), "far less likely");
+        assert!(
+            !accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])),
+            "one word never heard"
+        );
+        assert_eq!(
+            judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.8, 0.6, 0.9, 0.7])),
+            Verdict::Confirm
+        );
+        assert_eq!(
+            judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.15, 0.8, 0.6, 0.9, 0.7])),
+            Verdict::Keep
+        );
+        assert_eq!(
+            judge_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])),
+            Verdict::Reject
+        );
+        assert!(
+            !accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[0.9, 0.01, 0.04, 0.6])),
+            "half of it forced"
+        );
+        assert!(
+            !accept_second_pass(&heard, &resolution(true, 1.0), &tokens(&[1e-6, 0.9, 0.9, 0.9, 0.9, 0.9])),
+            "far less likely"
+        );
         assert!(!accept_second_pass(&heard, &resolution(false, 0.0), &heard), "nothing understood");
         assert!(!accept_second_pass(&[], &resolution(true, 1.0), &heard), "no free tokens to compare");
     }

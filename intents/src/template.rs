@@ -43,7 +43,9 @@ impl Expr {
             Expr::Seq(v) => sum(v),
             Expr::Alt(v) => sum(v).saturating_add(1),
             Expr::Opt(e) => e.compiled_states(rule, slot).saturating_add(1),
-            Expr::Perm(v) => (1..=v.len()).fold(1usize, |n, k| n.saturating_mul(k)).saturating_mul(sum(v)).saturating_add(1),
+            Expr::Perm(v) => {
+                (1..=v.len()).fold(1usize, |n, k| n.saturating_mul(k)).saturating_mul(sum(v)).saturating_add(1)
+            }
         }
     }
 
@@ -136,10 +138,8 @@ fn parse_alternatives(chars: &[char], pos: &mut usize, close: Option<char>) -> R
 }
 
 fn finish(branches: Vec<Vec<Expr>>, separator: Option<char>, start: usize) -> Result<Expr, TemplateError> {
-    let seqs: Vec<Expr> = branches
-        .into_iter()
-        .map(|mut b| if b.len() == 1 { b.pop().unwrap() } else { Expr::Seq(b) })
-        .collect();
+    let seqs: Vec<Expr> =
+        branches.into_iter().map(|mut b| if b.len() == 1 { b.pop().unwrap() } else { Expr::Seq(b) }).collect();
     if seqs.len() > 1 && seqs.iter().any(|e| matches!(e, Expr::Seq(v) if v.is_empty())) {
         return Err(TemplateError::EmptyAlternative(start));
     }

@@ -22,8 +22,8 @@ pub fn tokenize(text: &str) -> Vec<String> {
             }
             '\'' | '’' => {}
             c if c.is_alphanumeric() => {
-                let boundary = (c.is_ascii_digit() && prev.is_alphabetic())
-                    || (c.is_alphabetic() && prev.is_ascii_digit());
+                let boundary =
+                    (c.is_ascii_digit() && prev.is_alphabetic()) || (c.is_alphabetic() && prev.is_ascii_digit());
                 if boundary {
                     cleaned.push(' ');
                 }
@@ -192,10 +192,48 @@ pub fn substitution_cost(expected: &VocabWord, heard: &str, heard_key: &str) -> 
 pub fn is_filler(word: &str) -> bool {
     matches!(
         word,
-        "please" | "um" | "uh" | "uhm" | "er" | "erm" | "oh" | "okay" | "ok" | "hey" | "so" | "just"
-            | "now" | "thanks" | "thank" | "the" | "a" | "an" | "to" | "of" | "my" | "for" | "me"
-            | "could" | "would" | "you" | "can" | "kindly" | "like" | "well" | "right" | "and"
-            | "some" | "up" | "in" | "at" | "its" | "it" | "is" | "be" | "will" | "i"
+        "please"
+            | "um"
+            | "uh"
+            | "uhm"
+            | "er"
+            | "erm"
+            | "oh"
+            | "okay"
+            | "ok"
+            | "hey"
+            | "so"
+            | "just"
+            | "now"
+            | "thanks"
+            | "thank"
+            | "the"
+            | "a"
+            | "an"
+            | "to"
+            | "of"
+            | "my"
+            | "for"
+            | "me"
+            | "could"
+            | "would"
+            | "you"
+            | "can"
+            | "kindly"
+            | "like"
+            | "well"
+            | "right"
+            | "and"
+            | "some"
+            | "up"
+            | "in"
+            | "at"
+            | "its"
+            | "it"
+            | "is"
+            | "be"
+            | "will"
+            | "i"
     )
 }
 

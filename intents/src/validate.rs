@@ -25,7 +25,11 @@ pub fn check_slot(intent: &Intent, name: &str, value: &Extracted) -> Result<Slot
             let norm = v.trim().to_lowercase();
             values
                 .iter()
-                .find(|x| x.canonical == *v || x.canonical.to_lowercase() == norm || x.synonyms.iter().any(|s| s.to_lowercase() == norm))
+                .find(|x| {
+                    x.canonical == *v
+                        || x.canonical.to_lowercase() == norm
+                        || x.synonyms.iter().any(|s| s.to_lowercase() == norm)
+                })
                 .map(|x| SlotValue::Str(x.canonical.clone()))
                 .ok_or_else(|| {
                     let all: Vec<&str> = values.iter().map(|x| x.canonical.as_str()).collect();
@@ -49,7 +53,10 @@ pub fn check_slot(intent: &Intent, name: &str, value: &Extracted) -> Result<Slot
             }
             Ok(SlotValue::Num(v))
         }
-        (SlotKind::Duration { min, max }, Extracted::Duration(s) | Extracted::Number(crate::numbers::SpokenNumber { value: s, .. })) => {
+        (
+            SlotKind::Duration { min, max },
+            Extracted::Duration(s) | Extracted::Number(crate::numbers::SpokenNumber { value: s, .. }),
+        ) => {
             let s = s.round();
             if !in_range(s, *min, *max) {
                 return Err(format!("{name} {s} s is out of range {} s", range_text(*min, *max, &None)));

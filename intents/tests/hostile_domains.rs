@@ -42,7 +42,8 @@ fn rules_nested_past_the_compiler_limit_are_refused_not_a_panic() {
 /// never finished; the compiler would have built as many states.
 #[test]
 fn a_rule_fan_out_is_refused_quickly() {
-    let mut rules: Vec<String> = (0..12).map(|i| format!("r{i} = \"{}\"", vec![format!("<r{}>", i + 1); 8].join(" "))).collect();
+    let mut rules: Vec<String> =
+        (0..12).map(|i| format!("r{i} = \"{}\"", vec![format!("<r{}>", i + 1); 8].join(" "))).collect();
     rules.push("r12 = \"x\"".into());
     let err = schema_error(&domain(&rules.join("\n"), "<r0>"));
     assert!(err.contains("matcher states"), "{err}");

@@ -34,10 +34,27 @@ fn shipped_domains_have_the_contracted_intents_and_slots() {
     let all = Intents::shipped();
     let names: Vec<&str> = all.intents().iter().map(|i| i.name.as_str()).collect();
     for want in [
-        "climate.set_temperature", "climate.set_fan", "climate.defrost", "nav.navigate_to", "nav.find_nearby",
-        "seat.set_heating", "window.set", "machine.status", "machine.stop", "machine.start", "fault.report",
-        "note.log", "procedure.lookup", "light.set", "light.brightness", "thermostat.set", "media.control",
-        "media.volume", "lock.set", "timer.start", "orderDrink",
+        "climate.set_temperature",
+        "climate.set_fan",
+        "climate.defrost",
+        "nav.navigate_to",
+        "nav.find_nearby",
+        "seat.set_heating",
+        "window.set",
+        "machine.status",
+        "machine.stop",
+        "machine.start",
+        "fault.report",
+        "note.log",
+        "procedure.lookup",
+        "light.set",
+        "light.brightness",
+        "thermostat.set",
+        "media.control",
+        "media.volume",
+        "lock.set",
+        "timer.start",
+        "orderDrink",
     ] {
         assert!(names.contains(&want), "{want} missing from the shipped domains");
     }
@@ -45,25 +62,47 @@ fn shipped_domains_have_the_contracted_intents_and_slots() {
     assert!(matches!(t.slot("temperature").unwrap().kind, SlotKind::Number { min: Some(16.0), max: Some(30.0), .. }));
     assert_eq!(t.slot("zone").unwrap().default, Some(SlotValue::Str("all".into())));
     assert_eq!(enum_values(&all, "climate.set_temperature", "zone"), sorted(&["driver", "passenger", "rear", "all"]));
-    assert!(matches!(all.intent("climate.set_fan").unwrap().slot("level").unwrap().kind, SlotKind::Integer { min: Some(0.0), max: Some(7.0), .. }));
-    assert_eq!(enum_values(&all, "nav.find_nearby", "category"), sorted(&["charging_station", "gas_station", "parking", "restaurant", "hospital"]));
-    assert_eq!(enum_values(&all, "window.set", "window"), sorted(&["driver", "passenger", "rear_left", "rear_right", "all"]));
-    let machines = sorted(&["press_1", "press_2", "conveyor_1", "conveyor_2", "cnc_mill", "packaging_line", "robot_cell"]);
+    assert!(matches!(
+        all.intent("climate.set_fan").unwrap().slot("level").unwrap().kind,
+        SlotKind::Integer { min: Some(0.0), max: Some(7.0), .. }
+    ));
+    assert_eq!(
+        enum_values(&all, "nav.find_nearby", "category"),
+        sorted(&["charging_station", "gas_station", "parking", "restaurant", "hospital"])
+    );
+    assert_eq!(
+        enum_values(&all, "window.set", "window"),
+        sorted(&["driver", "passenger", "rear_left", "rear_right", "all"])
+    );
+    let machines =
+        sorted(&["press_1", "press_2", "conveyor_1", "conveyor_2", "cnc_mill", "packaging_line", "robot_cell"]);
     for i in ["machine.status", "machine.stop", "machine.start", "fault.report", "note.log"] {
         assert_eq!(enum_values(&all, i, "machine"), machines, "{i}");
     }
     assert!(all.intent("machine.stop").unwrap().confirm && all.intent("machine.start").unwrap().confirm);
     assert!(!all.intent("machine.status").unwrap().confirm);
-    assert_eq!(enum_values(&all, "light.set", "room"), sorted(&["kitchen", "living_room", "bedroom", "bathroom", "hallway", "office", "garden"]));
-    assert!(matches!(all.intent("timer.start").unwrap().slot("duration_s").unwrap().kind, SlotKind::Duration { min: Some(1.0), max: Some(86400.0) }));
-    assert!(matches!(all.intent("thermostat.set").unwrap().slot("temperature").unwrap().kind, SlotKind::Number { min: Some(5.0), max: Some(30.0), .. }));
+    assert_eq!(
+        enum_values(&all, "light.set", "room"),
+        sorted(&["kitchen", "living_room", "bedroom", "bathroom", "hallway", "office", "garden"])
+    );
+    assert!(matches!(
+        all.intent("timer.start").unwrap().slot("duration_s").unwrap().kind,
+        SlotKind::Duration { min: Some(1.0), max: Some(86400.0) }
+    ));
+    assert!(matches!(
+        all.intent("thermostat.set").unwrap().slot("temperature").unwrap().kind,
+        SlotKind::Number { min: Some(5.0), max: Some(30.0), .. }
+    ));
 }
 
 #[test]
 fn barista_slot_values_are_the_benchmark_phrases() {
     let all = Intents::shipped();
     assert_eq!(enum_values(&all, "orderDrink", "roast"), sorted(&["light roast", "medium roast", "dark roast"]));
-    assert_eq!(enum_values(&all, "orderDrink", "numberOfShots"), sorted(&["single shot", "double shot", "triple shot"]));
+    assert_eq!(
+        enum_values(&all, "orderDrink", "numberOfShots"),
+        sorted(&["single shot", "double shot", "triple shot"])
+    );
     assert_eq!(
         enum_values(&all, "orderDrink", "size"),
         sorted(&["small", "medium", "large", "eight ounce", "twelve ounce", "sixteen ounce", "twenty ounce"])

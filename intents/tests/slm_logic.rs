@@ -41,7 +41,13 @@ impl LanguageModel for Scripted {
 }
 
 fn scripted(generated: &str) -> Scripted {
-    Scripted { favourite: "nav.navigate_to", right: "climate.set_fan", generated: generated.into(), prompts: vec![], grammars: vec![] }
+    Scripted {
+        favourite: "nav.navigate_to",
+        right: "climate.set_fan",
+        generated: generated.into(),
+        prompts: vec![],
+        grammars: vec![],
+    }
 }
 
 #[test]
@@ -60,7 +66,9 @@ fn calibration_removes_the_models_favourite() {
     assert_eq!(r.slots.get("level"), Some(&SlotValue::Int(4)));
     assert!(r.accepted());
     // The arguments were generated under this intent's grammar, after its name in the prompt.
-    let Grammar::Lark(g) = lm.grammars.last().unwrap() else { panic!("arguments are constrained in Lark for llguidance") };
+    let Grammar::Lark(g) = lm.grammars.last().unwrap() else {
+        panic!("arguments are constrained in Lark for llguidance")
+    };
     assert!(g.contains(r#"", \"level\": ""#), "{g}");
     assert!(lm.prompts.last().unwrap().ends_with("Call: {\"intent\": \"climate.set_fan"));
 }
@@ -97,26 +105,50 @@ fn the_model_chooses_only_among_intents_sharing_words_with_the_request() {
 #[test]
 fn none_wins_when_calibrated_scores_say_so() {
     let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
-    let mut lm = Scripted { favourite: "nav.navigate_to", right: "none", generated: String::new(), prompts: vec![], grammars: vec![] };
-    let r = slm::resolve(&vehicle, "tell me a story", &mut lm, &SlmConfig { shortlist: 0, ..SlmConfig::default() }).unwrap();
+    let mut lm = Scripted {
+        favourite: "nav.navigate_to",
+        right: "none",
+        generated: String::new(),
+        prompts: vec![],
+        grammars: vec![],
+    };
+    let r = slm::resolve(&vehicle, "tell me a story", &mut lm, &SlmConfig { shortlist: 0, ..SlmConfig::default() })
+        .unwrap();
     assert!(r.intent.is_none());
-    assert!(lm.prompts.iter().all(|p| !p.contains("tell me a story")), "nothing is generated for none beyond the warm-up: {:?}", lm.prompts);
+    assert!(
+        lm.prompts.iter().all(|p| !p.contains("tell me a story")),
+        "nothing is generated for none beyond the warm-up: {:?}",
+        lm.prompts
+    );
 }
 
 #[test]
 fn grammar_allows_declared_values_only() {
     let all = Intents::shipped();
     for notation in [Notation::Gbnf, Notation::Lark] {
-        let (Grammar::Gbnf(g) | Grammar::Lark(g)) = slm::arguments_grammar(all.intent("nav.find_nearby").unwrap(), notation) else { panic!() };
+        let (Grammar::Gbnf(g) | Grammar::Lark(g)) =
+            slm::arguments_grammar(all.intent("nav.find_nearby").unwrap(), notation)
+        else {
+            panic!()
+        };
         for v in ["charging_station", "gas_station", "parking", "restaurant", "hospital"] {
             assert!(g.contains(&format!("\\\"{v}\\\"")), "{v} missing in {g}");
         }
         assert!(!g.contains("kitchen"));
-        let (Grammar::Gbnf(g) | Grammar::Lark(g)) = slm::arguments_grammar(all.intent("climate.set_fan").unwrap(), notation) else { panic!() };
+        let (Grammar::Gbnf(g) | Grammar::Lark(g)) =
+            slm::arguments_grammar(all.intent("climate.set_fan").unwrap(), notation)
+        else {
+            panic!()
+        };
         assert!(g.contains("\"7\"") && !g.contains("\"8\""), "{g}");
     }
     let prefix = slm::prompt_prefix(&all);
-    assert!(prefix.contains("- climate.set_temperature(temperature: number 16..30 °C, zone: all|driver|passenger|rear = all)"), "{prefix}");
+    assert!(
+        prefix.contains(
+            "- climate.set_temperature(temperature: number 16..30 °C, zone: all|driver|passenger|rear = all)"
+        ),
+        "{prefix}"
+    );
     assert!(prefix.contains("{\"intent\": \"none\"}"));
     assert!(prefix.contains("Call: {\"intent\": \"orderDrink\""));
 }

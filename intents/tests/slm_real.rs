@@ -11,9 +11,8 @@ use sotto_intents::Intents;
 #[test]
 fn gemma_fallback_output_is_always_schema_valid() {
     let store = sotto_models::Store::open().expect("model cache");
-    let model = store
-        .path("gemma3-270m-q4_k_m")
-        .unwrap_or_else(|e| panic!("{e}: run `sotto models fetch --profile default`"));
+    let model =
+        store.path("gemma3-270m-q4_k_m").unwrap_or_else(|e| panic!("{e}: run `sotto models fetch --profile default`"));
     let mut config = sotto_workers::WorkerConfig::new(model);
     config.request_timeout = std::time::Duration::from_secs(120);
     let mut client = sotto_workers::SlmClient::start(config).expect("start sotto-slm-worker");
@@ -37,7 +36,10 @@ fn gemma_fallback_output_is_always_schema_valid() {
         if let Some(reason) = &r.rejected_reason {
             // Range or missing-slot rejections are fine; unparsable output would mean the grammar
             // constraint did not hold.
-            assert!(!reason.contains("not a function call") && !reason.contains("unknown argument"), "{text:?}: {reason}");
+            assert!(
+                !reason.contains("not a function call") && !reason.contains("unknown argument"),
+                "{text:?}: {reason}"
+            );
         }
         if let Some(name) = &r.intent {
             assert!(vehicle.intent(name).is_some());

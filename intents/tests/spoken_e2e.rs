@@ -24,15 +24,21 @@ fn read_wav(path: &Path, from_s: f64, to_s: f64) -> Vec<f32> {
 /// The command part of a manifest fixture, with 0.3 s of margin.
 fn command_audio(file: &str) -> Vec<f32> {
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("manifest.json")).expect("fixture manifest")).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture_dir().join("manifest.json")).expect("fixture manifest"))
+            .unwrap();
     let list = manifest.as_array().cloned().or_else(|| manifest["fixtures"].as_array().cloned()).expect("fixture list");
     let f = list.iter().find(|f| f["file"] == file).unwrap_or_else(|| panic!("{file} not in the manifest"));
-    read_wav(&fixture_dir().join(file), f["speech_start_s"].as_f64().unwrap() - 0.3, f["speech_end_s"].as_f64().unwrap() + 0.3)
+    read_wav(
+        &fixture_dir().join(file),
+        f["speech_start_s"].as_f64().unwrap() - 0.3,
+        f["speech_end_s"].as_f64().unwrap() + 0.3,
+    )
 }
 
 fn stt() -> sotto_workers::SttClient {
     let store = sotto_models::Store::open().expect("model cache");
-    let model = store.path("whisper-base").unwrap_or_else(|e| panic!("{e}: run `sotto models fetch --profile default`"));
+    let model =
+        store.path("whisper-base").unwrap_or_else(|e| panic!("{e}: run `sotto models fetch --profile default`"));
     let mut config = sotto_workers::WorkerConfig::new(model);
     config.request_timeout = std::time::Duration::from_secs(120);
     sotto_workers::SttClient::start(config).expect("start sotto-stt-worker")
@@ -40,7 +46,8 @@ fn stt() -> sotto_workers::SttClient {
 
 fn understand(stt: &mut sotto_workers::SttClient, domain: &str, audio: &[f32]) -> (String, sotto_intents::Resolution) {
     let intents = Intents::shipped_domains(&[domain]).unwrap();
-    let options = sotto_workers::TranscribeOptions { initial_prompt: Some(intents.stt_prompt(400)), ..Default::default() };
+    let options =
+        sotto_workers::TranscribeOptions { initial_prompt: Some(intents.stt_prompt(400)), ..Default::default() };
     let text = stt.transcribe(audio, &options).expect("transcription").text;
     let r = intents.parse(&text);
     (text, r)
@@ -54,12 +61,26 @@ fn s(v: &str) -> SlotValue {
 fn spoken_commands_of_every_domain_become_validated_intents() {
     let mut stt = stt();
     let cases: Vec<(&str, Vec<f32>, &str, Vec<(&str, SlotValue)>)> = vec![
-        ("vehicle", command_audio("pos_jarvis_vehicle_temp.wav"), "climate.set_temperature", vec![("temperature", SlotValue::Num(21.0)), ("zone", s("driver"))]),
+        (
+            "vehicle",
+            command_audio("pos_jarvis_vehicle_temp.wav"),
+            "climate.set_temperature",
+            vec![("temperature", SlotValue::Num(21.0)), ("zone", s("driver"))],
+        ),
         ("factory", command_audio("pos_alexa_factory_status.wav"), "machine.status", vec![("machine", s("press_2"))]),
-        ("home", command_audio("pos_jarvis_home_lights.wav"), "light.set", vec![("room", s("kitchen")), ("state", s("on"))]),
+        (
+            "home",
+            command_audio("pos_jarvis_home_lights.wav"),
+            "light.set",
+            vec![("room", s("kitchen")), ("state", s("on"))],
+        ),
         (
             "barista",
-            read_wav(&sotto_intents::barista::data_dir().join("clean/0075d273-51bb-47cb-b323-4437bd0de029.wav"), 0.0, 60.0),
+            read_wav(
+                &sotto_intents::barista::data_dir().join("clean/0075d273-51bb-47cb-b323-4437bd0de029.wav"),
+                0.0,
+                60.0,
+            ),
             "orderDrink",
             vec![("coffeeDrink", s("coffee")), ("roast", s("light roast")), ("size", s("twelve ounce"))],
         ),
@@ -68,7 +89,8 @@ fn spoken_commands_of_every_domain_become_validated_intents() {
         let (text, r) = understand(&mut stt, domain, &audio);
         assert_eq!(r.intent.as_deref(), Some(intent), "{domain}: transcript {text:?} → {r:?}");
         assert!(r.accepted(), "{domain}: {text:?} → {r:?}");
-        let want: std::collections::BTreeMap<String, SlotValue> = slots.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        let want: std::collections::BTreeMap<String, SlotValue> =
+            slots.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         assert_eq!(r.slots, want, "{domain}: transcript {text:?}");
     }
 }

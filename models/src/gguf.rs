@@ -115,7 +115,12 @@ impl Reader<'_> {
     /// A truncated file is an error naming what was being read, before any read or allocation.
     fn ensure(&self, n: u64, what: &str) -> Result<(), GgufError> {
         if self.pos + n > self.size {
-            return Err(GgufError::Truncated { path: self.path.into(), what: what.into(), needed: self.pos + n, actual: self.size });
+            return Err(GgufError::Truncated {
+                path: self.path.into(),
+                what: what.into(),
+                needed: self.pos + n,
+                actual: self.size,
+            });
         }
         Ok(())
     }
@@ -130,7 +135,9 @@ impl Reader<'_> {
 
     fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
         self.ensure(n, what)?;
-        self.inner.seek(SeekFrom::Current(n as i64)).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
+        self.inner
+            .seek(SeekFrom::Current(n as i64))
+            .map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
         self.pos += n;
         Ok(())
     }
@@ -146,7 +153,10 @@ impl Reader<'_> {
     fn len(&mut self, what: &str) -> Result<u64, GgufError> {
         let n = self.u64(what)?;
         if n > MAX_LEN {
-            return Err(GgufError::Malformed { path: self.path.into(), message: format!("{what}: length {n} is implausible") });
+            return Err(GgufError::Malformed {
+                path: self.path.into(),
+                message: format!("{what}: length {n} is implausible"),
+            });
         }
         Ok(n)
     }
@@ -154,7 +164,8 @@ impl Reader<'_> {
     fn string(&mut self, what: &str) -> Result<String, GgufError> {
         let n = self.len(what)?;
         let b = self.bytes(n, what)?;
-        String::from_utf8(b).map_err(|_| GgufError::Malformed { path: self.path.into(), message: format!("{what}: not UTF-8") })
+        String::from_utf8(b)
+            .map_err(|_| GgufError::Malformed { path: self.path.into(), message: format!("{what}: not UTF-8") })
     }
 
     /// Reads a value of `ty`; returns it when it is a scalar or string we may want.
@@ -199,7 +210,10 @@ impl Reader<'_> {
                     self.skip(w, key)?;
                     Ok(Value::Other)
                 }
-                None => Err(GgufError::Malformed { path: self.path.into(), message: format!("{key}: unknown value type {t}") }),
+                None => Err(GgufError::Malformed {
+                    path: self.path.into(),
+                    message: format!("{key}: unknown value type {t}"),
+                }),
             },
         }
     }

@@ -243,7 +243,9 @@ impl Manifest {
                             }
                             match (convert.is_some(), &p.as_name) {
                                 (true, None) => problems.push(format!("{skey}.parts[{k}].as: required with `convert`")),
-                                (false, Some(_)) => problems.push(format!("{skey}.parts[{k}].as: only meaningful with `convert`")),
+                                (false, Some(_)) => {
+                                    problems.push(format!("{skey}.parts[{k}].as: only meaningful with `convert`"))
+                                }
                                 (true, Some(n)) if n.contains('/') || n.starts_with('.') => {
                                     problems.push(format!("{skey}.parts[{k}].as: {n:?} must be a plain file name"))
                                 }

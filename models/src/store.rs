@@ -190,12 +190,8 @@ fn stamp_path(dir: &Path, entry: &ModelEntry) -> PathBuf {
 }
 
 fn make_stamp(sha256: &str, meta: &std::fs::Metadata) -> Stamp {
-    let mtime_ns = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let mtime_ns =
+        meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
     Stamp { sha256: sha256.into(), size: meta.len(), mtime_ns }
 }
 

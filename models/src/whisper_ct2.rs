@@ -144,7 +144,11 @@ impl Ct2Model {
             (1, 1) => b[0] as i8 as i64,
             (2, 2) => i16::from_le_bytes([b[0], b[1]]) as i64,
             (3, 4) => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64,
-            _ => return Err(self.bad(name, format!("type id {} and {} bytes, expected a scalar integer", v.dtype, b.len()))),
+            _ => {
+                return Err(
+                    self.bad(name, format!("type id {} and {} bytes, expected a scalar integer", v.dtype, b.len()))
+                )
+            }
         })
     }
 
@@ -235,11 +239,7 @@ fn byte_decoder() -> HashMap<char, u8> {
             extra += 1;
         }
     }
-    printable
-        .into_iter()
-        .zip(chars)
-        .map(|(b, c)| (char::from_u32(c).expect("valid code point"), b as u8))
-        .collect()
+    printable.into_iter().zip(chars).map(|(b, c)| (char::from_u32(c).expect("valid code point"), b as u8)).collect()
 }
 
 /// The regular (non-special) tokens of `vocabulary.txt` as raw bytes, in id order. whisper.cpp
@@ -369,7 +369,9 @@ fn write_model<W: Write>(
     let n_text_ctx = dec_pos[0];
     let n_mels = conv1[1];
     if n_vocab != n_vocab_file {
-        return Err(m.bad("decoder/embeddings/weight", format!("{n_vocab} rows but vocabulary.txt has {n_vocab_file} tokens")));
+        return Err(
+            m.bad("decoder/embeddings/weight", format!("{n_vocab} rows but vocabulary.txt has {n_vocab_file} tokens"))
+        );
     }
     let enc_layers = m.count_layers("encoder");
     let dec_layers = m.count_layers("decoder");

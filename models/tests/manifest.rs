@@ -26,10 +26,17 @@ fn builtin_manifest_is_valid_and_has_the_contract_ids() {
     }
     let default = &m.profiles["default"];
     let tiny = &m.profiles["tiny"];
-    assert!(default.contains(&"gemma3-270m-q4_k_m".to_string()) && !default.contains(&"smollm2-135m-instruct-q4_1".to_string()));
-    assert!(tiny.contains(&"smollm2-135m-instruct-q4_1".to_string()) && !tiny.contains(&"gemma3-270m-q4_k_m".to_string()));
+    assert!(
+        default.contains(&"gemma3-270m-q4_k_m".to_string())
+            && !default.contains(&"smollm2-135m-instruct-q4_1".to_string())
+    );
+    assert!(
+        tiny.contains(&"smollm2-135m-instruct-q4_1".to_string()) && !tiny.contains(&"gemma3-270m-q4_k_m".to_string())
+    );
     for p in [default, tiny] {
-        for id in ["whisper-base", "silero-vad", "onnxruntime", "oww-melspectrogram", "oww-embedding", "wake-hey_jarvis"] {
+        for id in
+            ["whisper-base", "silero-vad", "onnxruntime", "oww-melspectrogram", "oww-embedding", "wake-hey_jarvis"]
+        {
             assert!(p.contains(&id.to_string()), "profile lacks {id}");
         }
     }

@@ -32,7 +32,10 @@ fn truncated_file_is_reported_as_truncated() {
     let (_d, s) = setup();
     std::fs::write(s.dir().join("m.bin"), &CONTENT[..10]).unwrap();
     let err = s.path("m").unwrap_err();
-    assert!(matches!(err, StoreError::Truncated { expected, actual: 10, .. } if expected == CONTENT.len() as u64), "{err:?}");
+    assert!(
+        matches!(err, StoreError::Truncated { expected, actual: 10, .. } if expected == CONTENT.len() as u64),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("sotto models fetch m"));
 }
 
@@ -89,7 +92,10 @@ fn language_model_with_wrong_magic_fails_the_check_naming_the_model() {
     assert!(s.verify("m").is_ok(), "hash and size are right");
     let results = s.check_all(&["m".to_string()]);
     let err = results[0].1.as_ref().unwrap_err();
-    assert!(matches!(err, StoreError::BadGguf { id, source: sotto_models::GgufError::BadMagic { .. } } if id == "m"), "{err:?}");
+    assert!(
+        matches!(err, StoreError::BadGguf { id, source: sotto_models::GgufError::BadMagic { .. } } if id == "m"),
+        "{err:?}"
+    );
     let msg = err.to_string();
     assert!(msg.contains("not a GGUF file") && msg.contains("sotto models fetch m"), "{msg}");
 }

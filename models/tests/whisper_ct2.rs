@@ -104,7 +104,8 @@ fn synthetic(dir: &Path, key_bias: f32) {
         // Make the encoder key bias non-zero by rebuilding that variable.
         let mut b2 = Ct2Builder { vars: b.vars.clone() };
         let kb = b2.vars.iter_mut().find(|v| v.0 == "encoder/layer_0/self_attention/linear_0/bias").unwrap();
-        let vals: Vec<f32> = (0..3 * STATE).map(|i| if (STATE..2 * STATE).contains(&i) { key_bias } else { 1.0 }).collect();
+        let vals: Vec<f32> =
+            (0..3 * STATE).map(|i| if (STATE..2 * STATE).contains(&i) { key_bias } else { 1.0 }).collect();
         kb.3 = vals.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
         bytes = b2.bytes();
     }
@@ -132,7 +133,8 @@ fn read_ggml(path: &Path) -> Ggml {
     assert_eq!(rd(&mut p) as u32, 0x6767_6d6c, "magic");
     let hparams: Vec<i32> = (0..11).map(|_| rd(&mut p)).collect();
     let (n_mel, n_fft) = (rd(&mut p) as usize, rd(&mut p) as usize);
-    let mel: Vec<f32> = b[p..p + 4 * n_mel * n_fft].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let mel: Vec<f32> =
+        b[p..p + 4 * n_mel * n_fft].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     p += 4 * n_mel * n_fft;
     let n_vocab = rd(&mut p) as usize;
     let mut vocab = Vec::new();
@@ -208,7 +210,10 @@ fn non_zero_key_bias_is_refused_naming_the_variable() {
     synthetic(dir.path(), 0.5);
     let out = dir.path().join("ggml.bin");
     let err = whisper_ct2::convert_atomic(dir.path(), &out, WeightType::F16).unwrap_err();
-    assert!(matches!(&err, ConvertError::BadVariable { name, .. } if name == "encoder/layer_0/self_attention/linear_0/bias"), "{err}");
+    assert!(
+        matches!(&err, ConvertError::BadVariable { name, .. } if name == "encoder/layer_0/self_attention/linear_0/bias"),
+        "{err}"
+    );
     assert!(!out.exists(), "a failed conversion must not leave the output file");
 }
 

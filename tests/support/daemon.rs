@@ -14,7 +14,11 @@ pub fn target_dir() -> PathBuf {
 /// The built `sotto` binary; `cargo test --workspace` builds it beside the workers.
 pub fn sotto_bin() -> PathBuf {
     let bin = target_dir().join("sotto");
-    assert!(bin.exists(), "{} is missing: build the workspace first (`cargo build --release --workspace`)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: build the workspace first (`cargo build --release --workspace`)",
+        bin.display()
+    );
     bin
 }
 
@@ -89,7 +93,12 @@ pub fn run_on_file_with(config: &Path, wav: &Path, extra: &[&str]) -> (Output, V
         .args(extra)
         .output()
         .expect("cannot start sotto");
-    assert!(output.status.success(), "sotto run failed ({}):\n{}", output.status, String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "sotto run failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     let printed = printed_messages(&output);
     (output, printed)
 }
@@ -112,7 +121,8 @@ pub fn concat_wavs(out: &Path, parts: &[PathBuf], gap_s: f32) {
         }
         args.push(part.display().to_string());
     }
-    let status = Command::new("sox").args(&args).args(["-r", "16000", "-c", "1", "-b", "16"]).arg(out).status().unwrap();
+    let status =
+        Command::new("sox").args(&args).args(["-r", "16000", "-c", "1", "-b", "16"]).arg(out).status().unwrap();
     assert!(status.success(), "sox could not concatenate {parts:?}");
 }
 
@@ -240,12 +250,20 @@ impl LiveDaemon {
     /// Writes raw PCM as fast as the daemon reads it (recordings, not a live microphone).
     pub fn stream_pcm(&mut self, pcm: &[u8]) {
         use std::io::Write;
-        self.stdin.as_mut().expect("stdin already closed").write_all(pcm).expect("the daemon stopped reading its input");
+        self.stdin
+            .as_mut()
+            .expect("stdin already closed")
+            .write_all(pcm)
+            .expect("the daemon stopped reading its input");
     }
 
     /// Sends `signal` (e.g. "-TERM") and waits up to `timeout` for the exit. Returns the exit
     /// status (None if still running, then killed), how long the exit took, and the whole log.
-    pub fn stop_with(mut self, signal_name: &str, timeout: std::time::Duration) -> (Option<std::process::ExitStatus>, std::time::Duration, Vec<String>) {
+    pub fn stop_with(
+        mut self,
+        signal_name: &str,
+        timeout: std::time::Duration,
+    ) -> (Option<std::process::ExitStatus>, std::time::Duration, Vec<String>) {
         let sent = std::time::Instant::now();
         signal(self.child.id(), signal_name);
         let mut status = None;

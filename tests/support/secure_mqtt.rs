@@ -46,15 +46,46 @@ fn run_tool(dir: &Path, program: &str, args: &[&str]) {
 /// 127.0.0.1; client: the clientAuth usage rustls and Mosquitto check).
 fn make_certificates(dir: &Path) {
     let openssl = |args: &[&str]| run_tool(dir, "openssl", args);
-    openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=sotto-secure-test-ca", "-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=sotto-secure-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
     for (name, subject, extension) in [
         ("server", "/CN=127.0.0.1", "subjectAltName=IP:127.0.0.1"),
         ("client", "/CN=sotto-daemon", "extendedKeyUsage=clientAuth"),
     ] {
         std::fs::write(dir.join(format!("{name}.ext")), format!("{extension}\n")).unwrap();
-        let (key, csr, pem, ext) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+        let (key, csr, pem, ext) =
+            (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
         openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr]);
-        openssl(&["x509", "-req", "-days", "1", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-in", &csr, "-out", &pem, "-extfile", &ext]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-days",
+            "1",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-in",
+            &csr,
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ]);
     }
 }
 
@@ -79,7 +110,11 @@ impl SecureMosquitto {
                 "cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\nrequire_certificate true\n",
                 d = dir.display()
             );
-            ClientTls { ca_file: dir.join("ca.pem"), client_cert_file: dir.join("client.pem"), client_key_file: dir.join("client.key") }
+            ClientTls {
+                ca_file: dir.join("ca.pem"),
+                client_cert_file: dir.join("client.pem"),
+                client_key_file: dir.join("client.key"),
+            }
         });
         // Mosquitto drops root privileges: its user must read these (test-only keys and password).
         use std::os::unix::fs::PermissionsExt;
@@ -110,7 +145,8 @@ impl SecureMosquitto {
     /// The `[mqtt]` tables of a daemon config for this broker: port, site, user, the given
     /// password source line (e.g. `password_file = "…"`) and the TLS files.
     pub fn daemon_mqtt_config(&self, site: &str, user: &str, password_source: &str) -> String {
-        let mut text = format!("[mqtt]\nport = {}\nsite_id = \"{site}\"\nusername = \"{user}\"\n{password_source}\n", self.port());
+        let mut text =
+            format!("[mqtt]\nport = {}\nsite_id = \"{site}\"\nusername = \"{user}\"\n{password_source}\n", self.port());
         if let Some(tls) = &self.tls {
             text += &format!(
                 "[mqtt.tls]\nca_file = {:?}\nclient_cert_file = {:?}\nclient_key_file = {:?}\n",
@@ -130,9 +166,17 @@ impl SecureMosquitto {
         cmd.args(["-V", "mqttv5", "-h", "127.0.0.1", "-p", &self.port().to_string(), "-q", "1", "-d"]);
         cmd.args(["-u", user, "-P", password, "-t", topic, "-m", payload]);
         if let Some(tls) = &self.tls {
-            cmd.arg("--cafile").arg(&tls.ca_file).arg("--cert").arg(&tls.client_cert_file).arg("--key").arg(&tls.client_key_file);
+            cmd.arg("--cafile")
+                .arg(&tls.ca_file)
+                .arg("--cert")
+                .arg(&tls.client_cert_file)
+                .arg("--key")
+                .arg(&tls.client_key_file);
         }
         let out = cmd.output().expect("cannot run mosquitto_pub");
-        (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
     }
 }

@@ -30,7 +30,10 @@ pub fn read_wav_16k_mono(path: &Path) -> Result<Vec<f32>, String> {
     match format {
         Some((1, 16_000, 16)) => {}
         Some((c, r, b)) => {
-            return Err(format!("{}: {c} channel(s), {r} Hz, {b}-bit; need 1 channel, 16000 Hz, 16-bit", path.display()))
+            return Err(format!(
+                "{}: {c} channel(s), {r} Hz, {b}-bit; need 1 channel, 16000 Hz, 16-bit",
+                path.display()
+            ))
         }
         None => return Err(format!("{}: no fmt chunk", path.display())),
     }

@@ -14,9 +14,8 @@ pub fn fixtures() -> PathBuf {
 pub fn models(trigger: &TriggerConfig) -> FrontEndModels {
     let store = sotto_models::Store::open().unwrap_or_else(|e| panic!("cannot open the model store: {e}"));
     let fetch = "run `sotto models fetch --profile default` (or tools/setup.sh)";
-    let runtime = store
-        .path(sotto_audio::ONNXRUNTIME_ID)
-        .unwrap_or_else(|e| panic!("model `onnxruntime` missing: {e}; {fetch}"));
+    let runtime =
+        store.path(sotto_audio::ONNXRUNTIME_ID).unwrap_or_else(|e| panic!("model `onnxruntime` missing: {e}; {fetch}"));
     sotto_audio::init_onnx_runtime(&runtime).expect("loading ONNX Runtime");
     let wakes: Vec<String> = SHIPPED_WAKE_WORDS.iter().map(|s| s.to_string()).collect();
     FrontEndModels::resolve(&wakes, trigger, |id| store.path(id)).unwrap_or_else(|e| panic!("{e}; {fetch}"))

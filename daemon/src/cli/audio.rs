@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use serde_json::json;
-use sotto_audio::{EndpointConfig, FrontEnd, FrontEndModels, PcmEncoding, PcmFormat, Report, TriggerConfig, SAMPLE_RATE};
+use sotto_audio::{
+    EndpointConfig, FrontEnd, FrontEndModels, PcmEncoding, PcmFormat, Report, TriggerConfig, SAMPLE_RATE,
+};
 
 #[derive(clap::Subcommand)]
 pub enum AudioCommand {
@@ -82,7 +84,12 @@ fn devices(as_json: bool) -> anyhow::Result<ExitCode> {
         if as_json {
             println!("{}", serde_json::to_string(&d)?);
         } else {
-            println!("{}{}  {}", if d.default { "* " } else { "  " }, d.name, d.config.as_deref().unwrap_or("(no default configuration)"));
+            println!(
+                "{}{}  {}",
+                if d.default { "* " } else { "  " },
+                d.name,
+                d.config.as_deref().unwrap_or("(no default configuration)")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -182,7 +189,11 @@ fn detect(args: DetectArgs) -> anyhow::Result<ExitCode> {
         front.reset()?;
         let name = file.display().to_string();
         let result = if name == "-" {
-            let format = PcmFormat { sample_rate: args.rate, channels: args.channels, encoding: args.encoding.parse::<PcmEncoding>()? };
+            let format = PcmFormat {
+                sample_rate: args.rate,
+                channels: args.channels,
+                encoding: args.encoding.parse::<PcmEncoding>()?,
+            };
             run_pcm_stdin(&mut front, format)
         } else {
             sotto_audio::read_wav(&file).and_then(|samples| sotto_audio::run_samples(&mut front, &samples))
@@ -218,14 +229,24 @@ fn listen(args: ListenArgs) -> anyhow::Result<ExitCode> {
         let block = capture.read(std::time::Duration::from_millis(200))?;
         let status = capture.status();
         if status.state != last_state {
-            eprintln!("capture: {} {}", status.state, status.device.as_deref().or(status.last_error.as_deref()).unwrap_or(""));
+            eprintln!(
+                "capture: {} {}",
+                status.state,
+                status.device.as_deref().or(status.last_error.as_deref()).unwrap_or("")
+            );
             last_state = status.state.clone();
         }
         for event in front.feed(&block)? {
             let line = match event {
-                sotto_audio::Event::Wake(d) => json!({"wake": d.wake, "time_s": round3(d.sample as f64 / sr), "score": round3(d.score as f64)}),
-                sotto_audio::Event::Utterance(u) => json!({"utterance": {"start_s": round3(u.start_sample as f64 / sr), "end_s": round3(u.end_sample as f64 / sr)}}),
-                sotto_audio::Event::NoSpeech { wake_sample, .. } => json!({"no_speech_after_s": round3(wake_sample as f64 / sr)}),
+                sotto_audio::Event::Wake(d) => {
+                    json!({"wake": d.wake, "time_s": round3(d.sample as f64 / sr), "score": round3(d.score as f64)})
+                }
+                sotto_audio::Event::Utterance(u) => {
+                    json!({"utterance": {"start_s": round3(u.start_sample as f64 / sr), "end_s": round3(u.end_sample as f64 / sr)}})
+                }
+                sotto_audio::Event::NoSpeech { wake_sample, .. } => {
+                    json!({"no_speech_after_s": round3(wake_sample as f64 / sr)})
+                }
                 sotto_audio::Event::Pause(_) => continue,
             };
             println!("{line}");

@@ -74,7 +74,9 @@ fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
         return Ok(p);
     }
     let store = sotto_models::Store::open().context("opening the model cache")?;
-    store.path(id_or_path).with_context(|| format!("language model `{id_or_path}` (fetch it with `sotto models fetch {id_or_path}`)"))
+    store
+        .path(id_or_path)
+        .with_context(|| format!("language model `{id_or_path}` (fetch it with `sotto models fetch {id_or_path}`)"))
 }
 
 struct Loaded {
@@ -222,9 +224,12 @@ pub fn understand(mut args: UnderstandArgs) -> anyhow::Result<ExitCode> {
     let model = if std::path::Path::new(&args.stt_model).is_file() {
         PathBuf::from(&args.stt_model)
     } else {
-        store.path(&args.stt_model).with_context(|| format!("speech model `{}` (fetch it with `sotto models fetch {}`)", args.stt_model, args.stt_model))?
+        store.path(&args.stt_model).with_context(|| {
+            format!("speech model `{}` (fetch it with `sotto models fetch {}`)", args.stt_model, args.stt_model)
+        })?
     };
-    let mut stt = sotto_workers::SttClient::start(sotto_workers::WorkerConfig::new(&model)).context("starting the speech-to-text worker")?;
+    let mut stt = sotto_workers::SttClient::start(sotto_workers::WorkerConfig::new(&model))
+        .context("starting the speech-to-text worker")?;
     let options = sotto_workers::TranscribeOptions {
         initial_prompt: (!args.no_prompt).then(|| loaded.intents.stt_prompt(400)),
         ..Default::default()

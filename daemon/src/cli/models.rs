@@ -96,8 +96,13 @@ fn list() -> anyhow::Result<ExitCode> {
             Status::Missing(_) => "missing".to_string(),
             Status::Bad(e) => format!("BAD: {e}"),
         };
-        let profiles: Vec<&str> =
-            store.manifest().profiles.iter().filter(|(_, ids)| ids.iter().any(|i| i == id)).map(|(p, _)| p.as_str()).collect();
+        let profiles: Vec<&str> = store
+            .manifest()
+            .profiles
+            .iter()
+            .filter(|(_, ids)| ids.iter().any(|i| i == id))
+            .map(|(p, _)| p.as_str())
+            .collect();
         println!(
             "{id:<28} {:<8} {:>8.1} MB  {:<16} [{}]  {state}",
             entry.role.to_string(),
@@ -126,7 +131,11 @@ fn fetch(profile: Option<String>, ids: Vec<String>) -> anyhow::Result<ExitCode> 
                     sotto_models::gguf::inspect_and_warn(&path)
                         .with_context(|| format!("{id} was fetched but is not a usable GGUF file"))?;
                 }
-                eprintln!("{id}: {} ({})", if outcome == sotto_models::FetchOutcome::Fetched { "fetched" } else { "present" }, path.display());
+                eprintln!(
+                    "{id}: {} ({})",
+                    if outcome == sotto_models::FetchOutcome::Fetched { "fetched" } else { "present" },
+                    path.display()
+                );
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -147,7 +156,13 @@ fn verify(profile: Option<String>, ids: Vec<String>) -> anyhow::Result<ExitCode>
         selected(&store, profile.as_deref(), ids)?
     } else {
         // Without a selection, check what is there: absent optional models are not an error.
-        store.manifest().ids().into_iter().filter(|id| store.file_path(id).map(|p| p.exists()).unwrap_or(false)).map(String::from).collect()
+        store
+            .manifest()
+            .ids()
+            .into_iter()
+            .filter(|id| store.file_path(id).map(|p| p.exists()).unwrap_or(false))
+            .map(String::from)
+            .collect()
     };
     let mut bad = 0;
     for (id, result) in store.check_all(&ids) {

@@ -95,7 +95,9 @@ pub fn parse_control(topic: &str, payload: &[u8], site: &str) -> Result<Option<C
     let malformed = |reason: String| MqttError::MalformedControl { topic: topic.to_string(), reason };
     let text = std::str::from_utf8(payload).map_err(|e| malformed(format!("payload is not UTF-8: {e}")))?;
 
-    if let Some(verb) = topic.strip_prefix("sotto/").and_then(|rest| rest.strip_prefix(site)).and_then(|r| r.strip_prefix('/')) {
+    if let Some(verb) =
+        topic.strip_prefix("sotto/").and_then(|rest| rest.strip_prefix(site)).and_then(|r| r.strip_prefix('/'))
+    {
         let message = match verb {
             "mute" => ControlMessage::Mute,
             "unmute" => ControlMessage::Unmute,
@@ -186,7 +188,10 @@ mod tests {
                 text: None,
             }))
         );
-        assert_eq!(parse("hermes/hotword/toggleOff", r#"{"siteId": "kitchen", "reason": ""}"#), Ok(Some(ControlMessage::Mute)));
+        assert_eq!(
+            parse("hermes/hotword/toggleOff", r#"{"siteId": "kitchen", "reason": ""}"#),
+            Ok(Some(ControlMessage::Mute))
+        );
         assert_eq!(parse("hermes/hotword/toggleOn", r#"{"siteId": "kitchen"}"#), Ok(Some(ControlMessage::Unmute)));
     }
 
@@ -194,6 +199,9 @@ mod tests {
     fn other_sites_are_not_ours() {
         // Hermes defaults siteId to "default", which is not "kitchen".
         assert_eq!(parse("hermes/hotword/toggleOff", "{}"), Ok(None));
-        assert_eq!(parse("hermes/dialogueManager/startSession", r#"{"siteId": "hall", "init": {"type": "action"}}"#), Ok(None));
+        assert_eq!(
+            parse("hermes/dialogueManager/startSession", r#"{"siteId": "hall", "init": {"type": "action"}}"#),
+            Ok(None)
+        );
     }
 }

@@ -469,7 +469,13 @@ fn hand_off(shared: &Shared, state: &mut State, msg: Outbound) -> bool {
     if let Kind::Action { id } = msg.kind {
         properties.user_properties.push(("sotto-action-id".into(), shared.action_id(id)));
     }
-    match shared.client.try_publish_with_properties(msg.topic.clone(), msg.qos, msg.retain, msg.payload.clone(), properties) {
+    match shared.client.try_publish_with_properties(
+        msg.topic.clone(),
+        msg.qos,
+        msg.retain,
+        msg.payload.clone(),
+        properties,
+    ) {
         Ok(()) => {
             shared.echo(&msg);
             state.handed.push_back(msg);
@@ -565,9 +571,9 @@ fn handle_event(shared: &Shared, event: Event) -> bool {
             shared.set_connected(&mut state, true);
             bump(&shared.counters.connects);
             tracing::info!(status_topic = %shared.status_topic, "MQTT connected");
-            let filters = control_topics(&shared.site_id).into_iter().map(|topic| {
-                rumqttc::v5::mqttbytes::v5::Filter::new(topic, QoS::AtLeastOnce)
-            });
+            let filters = control_topics(&shared.site_id)
+                .into_iter()
+                .map(|topic| rumqttc::v5::mqttbytes::v5::Filter::new(topic, QoS::AtLeastOnce));
             if let Err(e) = shared.client.try_subscribe_many(filters) {
                 tracing::error!(error = %e, "cannot subscribe to the MQTT control topics");
             }
@@ -726,7 +732,9 @@ fn tls_transport(settings: &MqttSettings) -> Result<Option<rumqttc::Transport>, 
     };
     let ca = read("mqtt.tls.ca_file", ca_file)?;
     let client_auth = match (&settings.tls.client_cert_file, &settings.tls.client_key_file) {
-        (Some(cert), Some(key)) => Some((read("mqtt.tls.client_cert_file", cert)?, read("mqtt.tls.client_key_file", key)?)),
+        (Some(cert), Some(key)) => {
+            Some((read("mqtt.tls.client_cert_file", cert)?, read("mqtt.tls.client_key_file", key)?))
+        }
         _ => None,
     };
     // rumqttc builds its rustls config from the process-wide provider; `ring` is the one linked.
@@ -738,9 +746,13 @@ fn tls_transport(settings: &MqttSettings) -> Result<Option<rumqttc::Transport>, 
 /// Uses its own client id and no last will, so a running daemon's session and status are untouched.
 pub async fn probe(settings: &MqttSettings, timeout: Duration) -> Result<(), String> {
     let mut options = MqttOptions::new(format!("{}-check", settings.client_id()), settings.host.clone(), settings.port);
-    options.set_keep_alive(Duration::from_secs(settings.keep_alive_secs)).set_clean_start(true).set_connection_timeout(timeout.as_secs().max(1));
+    options
+        .set_keep_alive(Duration::from_secs(settings.keep_alive_secs))
+        .set_clean_start(true)
+        .set_connection_timeout(timeout.as_secs().max(1));
     if let Some(user) = &settings.username {
-        options.set_credentials(user.clone(), settings.resolve_password().map_err(|e| e.to_string())?.unwrap_or_default());
+        options
+            .set_credentials(user.clone(), settings.resolve_password().map_err(|e| e.to_string())?.unwrap_or_default());
     }
     if let Some(transport) = tls_transport(settings).map_err(|e| e.to_string())? {
         options.set_transport(transport);

@@ -237,8 +237,11 @@ impl MqttSettings {
             return Ok(Some(p.clone()));
         }
         if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|source| MqttError::ReadFile { key: "mqtt.password_file", path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| MqttError::ReadFile {
+                key: "mqtt.password_file",
+                path: path.clone(),
+                source,
+            })?;
             return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
         }
         if let Some(var) = &self.password_env {

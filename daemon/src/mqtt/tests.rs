@@ -47,7 +47,8 @@ struct Received {
 
 impl Received {
     fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.payload).unwrap_or_else(|e| panic!("{} payload is not JSON ({e}): {}", self.topic, self.payload))
+        serde_json::from_str(&self.payload)
+            .unwrap_or_else(|e| panic!("{} payload is not JSON ({e}): {}", self.topic, self.payload))
     }
 }
 
@@ -139,7 +140,9 @@ fn capture() -> (PrintMode, Arc<Mutex<Vec<u8>>>) {
 
 fn printed(buffer: &Arc<Mutex<Vec<u8>>>) -> Vec<serde_json::Value> {
     let text = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
-    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("printed line is not JSON ({e}): {l}"))).collect()
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("printed line is not JSON ({e}): {l}")))
+        .collect()
 }
 
 fn intent_event(site: &str, intent_name: &str) -> HermesEvent {
@@ -389,7 +392,8 @@ async fn malformed_control_payloads_are_ignored_and_counted() {
     publish("hermes/dialogueManager/startSession".into(), b"{\"siteId\": 42}").await;
     // For another site: well-formed, not ours, not counted as malformed.
     publish("hermes/hotword/toggleOff".into(), b"{\"siteId\": \"somewhere-else\"}").await;
-    let start = format!("{{\"siteId\": \"{site}\", \"init\": {{\"type\": \"action\", \"sendIntentNotRecognized\": true}}}}");
+    let start =
+        format!("{{\"siteId\": \"{site}\", \"init\": {{\"type\": \"action\", \"sendIntentNotRecognized\": true}}}}");
     sub.client.publish("hermes/dialogueManager/startSession", QoS::AtLeastOnce, false, start).await.unwrap();
     publish(format!("sotto/{site}/unmute"), b"{}").await;
 
@@ -586,13 +590,81 @@ impl SecureMosquitto {
         broker.stop();
         let dir = broker.dir().to_path_buf();
         let openssl = |args: &[&str]| run_tool(&dir, "openssl", args);
-        openssl(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=sotto-test-ca"]);
-        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=sotto-test-ca",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
         std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-        openssl(&["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "server.ext"]);
-        openssl(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=sotto-client"]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+            "-subj",
+            "/CN=sotto-client",
+        ]);
         std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-        openssl(&["x509", "-req", "-in", "client.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "client.pem", "-days", "2", "-extfile", "client.ext"]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "client.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+        ]);
         run_tool(&dir, "mosquitto_passwd", &["-b", "-c", "passwd", user, password]);
         // Mosquitto drops root privileges: its user must read these (test-only keys).
         use std::os::unix::fs::PermissionsExt;
@@ -607,7 +679,12 @@ impl SecureMosquitto {
         );
         broker.set_config(&config);
         broker.restart();
-        SecureMosquitto { ca: dir.join("ca.pem"), client_cert: dir.join("client.pem"), client_key: dir.join("client.key"), broker }
+        SecureMosquitto {
+            ca: dir.join("ca.pem"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            broker,
+        }
     }
 
     fn settings(&self, site: &str, user: &str, password_file: PathBuf) -> MqttSettings {

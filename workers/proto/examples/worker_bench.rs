@@ -36,7 +36,15 @@ struct Opts {
 }
 
 fn main() {
-    let mut o = Opts { clips: 20, reps: 3, wav_dir: PathBuf::from("/work/shared/data/barista/clean"), stt: true, slm: true, worker_args: Vec::new(), peer_ct2: None };
+    let mut o = Opts {
+        clips: 20,
+        reps: 3,
+        wav_dir: PathBuf::from("/work/shared/data/barista/clean"),
+        stt: true,
+        slm: true,
+        worker_args: Vec::new(),
+        peer_ct2: None,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -63,15 +71,14 @@ fn speech(o: &Opts) -> Vec<(String, Vec<f32>)> {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stt/tests/fixtures");
     let mut files: Vec<PathBuf> = list_wavs(&fixtures);
     files.extend(list_wavs(&o.wav_dir).into_iter().take(o.clips));
-    files
-        .into_iter()
-        .map(|p| (p.display().to_string(), wav::read_wav_16k_mono(&p).unwrap()))
-        .collect()
+    files.into_iter().map(|p| (p.display().to_string(), wav::read_wav_16k_mono(&p).unwrap())).collect()
 }
 
 fn list_wavs(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wav")).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "wav")).collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -82,7 +89,13 @@ fn stt_bench(o: &Opts) {
     let mut stt = SttClient::start(config(&model, o, &[])).expect("start the STT worker");
     let clips = speech(o);
     let total_secs: f32 = clips.iter().map(|(_, a)| a.len() as f32 / 16_000.0).sum();
-    println!("## STT: Whisper base ({}), {} clips, {:.1} s of speech, {} reps", model.display(), clips.len(), total_secs, o.reps);
+    println!(
+        "## STT: Whisper base ({}), {} clips, {:.1} s of speech, {} reps",
+        model.display(),
+        clips.len(),
+        total_secs,
+        o.reps
+    );
     // Warm-up: first-call allocations are not what a running daemon pays.
     stt.transcribe(&clips[0].1, &TranscribeOptions::default()).unwrap();
 
@@ -145,9 +158,10 @@ fn peer(o: &Opts, ct2: &Path, clips: &[(String, Vec<f32>)], reference: &[String]
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/sotto/venv"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench/faster_whisper_peer.py");
-    let threads = o.worker_args.iter().skip_while(|a| *a != "--threads").nth(1).cloned().unwrap_or_else(|| {
-        std::thread::available_parallelism().map(|n| (n.get() - 1).max(1)).unwrap_or(1).to_string()
-    });
+    let threads =
+        o.worker_args.iter().skip_while(|a| *a != "--threads").nth(1).cloned().unwrap_or_else(|| {
+            std::thread::available_parallelism().map(|n| (n.get() - 1).max(1)).unwrap_or(1).to_string()
+        });
     let out = std::process::Command::new(venv.join("bin/python"))
         .arg(&script)
         .arg(ct2)
@@ -202,7 +216,10 @@ fn static_prefix(tag: &str) -> String {
         ("set a timer for five minutes", r#"{"intent": "set_timer", "slots": {"minutes": 5}}"#),
         ("will it rain tomorrow in paris", r#"{"intent": "weather", "slots": {"day": "tomorrow", "city": "paris"}}"#),
         ("play some jazz in the kitchen", r#"{"intent": "play_music", "slots": {"genre": "jazz", "room": "kitchen"}}"#),
-        ("a large oat milk latte please", r#"{"intent": "order_drink", "slots": {"drink": "latte", "size": "large", "milk": "oat milk"}}"#),
+        (
+            "a large oat milk latte please",
+            r#"{"intent": "order_drink", "slots": {"drink": "latte", "size": "large", "milk": "oat milk"}}"#,
+        ),
         ("turn the hallway lights on", r#"{"intent": "lights_on", "slots": {"room": "hallway"}}"#),
     ] {
         p.push_str(&format!("Command: {c}\nJSON: {j}\n"));
@@ -225,13 +242,16 @@ fn slm_bench(o: &Opts) {
         let desc = slm.hello().unwrap().model.description.clone();
         println!("## SLM: {id} — {desc}");
         // Warm-up, and builds llguidance's token trie once.
-        slm.generate(&format!("{}Command: hi\nJSON:", static_prefix("")), Some(Grammar::JsonSchema(SCHEMA.into())), 8).unwrap();
+        slm.generate(&format!("{}Command: hi\nJSON:", static_prefix("")), Some(Grammar::JsonSchema(SCHEMA.into())), 8)
+            .unwrap();
 
         let (mut cold, mut warm, mut new_tokens, mut prompt_tokens) = (Vec::new(), Vec::new(), Vec::new(), 0);
         for r in 0..o.reps {
             for (i, c) in COMMANDS.iter().enumerate() {
                 // A different first line defeats the cache: the whole prompt is evaluated.
-                let g = slm.generate(&format!("{}Command: {c}\nJSON:", static_prefix(&format!("Session {r}-{i}.\n"))), None, 1).unwrap();
+                let g = slm
+                    .generate(&format!("{}Command: {c}\nJSON:", static_prefix(&format!("Session {r}-{i}.\n"))), None, 1)
+                    .unwrap();
                 cold.push(g.timings.prefill_ms);
                 prompt_tokens = g.prompt_tokens;
             }
@@ -255,22 +275,36 @@ fn slm_bench(o: &Opts) {
 
         println!("\n| constrained decoding | tokens/s (p50 over commands) | ms/token | valid JSON |");
         println!("|---|---|---|---|");
-        let full_vocab_worker =
-            SlmClient::start(config(&model, o, &["--grammar-full-vocab"])).expect("start the full-vocabulary SLM worker");
+        let full_vocab_worker = SlmClient::start(config(&model, o, &["--grammar-full-vocab"]))
+            .expect("start the full-vocabulary SLM worker");
         let mut workers = [("fast path", slm), ("full-vocabulary mask", full_vocab_worker)];
         for (mode, w) in workers.iter_mut() {
-            w.generate(&format!("{}Command: hi\nJSON:", static_prefix("")), Some(Grammar::JsonSchema(SCHEMA.into())), 4).unwrap();
-            for (gname, grammar) in [("GBNF (llama.cpp)", Grammar::Gbnf(GBNF.into())), ("JSON schema (llguidance)", Grammar::JsonSchema(SCHEMA.into()))] {
+            w.generate(
+                &format!("{}Command: hi\nJSON:", static_prefix("")),
+                Some(Grammar::JsonSchema(SCHEMA.into())),
+                4,
+            )
+            .unwrap();
+            for (gname, grammar) in [
+                ("GBNF (llama.cpp)", Grammar::Gbnf(GBNF.into())),
+                ("JSON schema (llguidance)", Grammar::JsonSchema(SCHEMA.into())),
+            ] {
                 let (mut tps, mut mspt, mut valid, mut n) = (Vec::new(), Vec::new(), 0, 0);
                 for c in COMMANDS {
-                    let g = w.generate(&format!("{}Command: {c}\nJSON:", static_prefix("")), Some(grammar.clone()), 64).unwrap();
+                    let g = w
+                        .generate(&format!("{}Command: {c}\nJSON:", static_prefix("")), Some(grammar.clone()), 64)
+                        .unwrap();
                     let per = g.timings.generate_ms / g.generated_tokens.max(1) as f64;
                     mspt.push(per);
                     tps.push(1000.0 / per);
                     n += 1;
                     valid += usize::from(serde_json_valid(&g.text));
                 }
-                println!("| {gname}, {mode} | {:.0} | {:.1} | {valid}/{n} |", pct(&mut tps, 50.0), pct(&mut mspt, 50.0));
+                println!(
+                    "| {gname}, {mode} | {:.0} | {:.1} | {valid}/{n} |",
+                    pct(&mut tps, 50.0),
+                    pct(&mut mspt, 50.0)
+                );
             }
         }
         let [(_, slm), (_, full)] = &mut workers;

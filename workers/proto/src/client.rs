@@ -58,7 +58,12 @@ impl SlmClient {
 
     /// Generates after `prompt` (full text, chat template already applied; the worker adds BOS if
     /// the model wants one). Greedy decoding, so the same input gives the same output.
-    pub fn generate(&mut self, prompt: &str, grammar: Option<Grammar>, max_tokens: u32) -> Result<Generation, WorkerError> {
+    pub fn generate(
+        &mut self,
+        prompt: &str,
+        grammar: Option<Grammar>,
+        max_tokens: u32,
+    ) -> Result<Generation, WorkerError> {
         let timeout = self.sup.request_timeout();
         let request = Request::Generate { prompt: prompt.to_string(), grammar, max_tokens };
         match self.sup.call(request, &[], timeout)? {

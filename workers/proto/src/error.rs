@@ -40,9 +40,6 @@ fn stderr_suffix(lines: &[String]) -> String {
 impl WorkerError {
     /// True when retrying cannot help until the model or installation is fixed.
     pub fn is_permanent(&self) -> bool {
-        matches!(
-            self,
-            Self::Spawn { .. } | Self::ModelMissing { .. } | Self::ModelLoad { .. } | Self::CrashLoop { .. }
-        )
+        matches!(self, Self::Spawn { .. } | Self::ModelMissing { .. } | Self::ModelLoad { .. } | Self::CrashLoop { .. })
     }
 }

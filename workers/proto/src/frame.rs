@@ -76,8 +76,7 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R) -> io::Result<Option<
     }
     let header = read_exactly(r, header_len)?;
     let body = read_exactly(r, body_len)?;
-    let header = serde_json::from_slice(&header)
-        .map_err(|e| invalid(format!("undecodable frame header: {e}")))?;
+    let header = serde_json::from_slice(&header).map_err(|e| invalid(format!("undecodable frame header: {e}")))?;
     Ok(Some(Frame { header, body }))
 }
 
@@ -191,7 +190,12 @@ mod tests {
     fn every_truncation_is_an_error_or_a_clean_end() {
         let mut stream = Vec::new();
         let opts = crate::messages::TranscribeOptions::default();
-        write_frame(&mut stream, &ToWorker { id: 1, request: Request::Transcribe { options: opts } }, &samples_to_bytes(&[0.25; 5])).unwrap();
+        write_frame(
+            &mut stream,
+            &ToWorker { id: 1, request: Request::Transcribe { options: opts } },
+            &samples_to_bytes(&[0.25; 5]),
+        )
+        .unwrap();
         let boundary = stream.len();
         write_frame(&mut stream, &ToWorker { id: 2, request: Request::Ping }, &[]).unwrap();
         for cut in 0..=stream.len() {

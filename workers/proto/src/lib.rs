@@ -18,6 +18,8 @@ pub mod word_graph;
 pub use client::{SlmClient, SttClient, SLM_WORKER_BIN, STT_WORKER_BIN};
 pub use error::WorkerError;
 pub use frame::PROTOCOL_VERSION;
-pub use messages::{Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, SttTimings, TranscribeOptions, Transcript};
+pub use messages::{
+    Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, SttTimings, TranscribeOptions, Transcript,
+};
 pub use supervisor::{locate_worker, Supervisor, WorkerConfig};
 pub use word_graph::{WordGraph, WordGraphError};

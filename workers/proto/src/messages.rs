@@ -18,9 +18,18 @@ pub enum Request {
     /// Health check; answered with [`Reply::Pong`] between requests.
     Ping,
     /// Body: 16 kHz mono f32 LE samples.
-    Transcribe { options: TranscribeOptions },
-    Generate { prompt: String, grammar: Option<Grammar>, max_tokens: u32 },
-    Score { prompt: String, candidates: Vec<String> },
+    Transcribe {
+        options: TranscribeOptions,
+    },
+    Generate {
+        prompt: String,
+        grammar: Option<Grammar>,
+        max_tokens: u32,
+    },
+    Score {
+        prompt: String,
+        candidates: Vec<String>,
+    },
     /// Exit cleanly (also what EOF on stdin means).
     Shutdown,
 }
@@ -33,8 +42,13 @@ pub enum FromWorker {
     Hello(Hello),
     /// The model could not be loaded; the worker exits after sending this. Deterministic, so the
     /// supervisor does not retry.
-    LoadFailed { message: String },
-    Reply { id: u64, reply: Reply },
+    LoadFailed {
+        message: String,
+    },
+    Reply {
+        id: u64,
+        reply: Reply,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,7 +60,9 @@ pub enum Reply {
     Scores(Scores),
     /// The request was refused or failed inside the worker (bad grammar, empty audio...); the worker
     /// stays up.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -346,7 +346,8 @@ impl Supervisor {
         match frames.recv_timeout(timeout) {
             Ok(Ok(Frame { header: FromWorker::Hello(hello), .. })) => {
                 if hello.protocol != PROTOCOL_VERSION {
-                    let err = self.protocol(format!("worker speaks protocol {}, expected {PROTOCOL_VERSION}", hello.protocol));
+                    let err = self
+                        .protocol(format!("worker speaks protocol {}, expected {PROTOCOL_VERSION}", hello.protocol));
                     self.kill_and_record(clone_permanent(&err));
                     self.gave_up = Some(clone_permanent(&err));
                     return Err(err);

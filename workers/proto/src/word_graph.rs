@@ -107,10 +107,49 @@ const SEPARATORS: &[char] = &[',', '.', '?', '!', '-', ';', ':'];
 /// Words the `<number>` label accepts besides digit strings: what `sotto-intents`' number and
 /// duration parsers read.
 const NUMBER_WORDS: &[&str] = &[
-    "zero", "oh", "nought", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
-    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty", "thirty",
-    "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "a", "an", "and", "half",
-    "quarter", "quarters", "third", "thirds", "point", "minus", "negative",
+    "zero",
+    "oh",
+    "nought",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "seventy",
+    "eighty",
+    "ninety",
+    "hundred",
+    "thousand",
+    "a",
+    "an",
+    "and",
+    "half",
+    "quarter",
+    "quarters",
+    "third",
+    "thirds",
+    "point",
+    "minus",
+    "negative",
 ];
 
 fn is_number(w: &str) -> bool {
@@ -118,7 +157,8 @@ fn is_number(w: &str) -> bool {
 }
 
 fn number_prefix(p: &str) -> bool {
-    let digits = p.bytes().next().is_some_and(|b| b.is_ascii_digit()) && p.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    let digits =
+        p.bytes().next().is_some_and(|b| b.is_ascii_digit()) && p.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     digits || NUMBER_WORDS.iter().any(|w| w.starts_with(p))
 }
 
@@ -160,7 +200,11 @@ impl WordGraph {
                 "<number>" => Label::Number,
                 "<any>" => Label::Any,
                 w if w.chars().all(|c| c.is_alphanumeric() && !c.is_uppercase()) => Label::Word(w.to_string()),
-                w => return Err(err(format!("label {w:?}: a word is lower-case letters and digits, or one of -, <number>, <any>"))),
+                w => {
+                    return Err(err(format!(
+                        "label {w:?}: a word is lower-case letters and digits, or one of -, <number>, <any>"
+                    )))
+                }
             };
             edges += 1;
             if edges > MAX_ITEMS {
@@ -334,7 +378,10 @@ impl WordGraph {
                     return None;
                 }
                 c.apostrophe = true;
-            } else if ch == '.' && c.partial.bytes().next().is_some_and(|b| b.is_ascii_digit()) && !c.partial.contains('.') {
+            } else if ch == '.'
+                && c.partial.bytes().next().is_some_and(|b| b.is_ascii_digit())
+                && !c.partial.contains('.')
+            {
                 // Maybe a decimal point ("21.5"), maybe a full stop: decided by what follows.
                 c.partial.push('.');
                 if !Self::prefix_ok(&c.frontier, &c.partial) {

@@ -251,11 +251,7 @@ impl Engine {
             cached_tokens: cached as u32,
             generated_tokens: generated,
             stop: stop.into(),
-            timings: SlmTimings {
-                prefill_ms: ms(t_prefill),
-                generate_ms: ms(total - t_prefill),
-                total_ms: ms(total),
-            },
+            timings: SlmTimings { prefill_ms: ms(t_prefill), generate_ms: ms(total - t_prefill), total_ms: ms(total) },
         })
     }
 
@@ -267,7 +263,8 @@ impl Engine {
         let t_prefill = t0.elapsed();
         let tokenized: Vec<Vec<LlamaToken>> =
             candidates.iter().map(|c| self.model.vocab().tokenize(c.as_bytes(), false, false)).collect();
-        let mut logprobs: Vec<f64> = tokenized.iter().map(|c| c.first().map_or(0.0, |&t| log_softmax_at(&first_logits, t))).collect();
+        let mut logprobs: Vec<f64> =
+            tokenized.iter().map(|c| c.first().map_or(0.0, |&t| log_softmax_at(&first_logits, t))).collect();
         for (candidate, tokens) in candidates.iter().zip(&tokenized) {
             if prompt_tokens.len() + tokens.len() > self.n_ctx as usize {
                 bail!("prompt plus candidate {candidate:?} exceeds the context of {} tokens", self.n_ctx);
@@ -310,7 +307,12 @@ impl Engine {
     /// Log-probability of tokens `1..` of each candidate in `group` after the prompt (token 0 is
     /// scored from the prompt's own logits), in one decode: candidate `j` of the group runs in
     /// sequence `j + 1`, which shares the prompt's cells of sequence 0.
-    fn score_group(&mut self, prompt_len: usize, tokenized: &[Vec<LlamaToken>], group: &[usize]) -> anyhow::Result<Vec<f64>> {
+    fn score_group(
+        &mut self,
+        prompt_len: usize,
+        tokenized: &[Vec<LlamaToken>],
+        group: &[usize],
+    ) -> anyhow::Result<Vec<f64>> {
         let total: usize = group.iter().map(|&k| tokenized[k].len() - 1).sum();
         let mut batch = LlamaBatch::new(total, 1);
         let mut first_index = Vec::with_capacity(group.len());
@@ -329,7 +331,11 @@ impl Engine {
                 .iter()
                 .zip(&first_index)
                 .map(|(&k, &at)| {
-                    tokenized[k][1..].iter().enumerate().map(|(i, &next)| log_softmax_at(self.ctx.get_logits_ith(at + i as i32), next)).sum()
+                    tokenized[k][1..]
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &next)| log_softmax_at(self.ctx.get_logits_ith(at + i as i32), next))
+                        .sum()
                 })
                 .collect()
         });
@@ -352,8 +358,8 @@ impl Engine {
                 }
                 // With the `common` feature a parse error is caught in C++ and comes back as an
                 // error instead of aborting the process.
-                let sampler = LlamaSampler::grammar(self.model, src, "root")
-                    .map_err(|e| anyhow!("invalid GBNF grammar: {e}"))?;
+                let sampler =
+                    LlamaSampler::grammar(self.model, src, "root").map_err(|e| anyhow!("invalid GBNF grammar: {e}"))?;
                 Constraint::Gbnf(sampler)
             }
             Some(g @ (Grammar::JsonSchema(_) | Grammar::Lark(_))) => {
@@ -397,13 +403,19 @@ impl Constraint {
     /// Greedy choice under the constraint. Unless `full_vocab`, the unconstrained argmax is tried
     /// first: it is usually allowed, and checking one token is far cheaper than masking a 262k
     /// vocabulary.
-    fn pick(&mut self, logits: &[f32], is_eog: impl Fn(LlamaToken) -> bool, full_vocab: bool) -> anyhow::Result<LlamaToken> {
+    fn pick(
+        &mut self,
+        logits: &[f32],
+        is_eog: impl Fn(LlamaToken) -> bool,
+        full_vocab: bool,
+    ) -> anyhow::Result<LlamaToken> {
         let best = argmax(logits.iter().copied().enumerate()).ok_or_else(|| anyhow!("no logits"))?;
         match self {
             Constraint::None => Ok(best),
             Constraint::Gbnf(sampler) => {
                 if !full_vocab {
-                    let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(best, logits[best.0 as usize], 0.0)], false);
+                    let mut one =
+                        LlamaTokenDataArray::new(vec![LlamaTokenData::new(best, logits[best.0 as usize], 0.0)], false);
                     sampler.apply(&mut one);
                     if one.data[0].logit().is_finite() {
                         return Ok(best);
@@ -487,8 +499,7 @@ fn check_gguf_magic(path: &Path) -> anyhow::Result<()> {
     use std::io::Read;
     let mut magic = [0u8; 4];
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    f.read_exact(&mut magic)
-        .with_context(|| format!("{} is too short to be a GGUF file", path.display()))?;
+    f.read_exact(&mut magic).with_context(|| format!("{} is too short to be a GGUF file", path.display()))?;
     if &magic != b"GGUF" {
         bail!("{} is not a GGUF file (magic {:02x?}, expected \"GGUF\")", path.display(), magic);
     }

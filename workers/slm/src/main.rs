@@ -17,7 +17,8 @@ fn main() -> ExitCode {
     run_worker(
         Args::parse,
         |args: &Args| {
-            engine::Engine::load(&args.model, args.threads, args.ctx, args.grammar_full_vocab).map_err(|e| format!("{e:#}"))
+            engine::Engine::load(&args.model, args.threads, args.ctx, args.grammar_full_vocab)
+                .map_err(|e| format!("{e:#}"))
         },
         engine::Engine::hello,
         |engine, request, body| engine.handle(request, body),

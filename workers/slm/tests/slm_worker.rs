@@ -49,8 +49,8 @@ fn prompt(command: &str) -> String {
 
 /// Parses and checks the schema by hand, so the test does not trust the engine it tests.
 fn assert_valid(text: &str, what: &str) -> (String, u64) {
-    let v: serde_json::Value = serde_json::from_str(text.trim())
-        .unwrap_or_else(|e| panic!("{what}: output is not JSON ({e}): {text:?}"));
+    let v: serde_json::Value =
+        serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{what}: output is not JSON ({e}): {text:?}"));
     let obj = v.as_object().unwrap_or_else(|| panic!("{what}: not an object: {text:?}"));
     assert_eq!(obj.len(), 2, "{what}: extra or missing keys: {text:?}");
     let intent = obj["intent"].as_str().unwrap_or_else(|| panic!("{what}: intent not a string: {text:?}"));
@@ -99,7 +99,8 @@ fn cached_prefix_gives_the_same_output_as_a_fresh_worker() {
     let path = model(GEMMA);
     let mut warm = start(&path);
     let first = warm.generate(&prompt("turn the lights off"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
-    let second = warm.generate(&prompt("set a timer for twelve minutes"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
+    let second =
+        warm.generate(&prompt("set a timer for twelve minutes"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
     assert!(
         second.cached_tokens as usize >= FEW_SHOT.len() / 8,
         "the few-shot prefix was not reused: {} of {} prompt tokens cached",
@@ -109,7 +110,8 @@ fn cached_prefix_gives_the_same_output_as_a_fresh_worker() {
     assert!(second.cached_tokens < second.prompt_tokens);
     drop(warm);
     let mut cold = start(&path);
-    let fresh = cold.generate(&prompt("set a timer for twelve minutes"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
+    let fresh =
+        cold.generate(&prompt("set a timer for twelve minutes"), Some(Grammar::Gbnf(INTENT_GBNF.into())), 40).unwrap();
     assert_eq!(fresh.cached_tokens, 0);
     assert_eq!(second.text, fresh.text, "KV-cache reuse changed the output (first was {:?})", first.text);
 }
@@ -142,7 +144,9 @@ fn bad_grammar_is_refused_and_the_worker_survives() {
         Grammar::Lark("start: (((".into()),
     ] {
         match slm.generate("Hello", Some(bad.clone()), 5) {
-            Err(WorkerError::Request { message, .. }) => assert!(message.contains("grammar") || message.contains("JSON"), "{message}"),
+            Err(WorkerError::Request { message, .. }) => {
+                assert!(message.contains("grammar") || message.contains("JSON"), "{message}")
+            }
             other => panic!("{bad:?}: expected a refused request, got {other:?}"),
         }
     }
@@ -245,7 +249,10 @@ fn worker_dying_before_ready_repeatedly_is_a_crash_loop() {
     let script = dir.join("flaky-worker.sh");
     std::fs::write(
         &script,
-        format!("#!/bin/sh\n[ -e '{}' ] && exec '{WORKER}' \"$@\"\necho 'cannot start: broken' >&2\nexit 70\n", gate.display()),
+        format!(
+            "#!/bin/sh\n[ -e '{}' ] && exec '{WORKER}' \"$@\"\necho 'cannot start: broken' >&2\nexit 70\n",
+            gate.display()
+        ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -274,7 +281,8 @@ fn worker_dying_before_ready_repeatedly_is_a_crash_loop() {
 }
 
 fn tempdir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sotto-slm-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let d =
+        std::env::temp_dir().join(format!("sotto-slm-test-{}-{:?}", std::process::id(), std::thread::current().id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d

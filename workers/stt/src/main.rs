@@ -16,8 +16,8 @@ use anyhow::{anyhow, bail, Context as _};
 use sotto_workers::frame::bytes_to_samples;
 use sotto_workers::messages::{Reply, Request};
 use sotto_workers::server::{log, run_worker};
-use sotto_workers::{Hello, ModelInfo, SttTimings, TranscribeOptions, Transcript, PROTOCOL_VERSION};
 use sotto_workers::word_graph::{Cursor, WordGraph};
+use sotto_workers::{Hello, ModelInfo, SttTimings, TranscribeOptions, Transcript, PROTOCOL_VERSION};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
 const SAMPLE_RATE: usize = 16_000;
@@ -95,14 +95,17 @@ impl Stt {
     fn load(args: &Args) -> anyhow::Result<Self> {
         let t0 = Instant::now();
         check_ggml_magic(&args.model)?;
-        let ctx = WhisperContext::new_with_params(&args.model, WhisperContextParameters::default())
-            .map_err(|e| anyhow!("whisper.cpp could not load {}: {e} (see the log lines above)", args.model.display()))?;
+        let ctx = WhisperContext::new_with_params(&args.model, WhisperContextParameters::default()).map_err(|e| {
+            anyhow!("whisper.cpp could not load {}: {e} (see the log lines above)", args.model.display())
+        })?;
         // The state borrows nothing at the type level but must not outlive the context; the
         // process serves one model for its whole life.
         let ctx: &'static WhisperContext = Box::leak(Box::new(ctx));
         let state = ctx.create_state().context("allocating the whisper.cpp state")?;
         let eot = ctx.token_eot();
-        let vocab = (0..eot).map(|id| ctx.token_to_bytes(id).ok().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string)).collect();
+        let vocab = (0..eot)
+            .map(|id| ctx.token_to_bytes(id).ok().and_then(|b| std::str::from_utf8(b).ok()).map(str::to_string))
+            .collect();
         Ok(Self {
             vocab,
             eot,
@@ -159,7 +162,10 @@ impl Stt {
             bail!("no audio samples");
         }
         if samples.len() > 30 * SAMPLE_RATE {
-            bail!("{:.1} s of audio: one request takes at most 30 s (one utterance)", samples.len() as f32 / SAMPLE_RATE as f32);
+            bail!(
+                "{:.1} s of audio: one request takes at most 30 s (one utterance)",
+                samples.len() as f32 / SAMPLE_RATE as f32
+            );
         }
         if let Some(bad) = samples.iter().position(|s| !s.is_finite()) {
             bail!("sample {bad} is not a finite number");
@@ -185,7 +191,13 @@ impl Stt {
         // for a constrained reading: a flagged one is refused by its caller anyway, and the retry
         // costs a full 30 s window.
         if flagged.is_some() && graph.is_none() && audio_ctx < MAX_AUDIO_CTX && options.audio_ctx.is_none() {
-            log("WARN", &format!("flagged at audio_ctx {audio_ctx} ({}); retrying with the full window", flagged.as_deref().unwrap_or("")));
+            log(
+                "WARN",
+                &format!(
+                    "flagged at audio_ctx {audio_ctx} ({}); retrying with the full window",
+                    flagged.as_deref().unwrap_or("")
+                ),
+            );
             attempts += 1;
             audio_ctx = MAX_AUDIO_CTX;
             (text, tokens) = self.run(options, graph.as_ref(), &samples, audio_ctx)?;
@@ -195,14 +207,27 @@ impl Stt {
             text,
             tokens,
             flagged,
-            timings: SttTimings { audio_ms: audio_secs as f64 * 1e3, total_ms: t0.elapsed().as_secs_f64() * 1e3, audio_ctx, attempts },
+            timings: SttTimings {
+                audio_ms: audio_secs as f64 * 1e3,
+                total_ms: t0.elapsed().as_secs_f64() * 1e3,
+                audio_ctx,
+                attempts,
+            },
         })
     }
 
-    fn run(&mut self, options: &TranscribeOptions, graph: Option<&WordGraph>, samples: &[f32], audio_ctx: u32) -> anyhow::Result<(String, Vec<(String, f32)>)> {
+    fn run(
+        &mut self,
+        options: &TranscribeOptions,
+        graph: Option<&WordGraph>,
+        samples: &[f32],
+        audio_ctx: u32,
+    ) -> anyhow::Result<(String, Vec<(String, f32)>)> {
         let strategy = match options.beam_size {
             // The constraint's probability bookkeeping follows one decoder.
-            Some(beams) if beams > 1 && graph.is_none() => SamplingStrategy::BeamSearch { beam_size: beams.min(MAX_BEAMS) as i32, patience: -1.0 },
+            Some(beams) if beams > 1 && graph.is_none() => {
+                SamplingStrategy::BeamSearch { beam_size: beams.min(MAX_BEAMS) as i32, patience: -1.0 }
+            }
             _ => SamplingStrategy::Greedy { best_of: 1 },
         };
         let mut params = FullParams::new(strategy);
@@ -308,10 +333,9 @@ impl<'a> Constraint<'a> {
             self.chosen.push((id, prev[id as usize] - lse));
         }
         self.previous = Some((logits.to_vec(), log_sum_exp(logits)));
-        let cursor = sequence
-            .iter()
-            .filter(|&&id| id < self.eot)
-            .try_fold(self.graph.start(), |c, &id| self.vocab[id as usize].as_deref().and_then(|t| self.graph.feed(&c, t)));
+        let cursor = sequence.iter().filter(|&&id| id < self.eot).try_fold(self.graph.start(), |c, &id| {
+            self.vocab[id as usize].as_deref().and_then(|t| self.graph.feed(&c, t))
+        });
         let eot = self.eot as usize;
         let end_ok = cursor.as_ref().is_some_and(|c| self.graph.can_end(c));
         // Greedy decoding takes the best allowed token, so only the best few need checking

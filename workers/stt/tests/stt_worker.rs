@@ -49,10 +49,7 @@ const FIXTURES: &[(&str, &[&str])] = &[
 fn assert_words(text: &str, expected: &[&str], what: &str) {
     let got = words(text);
     for want in expected {
-        assert!(
-            want.split('|').any(|w| got.iter().any(|g| g == w)),
-            "{what}: expected the word {want:?} in {text:?}"
-        );
+        assert!(want.split('|').any(|w| got.iter().any(|g| g == w)), "{what}: expected the word {want:?} in {text:?}");
     }
 }
 
@@ -94,7 +91,10 @@ fn short_audio_and_initial_prompt_are_handled() {
     let audio = read_wav("timer_ten_minutes.wav");
     stt.transcribe(&audio[..8000], &TranscribeOptions::default()).unwrap();
     let t = stt
-        .transcribe(&audio, &TranscribeOptions { initial_prompt: Some("Timers, lights, weather.".into()), ..Default::default() })
+        .transcribe(
+            &audio,
+            &TranscribeOptions { initial_prompt: Some("Timers, lights, weather.".into()), ..Default::default() },
+        )
         .unwrap();
     assert_words(&t.text, &["timer", "minutes"], "with prompt");
 }
@@ -170,19 +170,29 @@ fn a_word_graph_constrains_the_transcript_and_reports_unconstrained_probabilitie
     let mut stt = start();
     let audio = read_wav("timer_ten_minutes.wav");
     let free = stt.transcribe(&audio, &TranscribeOptions::default()).unwrap();
-    let heard = stt.transcribe(&audio, &TranscribeOptions { word_graph: Some(graph.into()), ..Default::default() }).unwrap();
+    let heard =
+        stt.transcribe(&audio, &TranscribeOptions { word_graph: Some(graph.into()), ..Default::default() }).unwrap();
     assert!(parsed.accepts(&heard.text), "{:?} is not in the graph", heard.text);
     assert_words(&heard.text, &["set", "a", "timer", "for", "ten|10", "minutes"], "constrained");
     assert!(mean_logprob(&heard.tokens) > mean_logprob(&free.tokens) - 0.3, "{:?} vs {:?}", heard.tokens, free.tokens);
 
     let audio = read_wav("kitchen_lights_off.wav");
     let free = stt.transcribe(&audio, &TranscribeOptions::default()).unwrap();
-    let forced = stt.transcribe(&audio, &TranscribeOptions { word_graph: Some(graph.into()), ..Default::default() }).unwrap();
+    let forced =
+        stt.transcribe(&audio, &TranscribeOptions { word_graph: Some(graph.into()), ..Default::default() }).unwrap();
     assert!(parsed.accepts(&forced.text), "{:?} is not in the graph", forced.text);
     assert!(words(&forced.text).contains(&"garage".to_string()), "{:?}", forced.text);
-    assert!(mean_logprob(&forced.tokens) < mean_logprob(&free.tokens) - 0.3, "forced {:?} vs free {:?}", forced.tokens, free.tokens);
+    assert!(
+        mean_logprob(&forced.tokens) < mean_logprob(&free.tokens) - 0.3,
+        "forced {:?} vs free {:?}",
+        forced.tokens,
+        free.tokens
+    );
 
-    let bad = stt.transcribe(&audio, &TranscribeOptions { word_graph: Some("0 1 Garage\nfinal 1".into()), ..Default::default() });
+    let bad = stt.transcribe(
+        &audio,
+        &TranscribeOptions { word_graph: Some("0 1 Garage\nfinal 1".into()), ..Default::default() },
+    );
     let message = bad.unwrap_err().to_string();
     assert!(message.contains("word graph line 1"), "{message}");
 }
