@@ -40,8 +40,9 @@ SR = 16000
 
 def is_action(topic, site):
     """Actions go to the domains' topics (under sotto/<site>/ for the shipped ones); Hermes events,
-    the status and the confirmation question are not actions."""
-    return not topic.startswith(("hermes/", "sotto-bench/")) and topic not in (f"sotto/{site}/status", f"sotto/{site}/confirm")
+    the status, the confirmation question and the metrics are not actions."""
+    return (not topic.startswith(("hermes/", "sotto-bench/", f"sotto/{site}/metrics"))
+            and topic not in (f"sotto/{site}/status", f"sotto/{site}/confirm"))
 
 
 def log(msg):
@@ -147,7 +148,9 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
         r["wake_detected"] = True
         if e.get("wake_end_s") is not None:
             r["stage_ms"]["wake"] = round((float(f["time_s"]) - offsets[i] - e["wake_end_s"]) * 1000, 1)
-    latencies = d.named("latency")
+    # One `sotto/<site>/metrics/command` message per handled command (the daemon's CommandReport,
+    # see daemon/src/dialogue/report.rs), timestamped on arrival like the actions.
+    latencies = [(t, json.loads(p)) for t, top, p in broker.messages if top == f"sotto/{site}/metrics/command"]
     t0s = [t - float(f["end_of_speech_to_action_ms"]) / 1000 for t, f in latencies]
     for k, (t, f) in enumerate(latencies):
         i = which_entry(offsets, float(f["utterance_end_s"]) - 1e-3)
@@ -159,14 +162,14 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
         not_understood = next((tm for tm, top, _ in window if top == "hermes/nlu/intentNotRecognized"), None)
         intent_msg = next((p for tm, top, p in window if top.startswith("hermes/intent/")), None)
         r["transcript"] = json.loads(captured).get("text", "") if captured else ""
-        r["intent"] = sr.some(f.get("intent"))
-        r["resolver"] = {"Some(Grammar)": "grammar", "Some(Slm)": "lm"}.get(f.get("resolver"), None)
+        r["intent"] = f.get("intent")
+        r["resolver"] = {"grammar": "grammar", "slm": "lm"}.get(f.get("resolver"), None)
         r["slots"] = hermes_slots(intent_msg) if intent_msg else {}
         # stt: waited for after the endpoint; stt_compute: the transcription's own time (longer
         # when it started speculatively at a pause).
         r["stage_ms"].update({"stt": float(f["stt_ms"]), "stt_compute": float(f.get("stt_compute_ms", f["stt_ms"])),
                               "intent": float(f["intents_ms"])})
-        r["speculative_stt"] = f.get("speculative") == "true"
+        r["speculative_stt"] = bool(f.get("speculative"))
         if e.get("speech_end_s") is not None:
             # The decision falls trailing_silence_ms after the last speech the VAD saw (within one 32 ms
             # window); how late the VAD saw speech end is measured, the silence itself is configured.
@@ -434,7 +437,7 @@ def main():
         "peers": peers,
         "peers_skipped": peers_skipped,
         "peer_summary": peer_summary(peers, grammar, lm),
-        "ratios": ratios(per_repeat, peer_runs, idle, wake),
+        "ratios": ratios(per_repeat, peer_runs, idle, wake, runs),
         "wall_s": round(time.time() - started, 1),
     })
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
@@ -488,16 +491,33 @@ def git_describe():
     return out.stdout.strip() or "unknown"
 
 
-def ratios(per_repeat, peer_runs, idle, wake):
-    """Peer ÷ Sotto from the same repeat (>1 = Sotto faster/leaner), min/median/max over repeats."""
+# A latency ratio compares stacks only when each served most of the same commands: a stack that
+# went deaf after its third command would otherwise "win" on the few it answered.
+MIN_SERVED_SHARE = 0.8
+
+
+def served_share(utts):
+    """Share of the spoken commands that got a response (an action or intentNotRecognized)."""
+    cmds = [u for u in utts if u.get("kind") == "command"]
+    return sum(u.get("end_of_speech_to_action_ms") is not None or u.get("responded") is not None for u in cmds) / len(cmds) if cmds else 0.0
+
+
+def ratios(per_repeat, peer_runs, idle, wake, runs=None):
+    """Peer ÷ Sotto from the same repeat (>1 = Sotto faster/leaner), min/median/max over repeats.
+    No latency ratio for a repeat in which either stack served under MIN_SERVED_SHARE of the commands."""
     out = {}
     for k, pr in enumerate(peer_runs):
         mine = per_repeat[k]["grammar"]
+        mine_served = served_share(runs[k]["grammar"]["utterances"]) if runs else 1.0
         for peer in pr["peers"]:
             name = peer.get("peer", "?")
             utts = [u for u in peer.get("utterances", []) if u.get("end_of_speech_to_action_ms") is not None and u.get("kind") == "command"]
             p50 = percentile([u["end_of_speech_to_action_ms"] for u in utts], 50)
-            if p50 and mine:
+            peer_served = served_share(peer.get("utterances", []))
+            if min(mine_served, peer_served) < MIN_SERVED_SHARE:
+                log(f"repeat {k + 1}: no latency ratio against {name}: served {mine_served:.0%} (sotto) / {peer_served:.0%} ({name}), "
+                    f"under {MIN_SERVED_SHARE:.0%}")
+            elif p50 and mine:
                 out.setdefault(f"e2e_p50:{name}", []).append(p50 / mine["e2e_p50_ms"])
             if k > 0:
                 continue  # idle CPU and RSS are measured once per run, not per repeat

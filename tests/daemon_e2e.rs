@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use sotto_tests::daemon::{
-    children_named, concat_wavs, fixture, one_at_a_time, run_on_file, run_on_file_with, signal, spawn_run, unique_site,
-    write_config, Printed,
+    children_named, concat_wavs, fixture, one_at_a_time, run_on_file, run_on_file_with, signal, spawn_run, trim_wav,
+    unique_site, write_config, Printed,
 };
 use sotto_tests::mqtt::{MqttMessage, MqttSubscriber};
 
@@ -60,8 +60,20 @@ fn assert_command(seen: &[MqttMessage], wake: &str, intent: &str, action_topic: 
         action_topic.to_string(),
         "hermes/dialogueManager/sessionEnded".into(),
     ];
+    // After the dialogue, its figures as data: the command's report, then the counters.
+    let site = action_topic.split('/').nth(1).expect("sotto/<site>/… action topic");
+    let (report_topic, counters_topic) = (format!("sotto/{site}/metrics/command"), format!("sotto/{site}/metrics"));
     let order: Vec<&str> = topics(seen).into_iter().filter(|t| !t.ends_with("/status")).collect();
-    assert_eq!(order, expected, "published sequence");
+    let mut with_metrics = expected.to_vec();
+    with_metrics.extend([report_topic.clone(), counters_topic.clone()]);
+    assert_eq!(order, with_metrics, "published sequence");
+    let report = payload_of(seen, &report_topic);
+    assert_eq!(
+        (&report["intent"], &report["decision"], &report["resolver"]),
+        (&json!(intent), &json!("execute"), &json!("grammar"))
+    );
+    assert!(report["end_of_speech_to_action_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
+    assert_eq!(payload_of(seen, &counters_topic)["actions"], json!(1));
     assert_eq!(payload_of(seen, action_topic), &action, "action payload");
     let recognised = payload_of(seen, &format!("hermes/intent/{intent}"));
     assert_eq!(recognised["intent"]["intentName"], json!(intent));
@@ -349,4 +361,52 @@ fn the_language_model_fallback_never_publishes_outside_the_schema() {
         assert!(machines.contains(&machine), "action outside the schema: {p:?}");
     }
     assert!(printed.iter().any(|p| p.topic == "hermes/dialogueManager/sessionEnded"), "{printed:#?}");
+}
+
+/// The dialogue is never deaf: a risky command whose question nobody answers, then three more
+/// commands back to back, each with its own wake word. The question ends when the next wake word
+/// is heard, and every later command is served.
+#[test]
+fn commands_after_an_unanswered_confirmation_are_all_served() {
+    let _one = one_at_a_time();
+    let site = unique_site("never-deaf");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n\n[[wake.models]]\nname = \"hey_jarvis\"\n\n[[wake.models]]\nname = \"alexa\"\n"
+        ),
+    );
+    // "Hey Jarvis! Stop press one." and 1.5 s of the silence after it: the next wake word comes
+    // while the question waits for its answer.
+    let question = dir.path().join("question.wav");
+    trim_wav(
+        &sotto_tests::daemon::repo_root().join("tests/fixtures/dialogue/jarvis_factory_stop_silence.wav"),
+        &question,
+        4.5,
+    );
+    let mut parts = vec![question];
+    parts.extend(
+        ["pos_jarvis_home_lights.wav", "pos_alexa_factory_status.wav", "pos_jarvis_vehicle_temp.wav"].map(fixture),
+    );
+    let stream = dir.path().join("stream.wav");
+    concat_wavs(&stream, &parts, 0.5);
+    let (_, printed) = run_on_file(&config, &stream);
+    let topics = printed_topics(&printed);
+    let asked = format!("sotto/{site}/confirm");
+    assert!(topics.contains(&asked.as_str()), "the stop asks first: {topics:#?}");
+    for served in [
+        format!("sotto/{site}/home/light/kitchen"),
+        format!("sotto/{site}/factory/press_2/status/get"),
+        format!("sotto/{site}/vehicle/climate/temperature"),
+    ] {
+        assert!(topics.contains(&served.as_str()), "{served} was not served: {topics:#?}");
+    }
+    assert!(!topics.iter().any(|t| t.ends_with("/press_1/command")), "the unconfirmed stop never runs: {topics:#?}");
+    let ended: Vec<&serde_json::Value> = printed
+        .iter()
+        .filter(|p| p.topic == "hermes/dialogueManager/sessionEnded")
+        .map(|p| &p.payload["termination"]["reason"])
+        .collect();
+    assert_eq!(ended, [&json!("abortedByUser"), &json!("nominal"), &json!("nominal"), &json!("nominal")]);
 }

@@ -194,6 +194,14 @@ impl Endpointer {
         self.advance()
     }
 
+    /// Stops collecting without an event (the dialogue moved on: its question timed out, or a
+    /// wake word started a new command); the recent audio stays, so a wake detection that lags
+    /// the stream can still start from its sample.
+    pub fn abandon(&mut self) {
+        self.state = State::Idle;
+        self.pause_reported = None;
+    }
+
     /// Starts a new stream at sample 0, dropping any session in progress.
     pub fn reset(&mut self) {
         self.state = State::Idle;

@@ -29,17 +29,21 @@ pub struct FrontEndModels {
     pub silero_vad: std::path::PathBuf,
 }
 
-/// Wake detector and endpointer on one 16 kHz stream. While an utterance is being collected,
-/// further wake detections are not acted upon (the detector keeps running so its history stays
-/// continuous).
+/// Wake detector and endpointer on one 16 kHz stream. While the command after a wake word is
+/// being collected, further detections are the wake word's own tail and are not acted upon (the
+/// detector keeps running so its history stays continuous). While a follow-up is being collected
+/// ([`FrontEnd::listen_now`]: a yes/no, a session opened over MQTT), a wake word is a new command:
+/// the follow-up is abandoned and the wake word reported, so the assistant is never deaf to it.
 pub struct FrontEnd {
     wake: Box<dyn WakeDetector>,
     endpointer: Endpointer,
+    /// The collection in progress was started by `listen_now`, not by a wake word.
+    follow_up: bool,
 }
 
 impl FrontEnd {
     pub fn new(wake: Box<dyn WakeDetector>, endpointer: Endpointer) -> Self {
-        Self { wake, endpointer }
+        Self { wake, endpointer, follow_up: false }
     }
 
     /// openWakeWord + Silero VAD from model files (ONNX Runtime must be initialised).
@@ -65,9 +69,14 @@ impl FrontEnd {
         let mut events: Vec<Event> = self.endpointer.feed(samples)?.into_iter().map(Event::from).collect();
         for d in detections {
             if self.endpointer.is_active() {
-                tracing::debug!(wake = %d.wake, sample = d.sample, "wake word while collecting an utterance; ignored");
-                continue;
+                if !self.follow_up {
+                    tracing::debug!(wake = %d.wake, sample = d.sample, "wake word while collecting an utterance; ignored");
+                    continue;
+                }
+                tracing::debug!(wake = %d.wake, sample = d.sample, "wake word during a follow-up: a new command");
+                self.endpointer.abandon();
             }
+            self.follow_up = false;
             let sample = d.sample;
             events.push(Event::Wake(d));
             events.extend(self.endpointer.wake(sample)?.into_iter().map(Event::from));
@@ -93,11 +102,22 @@ impl FrontEnd {
     /// opened over MQTT, or the yes/no follow-up of a risky command); there is no wake-word tail
     /// to skip. The events then come from `feed` as after a wake word.
     pub fn listen_now(&mut self) -> Result<Vec<Event>, AudioError> {
+        if !self.endpointer.is_active() {
+            self.follow_up = true;
+        }
         Ok(self.endpointer.listen_now()?.into_iter().map(Event::from).collect())
+    }
+
+    /// Stops collecting a command without an event (the dialogue gave up on it); wake words
+    /// count again from here.
+    pub fn stop_listening(&mut self) {
+        self.endpointer.abandon();
+        self.follow_up = false;
     }
 
     /// Starts a new stream (e.g. the next file) without reloading the models.
     pub fn reset(&mut self) -> Result<(), AudioError> {
+        self.follow_up = false;
         self.endpointer.reset();
         self.wake.reset()
     }
@@ -195,5 +215,106 @@ impl FrontEndModels {
             return Err(AudioError::Config(format!("missing models: {}", problems.join("; "))));
         }
         Ok(Self { oww: OwwFiles { melspectrogram, embedding }, wakes: wake_specs(&found, trigger), silero_vad })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vad::Vad;
+
+    const MS: u64 = 16;
+
+    /// Speech where the first sample of a VAD window is 1.0.
+    struct MarkerVad;
+    impl Vad for MarkerVad {
+        fn probability(&mut self, w: &[f32]) -> Result<f32, AudioError> {
+            Ok(if w[0] >= 1.0 { 0.9 } else { 0.05 })
+        }
+        fn reset(&mut self) {}
+    }
+
+    /// Fires once at each scripted stream millisecond, as soon as the stream has passed it.
+    struct ScriptedWake {
+        at_ms: Vec<u64>,
+        position: u64,
+    }
+    impl WakeDetector for ScriptedWake {
+        fn feed(&mut self, samples: &[f32]) -> Result<Vec<Detection>, AudioError> {
+            let from = self.position;
+            self.position += samples.len() as u64;
+            let hits = self.at_ms.iter().filter(|&&ms| ms * MS >= from && ms * MS < self.position);
+            Ok(hits.map(|&ms| Detection { wake: "hey_jarvis".into(), sample: ms * MS, score: 0.9 }).collect())
+        }
+        fn reset(&mut self) -> Result<(), AudioError> {
+            self.position = 0;
+            Ok(())
+        }
+        fn wake_names(&self) -> Vec<String> {
+            vec!["hey_jarvis".into()]
+        }
+    }
+
+    fn front(wakes_ms: &[u64]) -> FrontEnd {
+        let endpointer = Endpointer::new(EndpointConfig::default(), Box::new(MarkerVad)).unwrap();
+        FrontEnd::new(Box::new(ScriptedWake { at_ms: wakes_ms.to_vec(), position: 0 }), endpointer)
+    }
+
+    fn speech(spans_ms: &[(u64, u64)], len_ms: u64) -> Vec<f32> {
+        (0..len_ms * MS)
+            .map(|i| if spans_ms.iter().any(|&(a, b)| i >= a * MS && i < b * MS) { 1.0 } else { 0.0 })
+            .collect()
+    }
+
+    fn feed(front: &mut FrontEnd, audio: &[f32]) -> Vec<Event> {
+        let mut events = Vec::new();
+        for piece in audio.chunks(1280) {
+            events.extend(front.feed(piece).unwrap());
+        }
+        events.retain(|e| !matches!(e, Event::Pause(_)));
+        events
+    }
+
+    #[test]
+    fn a_wake_word_during_a_follow_up_starts_a_new_command() {
+        // Listening for a yes/no from 0; someone says a wake word at 1.0 s and a command after it.
+        let mut f = front(&[1000]);
+        f.listen_now().unwrap();
+        let events = feed(&mut f, &speech(&[(600, 1000), (1300, 2500)], 4000));
+        let kinds: Vec<&str> = events
+            .iter()
+            .map(|e| match e {
+                Event::Wake(_) => "wake",
+                Event::Utterance(_) => "utterance",
+                Event::NoSpeech { .. } => "no speech",
+                Event::Pause(_) => "pause",
+            })
+            .collect();
+        assert_eq!(kinds, ["wake", "utterance"]);
+        let Event::Utterance(u) = &events[1] else { unreachable!() };
+        assert!(u.start_sample >= 1000 * MS, "the command starts after the wake word, not at the abandoned answer");
+    }
+
+    #[test]
+    fn a_wake_word_tail_during_its_own_command_is_ignored() {
+        let mut f = front(&[500, 700]);
+        let events = feed(&mut f, &speech(&[(800, 1800)], 3500));
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Wake(_))).count(), 1);
+        assert_eq!(events.iter().filter(|e| matches!(e, Event::Utterance(_))).count(), 1);
+    }
+
+    #[test]
+    fn stop_listening_gives_the_wake_word_back() {
+        let mut f = front(&[2000]);
+        f.listen_now().unwrap();
+        // Endless talk: the dialogue gives up on the answer at 1.5 s.
+        let talk = speech(&[(0, 4000)], 4000);
+        let split = (1500 * MS) as usize;
+        let early = feed(&mut f, &talk[..split]);
+        assert!(early.is_empty());
+        f.stop_listening();
+        assert!(!f.is_listening());
+        let later = feed(&mut f, &talk[split..]);
+        assert!(matches!(later.first(), Some(Event::Wake(_))), "{later:?}");
     }
 }

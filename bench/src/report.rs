@@ -376,7 +376,7 @@ fn anchors(s: &mut String) {
         s,
         "## Published anchors (not run here)\n\n\
          - **Picovoice Rhino**: 97.6% command acceptance on the barista speech-to-intent benchmark, averaged over kitchen \
-         and café noise (published by Picovoice; see `/work/shared/data/barista/README.md`, the Picovoice \
+         and café noise (published by Picovoice; see the barista set's README, the Picovoice \
          speech-to-intent benchmark repository). Sotto's measured figures on the same files are above.\n\
          - **Picovoice Porcupine**: \"91%+ accuracy (detection rate) with less than 1 false alarm in 10 hours in the presence \
          of ambient noise with 10dB SNR\" (published, Porcupine FAQ, picovoice.ai/docs/faq/porcupine/; method: \

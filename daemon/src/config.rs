@@ -38,7 +38,7 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub models: ModelsConfig,
@@ -50,21 +50,6 @@ pub struct Config {
     pub intents: IntentsConfig,
     pub slm: SlmConfig,
     pub mqtt: crate::mqtt::MqttSettings,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            models: ModelsConfig::default(),
-            audio: AudioConfig::default(),
-            wake: WakeConfig::default(),
-            endpoint: sotto_audio::EndpointConfig::default(),
-            stt: SttConfig::default(),
-            intents: IntentsConfig::default(),
-            slm: SlmConfig::default(),
-            mqtt: crate::mqtt::MqttSettings::default(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -186,7 +171,7 @@ impl Default for SttConfig {
             language: "en".into(),
             timeout_s: 15.0,
             vocabulary_prompt: true,
-            vocabulary_prompt_chars: 250,
+            vocabulary_prompt_chars: sotto_intents::vocabulary::DEFAULT_PROMPT_CHARS as u32,
             second_pass: true,
             threads: 0,
         }
@@ -370,6 +355,24 @@ impl Config {
     /// Whisper's vocabulary prompt for these intents, if configured.
     pub fn stt_prompt(&self, intents: &sotto_intents::Intents) -> Option<String> {
         self.stt.vocabulary_prompt.then(|| intents.stt_prompt(self.stt.vocabulary_prompt_chars as usize))
+    }
+
+    /// The config of `sotto run` without `--config`: zero set-up (an embedded broker on a free
+    /// port, the `default` model profile, every shipped domain).
+    pub fn builtin() -> Config {
+        let mut config = Config::default();
+        config.mqtt.broker = crate::mqtt::BrokerMode::Embedded;
+        config.mqtt.port = 0;
+        config
+    }
+
+    /// The understanding cascade's switches from this config (the daemon, `sotto parse` and
+    /// `sotto understand` all take them from here).
+    pub fn understanding(&self) -> sotto_intents::understand::UnderstandConfig {
+        let mut u =
+            sotto_intents::understand::UnderstandConfig { second_pass: self.stt.second_pass, ..Default::default() };
+        u.slm.max_tokens = self.slm.max_tokens;
+        u
     }
 
     pub fn stt_timeout(&self) -> Duration {

@@ -41,8 +41,7 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
         Ok(ids) => ids,
         Err(err) => return Err(vec![ConfigIssue { key: profile_key.into(), message: err.to_string() }]),
     };
-    let with_role =
-        |role: Role| ids.iter().find(|id| store.entry(id).map(|e| e.role == role).unwrap_or(false)).cloned();
+    let with_role = |role: Role| with_role(&store, &ids, role);
     let get = |key: &str, id: &str| match store.path(id) {
         Ok(path) => path,
         Err(err) => {
@@ -98,6 +97,22 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
     }
 }
 
+/// The first of `ids` that has `role`.
+fn with_role(store: &Store, ids: &[String], role: Role) -> Option<String> {
+    ids.iter().find(|id| store.entry(id).map(|e| e.role == role).unwrap_or(false)).cloned()
+}
+
+/// The config's profile's model of `role`, present and verified (for the tools that need one
+/// engine, not the whole front end).
+pub fn profile_model(config: &Config, role: Role) -> Result<PathBuf, ConfigIssue> {
+    let store = open_store(config)?;
+    let issue = |message: String| ConfigIssue { key: "models.profile".into(), message };
+    let ids = store.profile(&config.models.profile).map_err(|e| issue(e.to_string()))?;
+    let id = with_role(&store, &ids, role)
+        .ok_or_else(|| issue(format!("profile {:?} has no {role:?} model", config.models.profile)))?;
+    store.path(&id).map_err(|e| issue(e.to_string()))
+}
+
 /// The intents of the config: shipped domain names resolve to the embedded files.
 pub fn load_intents(config: &Config) -> Result<Intents, ConfigIssue> {
     let shipped: Vec<&str> =
@@ -137,4 +152,4 @@ pub fn start_slm(config: &Config, model: &PathBuf) -> anyhow::Result<SlmClient> 
     SlmClient::start(worker).with_context(|| format!("starting the language-model worker on {}", model.display()))
 }
 
-pub use sotto_intents::slm_worker::WorkerLanguageModel;
+pub use sotto_engines::{heard, WorkerLanguageModel, WorkerTranscriber};

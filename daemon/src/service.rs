@@ -35,8 +35,6 @@ pub struct Signals {
     hangup: Signal,
     terminate: Signal,
     interrupt: Signal,
-    /// A SIGHUP that arrived while [`Signals::terminated`] was waiting: applied after the command.
-    reload_pending: bool,
 }
 
 impl Signals {
@@ -45,24 +43,7 @@ impl Signals {
             hangup: signal(SignalKind::hangup())?,
             terminate: signal(SignalKind::terminate())?,
             interrupt: signal(SignalKind::interrupt())?,
-            reload_pending: false,
         })
-    }
-
-    /// Waits for SIGTERM or SIGINT only, for use while a command is being understood: a SIGHUP
-    /// meanwhile must not abandon the command, so it is kept for [`Signals::take_reload`].
-    pub async fn terminated(&mut self) {
-        loop {
-            match self.next().await {
-                ServiceSignal::Terminate => return,
-                ServiceSignal::Reload => self.reload_pending = true,
-            }
-        }
-    }
-
-    /// Whether a SIGHUP arrived during [`Signals::terminated`] (and forgets it).
-    pub fn take_reload(&mut self) -> bool {
-        std::mem::take(&mut self.reload_pending)
     }
 
     /// The next signal that concerns the daemon.

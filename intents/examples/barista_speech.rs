@@ -1,4 +1,4 @@
-//! Speech-level barista benchmark (`/work/shared/data/barista/README.md`): Whisper through the STT
+//! Speech-level barista benchmark (`shared/data/barista/README.md` beside the repository, or `$SOTTO_BARISTA`): Whisper through the STT
 //! worker, then the grammar matcher with the barista domain, scored by intent + every slot.
 //!
 //! ```text
@@ -24,14 +24,22 @@ use std::time::Instant;
 
 use sotto_intents::barista::{accepted, data_dir, read_labels};
 use sotto_intents::evaluate::percentile;
-use sotto_intents::speech_grammar::{mean_logprob, wants_second_pass, Guard, Verdict};
+use sotto_intents::speech_grammar::{mean_logprob, Verdict};
+use sotto_intents::understand::{Heard, UnderstandConfig, Understander, Understanding};
 use sotto_intents::Intents;
 
 #[derive(Clone)]
 struct Cached {
     text: String,
     tokens: Vec<(String, f32)>,
+    flagged: Option<String>,
     ms: f64,
+}
+
+impl Cached {
+    fn heard(&self) -> Heard {
+        Heard { text: self.text.clone(), tokens: self.tokens.clone(), flagged: self.flagged.clone() }
+    }
 }
 
 /// Transcripts by key: from the cache file, else from the STT worker (started on first need) and
@@ -78,12 +86,65 @@ impl Transcriber {
             }
         };
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let line = serde_json::json!({"key": key, "text": tr.text, "tokens": tr.tokens, "stt_ms": ms});
+        let line =
+            serde_json::json!({"key": key, "text": tr.text, "tokens": tr.tokens, "flagged": tr.flagged, "stt_ms": ms});
         writeln!(self.cache_out, "{line}").unwrap();
-        let fresh = Cached { text: tr.text, tokens: tr.tokens, ms };
+        let fresh = Cached { text: tr.text, tokens: tr.tokens, flagged: tr.flagged, ms };
         self.cache.insert(key.to_string(), fresh.clone());
         Some(fresh)
     }
+}
+
+/// The cascade's constrained pass, answered from the transcript cache (or the worker, then cached).
+struct CachedConstrained<'a> {
+    transcriber: &'a mut Transcriber,
+    key: String,
+    options: sotto_workers::TranscribeOptions,
+    ms: Option<f64>,
+    tokens: Vec<(String, f32)>,
+}
+
+impl sotto_intents::understand::Transcriber for CachedConstrained<'_> {
+    fn transcribe_constrained(&mut self, samples: &[f32], word_graph: &str) -> Result<Heard, String> {
+        let options =
+            sotto_workers::TranscribeOptions { word_graph: Some(word_graph.to_string()), ..self.options.clone() };
+        let c = self.transcriber.get(&self.key, &|| samples.to_vec(), &options).ok_or("not transcribed")?;
+        self.ms = Some(c.ms);
+        self.tokens = c.tokens.clone();
+        Ok(c.heard())
+    }
+}
+
+/// One utterance through the daemon's cascade: its free transcript, the grammar's reading of it
+/// alone, what the cascade decided, and the constrained pass's tokens and time when it ran.
+struct Run {
+    free: Cached,
+    free_resolution: sotto_intents::Resolution,
+    understanding: Understanding,
+    forced_tokens: Vec<(String, f32)>,
+    second_ms: Option<f64>,
+}
+
+fn run_one(
+    transcriber: &mut Transcriber,
+    understander: &Understander,
+    intents: &Intents,
+    [key, graph_key]: [&str; 2],
+    options: &sotto_workers::TranscribeOptions,
+    samples: &dyn Fn() -> Vec<f32>,
+) -> Option<Run> {
+    let free = transcriber.get(key, samples, options)?;
+    let audio = samples();
+    let mut pass = CachedConstrained {
+        transcriber,
+        key: format!("{key}|{graph_key}"),
+        options: options.clone(),
+        ms: None,
+        tokens: Vec::new(),
+    };
+    let understanding = understander.understand(&free.heard(), &audio, Some(&mut pass), None);
+    let (second_ms, forced_tokens) = (pass.ms, pass.tokens);
+    Some(Run { free_resolution: intents.parse(&free.text), free, understanding, forced_tokens, second_ms })
 }
 
 /// The clip at `path` at one level: clean, or mixed with the kitchen noise. The noise window
@@ -160,21 +221,24 @@ fn main() {
     let dir = data_dir();
     let labels = read_labels(&dir).unwrap_or_else(|e| panic!("{e}"));
     let intents = Intents::shipped_domains(&["barista"]).unwrap();
-    let prompt = use_prompt.then(|| intents.stt_prompt(400));
+    let prompt = use_prompt.then(|| intents.stt_prompt(sotto_intents::vocabulary::DEFAULT_PROMPT_CHARS));
     let beam: Option<u32> = arg("--beam").map(|b| b.parse().expect("--beam: a number of beams"));
     // Only these files (one name per line), for quick experiments on a known subset.
     let only: Option<Vec<String>> = arg("--files-from").map(|f| {
         std::fs::read_to_string(&f).unwrap_or_else(|e| panic!("{f}: {e}")).lines().map(str::to_string).collect()
     });
-    let prompt_key = match (use_prompt, beam.filter(|&b| b > 1)) {
-        (true, None) => "prompt".to_string(),
-        (false, None) => "noprompt".to_string(),
-        (p, Some(b)) => format!("{}-beam{b}", if p { "prompt" } else { "noprompt" }),
+    // The prompt's text is part of the key: a changed prompt is a new cache entry.
+    let prompt_name = prompt.as_ref().map_or("noprompt".to_string(), |p| format!("prompt{:016x}", fnv1a(p.as_bytes())));
+    let prompt_key = match beam.filter(|&b| b > 1) {
+        None => prompt_name,
+        Some(b) => format!("{prompt_name}-beam{b}"),
     };
 
-    let grammar_pass = !args.iter().any(|a| a == "--no-grammar-pass");
-    // Calibration: the guard's limits can be overridden (`--max-drop`, `--max-improbable`).
-    let mut guard = Guard::default();
+    // The daemon's cascade with its defaults; `--no-grammar-pass` and the guard's limits
+    // (`--max-drop`, `--max-improbable`, `--min-word`) can be changed for calibration.
+    let mut understand =
+        UnderstandConfig { second_pass: !args.iter().any(|a| a == "--no-grammar-pass"), ..Default::default() };
+    let guard = &mut understand.guard;
     if let Some(v) = arg("--max-drop") {
         guard.max_mean_drop = v.parse().expect("--max-drop: nats per token");
     }
@@ -184,6 +248,9 @@ fn main() {
     if let Some(v) = arg("--min-word") {
         guard.min_word_probability = v.parse().expect("--min-word: a probability");
     }
+    let understander = Understander::new(&intents, &understand, "default");
+    let opts =
+        sotto_workers::TranscribeOptions { initial_prompt: prompt.clone(), beam_size: beam, ..Default::default() };
     let graph = intents.speech_grammar().unwrap_or_else(|e| panic!("{e}")).text().to_string();
     // The graph is part of what Whisper is asked: a changed grammar is a new cache entry.
     let graph_key = format!("graph{:016x}", fnv1a(graph.as_bytes()));
@@ -195,7 +262,12 @@ fn main() {
             let v: serde_json::Value = serde_json::from_str(line).unwrap();
             // Entries of older runs carry no tokens; the second pass's rule needs them.
             let Some(tokens) = v.get("tokens").and_then(|t| serde_json::from_value(t.clone()).ok()) else { continue };
-            let c = Cached { text: v["text"].as_str().unwrap().to_string(), tokens, ms: v["stt_ms"].as_f64().unwrap() };
+            let c = Cached {
+                text: v["text"].as_str().unwrap().to_string(),
+                tokens,
+                flagged: v.get("flagged").and_then(|f| f.as_str()).map(str::to_string),
+                ms: v["stt_ms"].as_f64().unwrap(),
+            };
             cache.insert(v["key"].as_str().unwrap().to_string(), c);
         }
     }
@@ -222,57 +294,47 @@ fn main() {
             }
             let samples = || audio_at(&dir.join("clean").join(file), file, level, &noise);
             let key = format!("{file}|{level}|{prompt_key}");
-            let opts = sotto_workers::TranscribeOptions {
-                initial_prompt: prompt.clone(),
-                beam_size: beam,
-                ..Default::default()
-            };
-            let Some(Cached { text, tokens, ms }) = transcriber.get(&key, &samples, &opts) else {
+            let Some(run) = run_one(&mut transcriber, &understander, &intents, [&key, &graph_key], &opts, &samples)
+            else {
                 if !cached_only {
                     n += 1;
                 }
                 continue;
             };
-            let mut r = intents.parse(&text);
             n += 1;
-            stt_ms.push(ms);
-            match_ms.push(r.elapsed_ms);
-            if grammar_pass && wants_second_pass(&text, &r) {
-                let key2 = format!("{key}|{graph_key}");
-                let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
-                if let Some(Cached { text: text2, tokens: tokens2, ms: ms2 }) = transcriber.get(&key2, &samples, &opts2)
-                {
-                    runs += 1;
-                    second_ms.push(ms2);
-                    let r2 = intents.parse(&text2);
-                    let verdict = guard.verdict(&tokens, &r2, &tokens2);
-                    let keep = verdict == Verdict::Keep;
-                    let (ok1, ok2) = (accepted(label, &r), accepted(label, &r2));
-                    // A reading the user confirms replaces the free one (counted below).
-                    if verdict == Verdict::Confirm {
-                        ok_confirm += ok2 as i32 - ok1 as i32;
-                    }
-                    if let Some(d) = dump.as_mut() {
-                        write_dump(d, &[file, level], (&text, &tokens, &r, ok1), (&text2, &tokens2, &r2, ok2), keep);
-                    }
-                    if keep {
-                        kept += 1;
-                        fixed += (!ok1 && ok2) as usize;
-                        broken += (ok1 && !ok2) as usize;
-                        r = r2;
-                    }
+            stt_ms.push(run.free.ms);
+            match_ms.push(run.free_resolution.elapsed_ms);
+            let u = &run.understanding;
+            let ok1 = accepted(label, &run.free_resolution);
+            if let (Some(pass), Some(ms)) = (&u.second_pass, run.second_ms) {
+                runs += 1;
+                second_ms.push(ms);
+                let forced = intents.parse(&pass.forced);
+                let ok2 = accepted(label, &forced);
+                let keep = pass.verdict == Verdict::Keep;
+                if let Some(d) = dump.as_mut() {
+                    let free = (run.free.text.as_str(), &run.free.tokens[..], &run.free_resolution, ok1);
+                    write_dump(d, &[file, level], free, (&pass.forced, &run.forced_tokens, &forced, ok2), keep);
+                }
+                if keep {
+                    kept += 1;
+                    fixed += (!ok1 && ok2) as usize;
+                    broken += (ok1 && !ok2) as usize;
                 }
             }
-            if accepted(label, &r) {
+            // The daemon acts on a reading it must confirm only after a spoken yes.
+            let right = accepted(label, &u.resolution);
+            if right && !u.resolution.confirm {
                 ok += 1;
-                ok_confirm += 1;
             } else if verbose {
                 println!(
-                    "  MISS {file} {text:?}\n       want {:?}\n       got  {}",
+                    "  MISS {file} {:?}\n       want {:?}\n       got  {}",
+                    run.free.text,
                     label.slots,
-                    serde_json::to_string(&r).unwrap()
+                    serde_json::to_string(&u.resolution).unwrap()
                 );
             }
+            ok_confirm += right as i32;
         }
         let acc = 100.0 * ok as f64 / n as f64;
         let acc_confirm = 100.0 * ok_confirm as f64 / n as f64;
@@ -317,49 +379,34 @@ fn main() {
             for (file, said) in &items {
                 let samples = || audio_at(&base.join(file), file, level, &noise);
                 let key = format!("neg:{file}|{level}|{prompt_key}");
-                let opts = sotto_workers::TranscribeOptions {
-                    initial_prompt: prompt.clone(),
-                    beam_size: beam,
-                    ..Default::default()
+                let Some(run) = run_one(&mut transcriber, &understander, &intents, [&key, &graph_key], &opts, &samples)
+                else {
+                    continue;
                 };
-                let Some(Cached { text, tokens, .. }) = transcriber.get(&key, &samples, &opts) else { continue };
-                let r = intents.parse(&text);
+                let (text, r, u) = (&run.free.text, &run.free_resolution, &run.understanding);
                 if r.accepted() {
                     free_intents += 1;
                     if verbose {
                         println!("  FREE INTENT {file} ({said}) heard {text:?}");
                     }
                 }
-                if grammar_pass && wants_second_pass(&text, &r) {
-                    let key2 = format!("{key}|{graph_key}");
-                    let opts2 = sotto_workers::TranscribeOptions { word_graph: Some(graph.clone()), ..opts.clone() };
-                    let Some(Cached { text: text2, tokens: tokens2, .. }) = transcriber.get(&key2, &samples, &opts2)
-                    else {
-                        continue;
-                    };
-                    runs += 1;
-                    let r2 = intents.parse(&text2);
-                    let verdict = guard.verdict(&tokens, &r2, &tokens2);
-                    let keep = verdict == Verdict::Keep;
-                    if let Some(d) = dump.as_mut() {
-                        // Out-of-domain speech: no intent is right.
-                        let neg = format!("neg:{file}");
-                        write_dump(
-                            d,
-                            &[&neg, level],
-                            (&text, &tokens, &r, !r.accepted()),
-                            (&text2, &tokens2, &r2, !r2.accepted()),
-                            keep,
-                        );
-                    }
-                    if keep && !r.accepted() {
-                        forced_intents += 1;
-                        println!("  SECOND-PASS INTENT {file} ({said}) heard {text:?}, forced {text2:?}");
-                    } else if verdict == Verdict::Confirm && !r.accepted() {
-                        confirm += 1;
-                        if verbose {
-                            println!("  WOULD CONFIRM {file} ({said}) heard {text:?}, forced {text2:?}");
-                        }
+                let Some(pass) = &u.second_pass else { continue };
+                runs += 1;
+                if let Some(d) = dump.as_mut() {
+                    // Out-of-domain speech: no intent is right.
+                    let neg = format!("neg:{file}");
+                    let forced = intents.parse(&pass.forced);
+                    let free = (text.as_str(), &run.free.tokens[..], r, !r.accepted());
+                    let forced_side = (pass.forced.as_str(), &run.forced_tokens[..], &forced, !forced.accepted());
+                    write_dump(d, &[&neg, level], free, forced_side, pass.verdict == Verdict::Keep);
+                }
+                if pass.verdict == Verdict::Keep && !r.accepted() {
+                    forced_intents += 1;
+                    println!("  SECOND-PASS INTENT {file} ({said}) heard {text:?}, forced {:?}", pass.forced);
+                } else if pass.verdict == Verdict::Confirm && !r.accepted() {
+                    confirm += 1;
+                    if verbose {
+                        println!("  WOULD CONFIRM {file} ({said}) heard {text:?}, forced {:?}", pass.forced);
                     }
                 }
             }

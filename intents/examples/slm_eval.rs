@@ -10,9 +10,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+use sotto_engines::WorkerLanguageModel;
 use sotto_intents::evaluate::{is_correct, percentile, read_cases};
 use sotto_intents::slm::{self, LanguageModel, SlmConfig, SlmState};
-use sotto_intents::slm_worker::WorkerLanguageModel;
 use sotto_intents::Intents;
 
 fn main() {

@@ -1,4 +1,4 @@
-//! The barista benchmark's scoring (`/work/shared/data/barista/README.md`): a command counts only
+//! The barista benchmark's scoring (`shared/data/barista/README.md` beside the repository, or `$SOTTO_BARISTA`): a command counts only
 //! when the intent and every slot (name and value, trimmed) are right; a missing or extra slot is
 //! a miss. Also derives reference phrasings from the labels for a text-level check.
 

@@ -1,5 +1,9 @@
 //! Confirmation of risky intents: a pending action, a yes/no follow-up, a timeout that drops it.
 //! A plain struct driven by the daemon, with the clock injected so tests need no sleeping.
+//!
+//! The timeout counts from the question, never from the last thing said: people talking near the
+//! device must not keep a question open. An answer that is neither yes nor no gets the question
+//! asked again at most `reasks` times; after that the action is dropped as not confirmed.
 
 use std::time::{Duration, Instant};
 
@@ -10,6 +14,7 @@ pub trait Clock {
     fn now(&self) -> Instant;
 }
 
+#[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
@@ -22,7 +27,7 @@ impl Clock for SystemClock {
 pub enum Answer {
     Yes,
     No,
-    /// Neither: the follow-up is not an answer (the pending action stays until timeout).
+    /// Neither: the follow-up is not an answer.
     Unclear,
 }
 
@@ -64,25 +69,42 @@ pub enum Outcome {
     Cancelled(PlannedAction),
     /// The pending action expired without an answer.
     Expired(PlannedAction),
-    /// The utterance was not a yes/no answer; the action is still pending.
+    /// The utterance was not a yes/no answer; the action is still pending: ask again.
     StillPending,
+    /// Answers that were neither yes nor no used up the re-asks: the action is dropped.
+    NotConfirmed(PlannedAction),
     /// Nothing was pending.
     Idle,
+}
+
+/// An action waiting for its yes/no.
+struct Pending {
+    action: PlannedAction,
+    asked_at: Instant,
+    reasks_left: u32,
 }
 
 pub struct ConfirmationGate<C: Clock> {
     clock: C,
     timeout: Duration,
-    pending: Option<(PlannedAction, Instant)>,
+    reasks: u32,
+    pending: Option<Pending>,
 }
 
 impl<C: Clock> ConfirmationGate<C> {
-    pub fn new(clock: C, timeout: Duration) -> Self {
-        ConfirmationGate { clock, timeout, pending: None }
+    /// `timeout` counts from the question; `reasks` unclear answers are met with the question
+    /// again, the next one drops the action.
+    pub fn new(clock: C, timeout: Duration, reasks: u32) -> Self {
+        ConfirmationGate { clock, timeout, reasks, pending: None }
     }
 
     pub fn pending(&self) -> Option<&PlannedAction> {
-        self.pending.as_ref().map(|(a, _)| a)
+        self.pending.as_ref().map(|p| &p.action)
+    }
+
+    /// When the pending question runs out.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pending.as_ref().map(|p| p.asked_at + self.timeout)
     }
 
     /// A new validated action. One that needs confirmation replaces any older pending one.
@@ -90,7 +112,7 @@ impl<C: Clock> ConfirmationGate<C> {
         if !needs_confirmation {
             return Outcome::Execute(action);
         }
-        self.pending = Some((action.clone(), self.clock.now()));
+        self.pending = Some(Pending { action: action.clone(), asked_at: self.clock.now(), reasks_left: self.reasks });
         Outcome::AwaitingConfirmation(action)
     }
 
@@ -99,20 +121,23 @@ impl<C: Clock> ConfirmationGate<C> {
         if let Some(expired) = self.expire() {
             return expired;
         }
-        let Some((action, _)) = self.pending.take() else { return Outcome::Idle };
+        let Some(mut pending) = self.pending.take() else { return Outcome::Idle };
         match classify_answer(text) {
-            Answer::Yes => Outcome::Execute(action),
-            Answer::No => Outcome::Cancelled(action),
-            Answer::Unclear => {
-                self.pending = Some((action, self.clock.now()));
+            Answer::Yes => Outcome::Execute(pending.action),
+            Answer::No => Outcome::Cancelled(pending.action),
+            Answer::Unclear if pending.reasks_left > 0 => {
+                // The clock keeps running from the first question.
+                pending.reasks_left -= 1;
+                self.pending = Some(pending);
                 Outcome::StillPending
             }
+            Answer::Unclear => Outcome::NotConfirmed(pending.action),
         }
     }
 
-    /// Drops the pending action without an answer (e.g. no speech came after the question).
+    /// Drops the pending action without an answer (no speech came, or a new session began).
     pub fn cancel(&mut self) -> Option<PlannedAction> {
-        self.pending.take().map(|(action, _)| action)
+        self.pending.take().map(|p| p.action)
     }
 
     /// Drops the pending action when its time is up; call it periodically.
@@ -121,10 +146,9 @@ impl<C: Clock> ConfirmationGate<C> {
     }
 
     fn expire(&mut self) -> Option<Outcome> {
-        let (_, since) = self.pending.as_ref()?;
-        if self.clock.now().duration_since(*since) >= self.timeout {
-            let (action, _) = self.pending.take()?;
-            return Some(Outcome::Expired(action));
+        let since = self.pending.as_ref()?.asked_at;
+        if self.clock.now().duration_since(since) >= self.timeout {
+            return Some(Outcome::Expired(self.pending.take()?.action));
         }
         None
     }
@@ -157,7 +181,7 @@ mod tests {
 
     fn gate() -> (ConfirmationGate<FakeClock>, Rc<Cell<Instant>>) {
         let t = Rc::new(Cell::new(Instant::now()));
-        (ConfirmationGate::new(FakeClock(t.clone()), Duration::from_secs(8)), t)
+        (ConfirmationGate::new(FakeClock(t.clone()), Duration::from_secs(8), 1), t)
     }
 
     #[test]
@@ -188,6 +212,21 @@ mod tests {
         t.set(t.get() + Duration::from_secs(1));
         assert_eq!(g.tick(), Outcome::Expired(action()));
         assert_eq!(g.answer("yes"), Outcome::Idle);
+    }
+
+    #[test]
+    fn unclear_answers_neither_extend_the_time_nor_keep_the_question_open() {
+        let (mut g, t) = gate();
+        g.submit(action(), true);
+        t.set(t.get() + Duration::from_secs(5));
+        assert_eq!(g.answer("turn on the kitchen lights"), Outcome::StillPending);
+        // Talking does not restart the clock: 8 s after the question, not after the answer.
+        t.set(t.get() + Duration::from_secs(3));
+        assert_eq!(g.tick(), Outcome::Expired(action()));
+        g.submit(action(), true);
+        assert_eq!(g.answer("what?"), Outcome::StillPending);
+        assert_eq!(g.answer("the weather is nice"), Outcome::NotConfirmed(action()));
+        assert!(g.pending().is_none());
     }
 
     #[test]

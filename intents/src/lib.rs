@@ -15,10 +15,10 @@ pub mod numbers;
 pub mod schema;
 pub mod shortlist;
 pub mod slm;
-pub mod slm_worker;
 pub mod speech_grammar;
 pub mod template;
 pub mod text;
+pub mod understand;
 pub mod validate;
 pub mod vocabulary;
 

@@ -289,7 +289,7 @@ impl<'a> Utterance<'a> {
         let mut numbers = vec![Vec::new(); n];
         let mut durations = vec![Vec::new(); n];
         for i in 0..n {
-            if !may_start_number(&refs[i]) {
+            if !may_start_number(refs[i]) {
                 continue;
             }
             for j in i + 1..=(i + MAX_SPAN).min(n) {

@@ -10,8 +10,7 @@
 //! i.e. when the audio really sounds like the command. Its text then goes through the ordinary
 //! matcher and validation like any transcript.
 //!
-//! The graph's text form is `sotto_workers::word_graph`'s (this crate does not depend on the
-//! worker protocol): `FROM TO WORD` edges, `-` for an empty edge, `<number>`, `<any>`, and
+//! The graph's text form is `sotto_workers::word_graph`'s: `FROM TO WORD` edges, `-` for an empty edge, `<number>`, `<any>`, and
 //! `final` lines; state 0 is the start.
 
 use std::collections::BTreeMap;
@@ -296,7 +295,8 @@ impl Guard {
 }
 
 /// What to do with a constrained reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Verdict {
     /// Use it like any transcript.
     Keep,

@@ -7,6 +7,10 @@ use crate::schema::{Intent, SlotKind};
 
 /// Enum synonyms first (the words ASR gets wrong most), then examples, deduplicated, cut at
 /// `max_chars` on a phrase boundary (Whisper's prompt is limited to about 224 tokens).
+/// The prompt length the daemon sends by default (`stt.vocabulary_prompt_chars`): longer prompts
+/// cost decoder time on every utterance and did not transcribe the fixtures better.
+pub const DEFAULT_PROMPT_CHARS: usize = 250;
+
 pub fn prompt(intents: &[Intent], max_chars: usize) -> String {
     // A phrase earns its place only with a word not yet in the prompt: "a bit of soy milk"
     // adds nothing once "a bit of milk" and "soy milk" are there.

@@ -4,8 +4,8 @@
 //! Needs `sotto models fetch --profile default` and the `sotto-slm-worker` binary (built by
 //! `cargo test --release --workspace`, or pointed to by `SOTTO_WORKER_DIR`).
 
+use sotto_engines::WorkerLanguageModel;
 use sotto_intents::slm::{self, SlmConfig, SlmState};
-use sotto_intents::slm_worker::WorkerLanguageModel;
 use sotto_intents::Intents;
 
 #[test]

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use sotto_intents::understand::{UnderstandConfig, Understander};
 use sotto_intents::{Intents, SlotValue};
 
 fn fixture_dir() -> PathBuf {
@@ -44,14 +45,22 @@ fn stt() -> sotto_workers::SttClient {
     sotto_workers::SttClient::start(config).expect("start sotto-stt-worker")
 }
 
+/// The daemon's cascade on one utterance (its default prompt length and second pass).
 fn understand(stt: &mut sotto_workers::SttClient, domain: &str, audio: &[f32]) -> (String, sotto_intents::Resolution) {
     let intents = Intents::shipped_domains(&[domain]).unwrap();
-    let options =
-        sotto_workers::TranscribeOptions { initial_prompt: Some(intents.stt_prompt(400)), ..Default::default() };
-    let text = stt.transcribe(audio, &options).expect("transcription").text;
-    let r = intents.parse(&text);
-    (text, r)
+    let options = sotto_workers::TranscribeOptions {
+        initial_prompt: Some(intents.stt_prompt(sotto_intents::vocabulary::DEFAULT_PROMPT_CHARS)),
+        ..Default::default()
+    };
+    let heard = sotto_engines::heard(stt.transcribe(audio, &options).expect("transcription"));
+    let config = UnderstandConfig::default();
+    let mut transcriber = sotto_engines::WorkerTranscriber { client: stt, options };
+    let u = Understander::new(&intents, &config, "test").understand(&heard, audio, Some(&mut transcriber), None);
+    (u.text, u.resolution)
 }
+
+/// Domain, command audio, expected intent and slots.
+type Case = (&'static str, Vec<f32>, &'static str, Vec<(&'static str, SlotValue)>);
 
 fn s(v: &str) -> SlotValue {
     SlotValue::Str(v.into())
@@ -60,7 +69,7 @@ fn s(v: &str) -> SlotValue {
 #[test]
 fn spoken_commands_of_every_domain_become_validated_intents() {
     let mut stt = stt();
-    let cases: Vec<(&str, Vec<f32>, &str, Vec<(&str, SlotValue)>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "vehicle",
             command_audio("pos_jarvis_vehicle_temp.wav"),

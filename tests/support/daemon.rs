@@ -126,6 +126,17 @@ pub fn concat_wavs(out: &Path, parts: &[PathBuf], gap_s: f32) {
     assert!(status.success(), "sox could not concatenate {parts:?}");
 }
 
+/// Writes the first `seconds` of `input` to `out` (e.g. a dialogue without its long silence).
+pub fn trim_wav(input: &Path, out: &Path, seconds: f32) {
+    let status = Command::new("sox")
+        .arg(input)
+        .arg(out)
+        .args(["trim", "0", &seconds.to_string()])
+        .status()
+        .expect("sox is missing (Debian package sox)");
+    assert!(status.success(), "sox could not trim {}", input.display());
+}
+
 /// Child processes of `pid` whose command name is `name` (from /proc).
 pub fn children_named(pid: u32, name: &str) -> Vec<u32> {
     let mut found = Vec::new();

@@ -35,18 +35,10 @@ pub struct CheckConfigArgs {
     pub online: bool,
 }
 
-/// The built-in config of `sotto run` without `--config`: zero set-up.
-fn builtin_config() -> Config {
-    let mut config = Config::default();
-    config.mqtt.broker = BrokerMode::Embedded;
-    config.mqtt.port = 0;
-    config
-}
-
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
         Some(path) => Config::load(path)?,
-        None => builtin_config(),
+        None => Config::builtin(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     let result = runtime.block_on(crate::pipeline::run(config, args.config.clone(), args.input.clone(), args.realtime));

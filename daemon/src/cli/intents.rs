@@ -5,17 +5,26 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use sotto_intents::slm::{LanguageModel, SlmConfig};
+use sotto_intents::slm::LanguageModel;
+use sotto_intents::understand::{Decision, Heard, Transcriber, UnderstandConfig, Understander};
 use sotto_intents::{Intents, Resolution};
 
-/// Where the intents come from and whether the language model backs up the grammar.
+use crate::config::Config;
+use crate::engines::{self, WorkerLanguageModel, WorkerTranscriber};
+
+/// Where the intents come from and how the cascade runs: by default exactly as `sotto run` would
+/// (its built-in config, or `--config`'s), so these tools decide the way the daemon does.
 #[derive(clap::Args, Debug, Clone)]
 pub struct IntentSource {
-    /// Domain files or directories of `*.toml` (default: the four shipped domains, built in).
+    /// Config file whose domains, language model and speech settings to use (default: the
+    /// built-in config of `sotto run`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Domain files or directories of `*.toml`, instead of the config's domains.
     #[arg(long = "intents", num_args = 1..)]
     pub intents: Vec<PathBuf>,
-    /// Language-model fallback for what the grammar misses: a model id from the cache
-    /// (e.g. `gemma3-270m-q4_k_m`) or a GGUF path. Off by default.
+    /// Language model for what the grammar misses, instead of the config's: a model id from the
+    /// cache (e.g. `gemma3-270m-q4_k_m`) or a GGUF path.
     #[arg(long)]
     pub slm: Option<String>,
     /// Site id substituted into action topics when printing the planned action.
@@ -57,9 +66,9 @@ pub struct TranscribeArgs {
 pub struct UnderstandArgs {
     #[command(flatten)]
     pub source: IntentSource,
-    /// Speech-to-text model id or ggml file.
-    #[arg(long, default_value = "whisper-base")]
-    pub stt_model: String,
+    /// Speech-to-text model id or ggml file, instead of the config profile's.
+    #[arg(long)]
+    pub stt_model: Option<String>,
     /// Send no vocabulary prompt built from the loaded domains to Whisper.
     #[arg(long)]
     pub no_prompt: bool,
@@ -67,8 +76,8 @@ pub struct UnderstandArgs {
     pub wav: Option<PathBuf>,
 }
 
-/// A model id from the cache, or a path to a GGUF file.
-fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
+/// A model id from the cache, or a path to a model file.
+fn model_path(id_or_path: &str, what: &str) -> anyhow::Result<PathBuf> {
     let p = PathBuf::from(id_or_path);
     if p.is_file() {
         return Ok(p);
@@ -76,44 +85,65 @@ fn model_path(id_or_path: &str) -> anyhow::Result<PathBuf> {
     let store = sotto_models::Store::open().context("opening the model cache")?;
     store
         .path(id_or_path)
-        .with_context(|| format!("language model `{id_or_path}` (fetch it with `sotto models fetch {id_or_path}`)"))
+        .with_context(|| format!("{what} `{id_or_path}` (fetch it with `sotto models fetch {id_or_path}`)"))
 }
 
+/// The cascade as the daemon would run it.
 struct Loaded {
+    config: Config,
     intents: Intents,
+    understanding: UnderstandConfig,
     lm: Option<sotto_workers::SlmClient>,
     site_id: String,
 }
 
 impl Loaded {
     fn open(source: &IntentSource) -> anyhow::Result<Loaded> {
+        let mut config = match &source.config {
+            Some(path) => Config::load(path)?,
+            None => Config::builtin(),
+        };
         let intents = if source.intents.is_empty() {
-            Intents::shipped()
+            engines::load_intents(&config).map_err(|issue| anyhow::anyhow!("{issue}"))?
         } else {
             Intents::load(&source.intents).context("loading intents")?
         };
-        let lm = match &source.slm {
+        let lm_model = match &source.slm {
+            Some(id) => Some(model_path(id, "language model")?),
+            None if config.slm.enabled => Some(
+                engines::profile_model(&config, sotto_models::Role::Slm).map_err(|issue| anyhow::anyhow!("{issue}"))?,
+            ),
             None => None,
-            Some(id) => {
-                let model = model_path(id)?;
-                let client = sotto_workers::SlmClient::start(sotto_workers::WorkerConfig::new(model))
-                    .with_context(|| format!("starting the language-model worker for `{id}`"))?;
-                Some(client)
-            }
         };
+        config.slm.enabled = lm_model.is_some();
+        let lm = lm_model.map(|model| engines::start_slm(&config, &model)).transpose()?;
+        let understanding = config.understanding();
+        Ok(Loaded { config, intents, understanding, lm, site_id: source.site_id.clone() })
+    }
 
-        Ok(Loaded { intents, lm, site_id: source.site_id.clone() })
+    /// The cascade on `heard` (with its audio and recogniser for the second pass, when given),
+    /// as one JSON object: the resolution, the decision and how it was reached.
+    fn understand(&mut self, heard: &Heard, samples: &[f32], stt: Option<&mut dyn Transcriber>) -> serde_json::Value {
+        let understander = Understander::new(&self.intents, &self.understanding, &self.site_id);
+        let mut adapter = self.lm.as_mut().map(WorkerLanguageModel);
+        let lm = adapter.as_mut().map(|l| l as &mut dyn LanguageModel);
+        let u = understander.understand(heard, samples, stt, lm);
+        let mut v = serde_json::to_value(&u.resolution).expect("a resolution serialises");
+        v["text"] = u.text.clone().into();
+        v["decision"] = serde_json::to_value(&u.decision).expect("a decision serialises");
+        if let Decision::Execute { action } | Decision::Confirm { action } = &u.decision {
+            v["action"] = serde_json::to_value(action).expect("an action serialises");
+        }
+        if let Some(pass) = &u.second_pass {
+            v["second_pass"] = serde_json::to_value(pass).expect("a second pass serialises");
+        }
+        v["asked_model"] = u.asked_model.into();
+        v["elapsed_ms"] = u.elapsed_ms.into();
+        v
     }
 
     fn resolve(&mut self, text: &str) -> serde_json::Value {
-        let mut adapter = self.lm.as_mut().map(crate::engines::WorkerLanguageModel);
-        let lm = adapter.as_mut().map(|l| l as &mut dyn LanguageModel);
-        let r: Resolution = self.intents.resolve(text, lm, &SlmConfig::default());
-        let mut v = serde_json::to_value(&r).expect("a resolution serialises");
-        if let Some(action) = self.intents.plan_action(&r, &self.site_id) {
-            v["action"] = serde_json::to_value(action).expect("an action serialises");
-        }
-        v
+        self.understand(&Heard::text(text), &[], None)
     }
 }
 
@@ -221,25 +251,28 @@ pub fn understand(mut args: UnderstandArgs) -> anyhow::Result<ExitCode> {
         println!("{v}");
         return Ok(ExitCode::SUCCESS);
     };
-    let model = if std::path::Path::new(&args.stt_model).is_file() {
-        PathBuf::from(&args.stt_model)
-    } else {
-        store.path(&args.stt_model).with_context(|| {
-            format!("speech model `{}` (fetch it with `sotto models fetch {}`)", args.stt_model, args.stt_model)
-        })?
+    let model = match &args.stt_model {
+        Some(id) => model_path(id, "speech model")?,
+        None => engines::profile_model(&loaded.config, sotto_models::Role::Stt).map_err(|i| anyhow::anyhow!("{i}"))?,
     };
-    let mut stt = sotto_workers::SttClient::start(sotto_workers::WorkerConfig::new(&model))
-        .context("starting the speech-to-text worker")?;
+    let mut stt = engines::start_stt(&loaded.config, &model)?;
+    if args.no_prompt {
+        loaded.config.stt.vocabulary_prompt = false;
+    }
     let options = sotto_workers::TranscribeOptions {
-        initial_prompt: (!args.no_prompt).then(|| loaded.intents.stt_prompt(400)),
+        language: Some(loaded.config.stt.language.clone()),
+        initial_prompt: loaded.config.stt_prompt(&loaded.intents),
         ..Default::default()
     };
     let t = std::time::Instant::now();
     let transcript = stt.transcribe(&speech, &options).context("transcribing")?;
     let stt_ms = t.elapsed().as_secs_f64() * 1000.0;
-    let mut v = loaded.resolve(&transcript.text);
-    v["transcript"] = transcript.text.trim().into();
-    if let Some(flag) = &transcript.flagged {
+    let transcript_text = transcript.text.trim().to_string();
+    let heard = engines::heard(transcript);
+    let mut transcriber = WorkerTranscriber { client: &mut stt, options };
+    let mut v = loaded.understand(&heard, &speech, Some(&mut transcriber));
+    v["transcript"] = transcript_text.into();
+    if let Some(flag) = &heard.flagged {
         v["transcript_flagged"] = flag.clone().into();
     }
     v["timings_ms"] = serde_json::json!({"vad": vad_ms, "stt": stt_ms, "intents": v["elapsed_ms"].clone()});

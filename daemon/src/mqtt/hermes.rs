@@ -88,6 +88,50 @@ pub struct IntentRecognized {
     pub custom_data: Option<String>,
 }
 
+impl IntentRecognized {
+    /// The Hermes form of an understood intent: slots with their schema entity and a Hermes value
+    /// kind (`Number` for numbers, `Custom` for enum and text values).
+    pub fn from_resolution(
+        text: &str,
+        resolution: &sotto_intents::Resolution,
+        intents: &sotto_intents::Intents,
+        site_id: &str,
+        session_id: Option<String>,
+    ) -> Self {
+        let intent = resolution.intent.as_deref().and_then(|name| intents.intent(name));
+        let slots = resolution
+            .slots
+            .iter()
+            .map(|(name, value)| {
+                let entity = intent.and_then(|i| i.slot(name)).map_or("unknown", |s| s.kind.type_name());
+                let kind = match value {
+                    sotto_intents::SlotValue::Int(_) | sotto_intents::SlotValue::Num(_) => "Number",
+                    sotto_intents::SlotValue::Str(_) => "Custom",
+                };
+                Slot {
+                    slot_name: name.clone(),
+                    entity: entity.to_string(),
+                    raw_value: value.as_text(),
+                    value: SlotValue { kind: kind.into(), value: value.to_json() },
+                    range: None,
+                    confidence: None,
+                }
+            })
+            .collect();
+        IntentRecognized {
+            input: text.to_string(),
+            intent: IntentInfo {
+                intent_name: resolution.intent.clone().unwrap_or_default(),
+                confidence_score: resolution.confidence,
+            },
+            slots,
+            site_id: site_id.to_string(),
+            session_id,
+            custom_data: None,
+        }
+    }
+}
+
 /// `hermes/nlu/intentNotRecognized`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -260,6 +260,20 @@ impl MqttHub {
         })
     }
 
+    /// Queues a metrics message under `sotto/<site>/` (QoS 0; `retain` for the latest counters).
+    pub fn publish_metrics(&self, subtopic: &str, payload: &serde_json::Value, retain: bool) -> Result<(), MqttError> {
+        let topic = format!("sotto/{}/{subtopic}", self.site_id());
+        check_topic(&topic)?;
+        self.enqueue(Outbound {
+            kind: Kind::Metrics,
+            topic,
+            payload: Bytes::from(payload.to_string()),
+            qos: QoS::AtMostOnce,
+            retain,
+            expires_at: Instant::now() + self.shared.default_expiry,
+        })
+    }
+
     /// Queues an action; returns its id (the `sotto-action-id` user property, `<boot>-<n>`).
     pub fn publish_action(&self, action: Action) -> Result<String, MqttError> {
         check_topic(&action.topic)?;
@@ -477,7 +491,9 @@ fn hand_off(shared: &Shared, state: &mut State, msg: Outbound) -> bool {
         properties,
     ) {
         Ok(()) => {
-            shared.echo(&msg);
+            if msg.kind != Kind::Metrics {
+                shared.echo(&msg);
+            }
             state.handed.push_back(msg);
             true
         }

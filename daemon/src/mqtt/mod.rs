@@ -50,7 +50,6 @@
 //! client_cert_file = "/etc/sotto/client.pem"
 //! client_key_file = "/etc/sotto/client.key"
 //! ```
-#![allow(dead_code, unused_imports)] // The pipeline (`sotto run`) is wired by the lead; until then parts are unused.
 
 mod broker;
 mod control;

@@ -20,6 +20,9 @@ pub enum Kind {
     Action { id: u64 },
     /// `sotto/<site>/status`: published directly on (re)connect, never queued.
     Status,
+    /// `sotto/<site>/metrics…`: figures for monitoring and benchmarks; queued and dropped like an
+    /// event, never printed (print mode shows the dialogue, not its bookkeeping).
+    Metrics,
 }
 
 #[derive(Debug, Clone)]

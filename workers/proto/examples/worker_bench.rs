@@ -5,7 +5,7 @@
 //! cargo run --release -p sotto-workers --example worker_bench -- [--clips N] [--reps N] [--skip-stt] [--skip-slm]
 //! ```
 //! Models come from the model cache (`$SOTTO_MODELS`); speech from the STT fixtures plus the first
-//! N clips of `/work/shared/data/barista/clean` when present (`--wav-dir DIR` to use another
+//! N clips of the barista set's `clean/` (`shared/data/barista` beside the repository, or `$SOTTO_BARISTA`) when present (`--wav-dir DIR` to use another
 //! folder of 16 kHz mono 16-bit WAV files).
 //!
 //! Sections: STT latency with the utterance-sized encoder context vs the full 30 s window, and a
@@ -39,7 +39,10 @@ fn main() {
     let mut o = Opts {
         clips: 20,
         reps: 3,
-        wav_dir: PathBuf::from("/work/shared/data/barista/clean"),
+        wav_dir: std::env::var_os("SOTTO_BARISTA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/barista"))
+            .join("clean"),
         stt: true,
         slm: true,
         worker_args: Vec::new(),

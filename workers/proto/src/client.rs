@@ -36,6 +36,10 @@ impl SttClient {
         &mut self.sup
     }
 
+    pub fn supervisor_ref(&self) -> &Supervisor {
+        &self.sup
+    }
+
     pub fn hello(&self) -> Option<&Hello> {
         self.sup.hello()
     }
@@ -89,6 +93,10 @@ impl SlmClient {
 
     pub fn supervisor(&mut self) -> &mut Supervisor {
         &mut self.sup
+    }
+
+    pub fn supervisor_ref(&self) -> &Supervisor {
+        &self.sup
     }
 
     pub fn hello(&self) -> Option<&Hello> {

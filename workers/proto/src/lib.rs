@@ -21,5 +21,5 @@ pub use frame::PROTOCOL_VERSION;
 pub use messages::{
     Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, SttTimings, TranscribeOptions, Transcript,
 };
-pub use supervisor::{locate_worker, Supervisor, WorkerConfig};
+pub use supervisor::{locate_worker, AbortHandle, Supervisor, WorkerConfig};
 pub use word_graph::{WordGraph, WordGraphError};

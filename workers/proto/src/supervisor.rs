@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -89,6 +90,40 @@ struct Running {
     stderr_done: Receiver<()>,
 }
 
+/// Ends the request in flight from another thread, by killing the worker serving it: the
+/// supervisor is locked by the caller waiting for the reply, and a request abandoned at shutdown
+/// must not hold the daemon for its whole timeout (nor leave a hung process behind). The waiting
+/// call then returns the worker's crash, and the next request restarts it.
+#[derive(Clone, Debug, Default)]
+pub struct AbortHandle(Arc<AtomicU32>);
+
+impl AbortHandle {
+    /// Kills the worker if a request is in flight; returns whether one was.
+    pub fn abort(&self) -> bool {
+        let pid = self.0.swap(0, Ordering::SeqCst);
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        if pid == 0 {
+            return false;
+        }
+        tracing::warn!(pid, "killing the worker serving an abandoned request");
+        // SAFETY: kill(2) has no memory effects; the pid is our own child, still unreaped because
+        // its supervisor is blocked waiting on it.
+        if unsafe { libc::kill(pid, libc::SIGKILL) } != 0 {
+            tracing::warn!(pid, error = %std::io::Error::last_os_error(), "cannot kill the busy worker");
+        }
+        true
+    }
+}
+
+/// Clears the in-flight pid when a call returns, whichever way.
+struct InFlight<'a>(&'a AbortHandle);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0 .0.store(0, Ordering::SeqCst);
+    }
+}
+
 /// A worker process and its restart policy. Blocking; `Send`, not `Sync` (wrap in a `Mutex` to
 /// share).
 pub struct Supervisor {
@@ -103,6 +138,7 @@ pub struct Supervisor {
     next_id: u64,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     restarts: u32,
+    in_flight: AbortHandle,
 }
 
 impl Supervisor {
@@ -121,6 +157,7 @@ impl Supervisor {
             next_id: 1,
             stderr_tail: Arc::new(Mutex::new(VecDeque::new())),
             restarts: 0,
+            in_flight: AbortHandle::default(),
         };
         sup.ensure_running()?;
         Ok(sup)
@@ -150,9 +187,17 @@ impl Supervisor {
         }
     }
 
+    /// A handle that ends the request in flight (see [`AbortHandle`]).
+    pub fn abort_handle(&self) -> AbortHandle {
+        self.in_flight.clone()
+    }
+
     /// Sends one request and waits for its reply within `timeout`.
     pub fn call(&mut self, request: Request, body: &[u8], timeout: Duration) -> Result<Reply, WorkerError> {
         self.ensure_running()?;
+        let in_flight = self.in_flight.clone();
+        in_flight.0.store(self.pid().unwrap_or(0), Ordering::SeqCst);
+        let _clear = InFlight(&in_flight);
         let id = self.next_id;
         self.next_id += 1;
         let during = format!("during request {id} ({})", request_name(&request));
@@ -413,12 +458,12 @@ impl Drop for Supervisor {
     }
 }
 
-/// Requests reach the worker through a thread of their own: a worker that stops reading (frozen,
-/// or stuck in native code) fills the pipe, and a write blocked on it would never reach the
-/// request deadline. Killing the worker breaks the pipe, which ends the thread.
 /// libgomp's setting for how threads wait at a barrier; a value set by the operator is kept.
 const OMP_WAIT_POLICY: &str = "OMP_WAIT_POLICY";
 
+/// Requests reach the worker through a thread of their own: a worker that stops reading (frozen,
+/// or stuck in native code) fills the pipe, and a write blocked on it would never reach the
+/// request deadline. Killing the worker breaks the pipe, which ends the thread.
 fn spawn_writer(worker: &'static str, mut stdin: ChildStdin) -> mpsc::Sender<Vec<u8>> {
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
     thread::Builder::new()

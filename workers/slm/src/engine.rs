@@ -375,7 +375,7 @@ impl Engine {
                 if let Some(e) = matcher.get_error() {
                     bail!("invalid grammar for llguidance: {e}");
                 }
-                Constraint::Llg(matcher)
+                Constraint::Llg(Box::new(matcher))
             }
         })
     }
@@ -396,7 +396,8 @@ impl Engine {
 enum Constraint {
     None,
     Gbnf(LlamaSampler),
-    Llg(Matcher),
+    // Boxed: the matcher is over a kilobyte, the other variants a pointer.
+    Llg(Box<Matcher>),
 }
 
 impl Constraint {

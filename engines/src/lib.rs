@@ -1,13 +1,34 @@
-//! The language-model worker process ([`sotto_workers::SlmClient`]) as a [`LanguageModel`]: the one
-//! bridge between the resolver and the process that runs the model, used by the daemon, the
-//! evaluation example and the real-model tests.
+//! `sotto-engines`: the worker processes ([`sotto_workers`]) as the engines the understanding
+//! cascade ([`sotto_intents::understand`]) asks for: the language-model worker as a
+//! [`LanguageModel`], the speech-to-text worker as a [`Transcriber`]. The one bridge between the
+//! two crates, so that neither depends on the other; used by the daemon, the benchmarks and the
+//! real-model tests.
 
-use sotto_workers::{SlmClient, WorkerError};
+use sotto_intents::slm::{Grammar, LanguageModel};
+use sotto_intents::understand::{Heard, Transcriber};
+use sotto_intents::SlmError;
+use sotto_workers::{SlmClient, SttClient, TranscribeOptions, Transcript, WorkerError};
 
-use crate::slm::{Grammar, LanguageModel};
-use crate::SlmError;
+/// A transcript as the cascade reads it.
+pub fn heard(transcript: Transcript) -> Heard {
+    Heard { text: transcript.text, tokens: transcript.tokens, flagged: transcript.flagged }
+}
 
-/// Borrows a worker client for the resolver's requests.
+/// Borrows a speech-to-text worker client for the cascade's constrained pass, with the options
+/// (language, vocabulary prompt) the free pass used.
+pub struct WorkerTranscriber<'a> {
+    pub client: &'a mut SttClient,
+    pub options: TranscribeOptions,
+}
+
+impl Transcriber for WorkerTranscriber<'_> {
+    fn transcribe_constrained(&mut self, samples: &[f32], word_graph: &str) -> Result<Heard, String> {
+        let options = TranscribeOptions { word_graph: Some(word_graph.to_string()), ..self.options.clone() };
+        self.client.transcribe(samples, &options).map(heard).map_err(|e| e.to_string())
+    }
+}
+
+/// Borrows a language-model worker client for the resolver's requests.
 pub struct WorkerLanguageModel<'a>(pub &'a mut SlmClient);
 
 fn model_error(err: WorkerError) -> SlmError {

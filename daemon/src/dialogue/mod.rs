@@ -1,0 +1,659 @@
+//! The dialogue as a state machine without I/O: what one site's assistant does with each thing
+//! that happens (a wake word, an utterance, a transcript, a decision, a control message, the
+//! passing of time), as a list of [`Effect`]s for the async shell (`pipeline.rs`) to carry out.
+//!
+//! States: idle → (wake word, startSession) listening → transcribing → understanding → idle, or →
+//! confirming (listening for a yes/no) → transcribing the answer → idle. Muting is orthogonal.
+//!
+//! Rules that keep the assistant from going deaf:
+//! - A confirmation question runs out `confirm_timeout` after it was asked, whatever is said
+//!   meanwhile; the front end is then told to stop listening for the answer.
+//! - An answer that is neither yes nor no gets the question once more, then ends the session as
+//!   not confirmed; it never keeps the question open.
+//! - A wake word always starts a new session, ending the one in progress (`abortedByUser`). The
+//!   front end reports wake words during a follow-up listen for this reason.
+//!
+//! Work that takes time (speech-to-text, the understanding cascade) is requested with a job number
+//! and comes back as an input carrying it; a result for a job that is no longer wanted (its
+//! session ended, speech resumed after a speculative start) is dropped here.
+
+mod report;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sotto_intents::confirm::{Clock, ConfirmationGate, Outcome};
+use sotto_intents::understand::{Decision, Heard, Understanding};
+use sotto_intents::{Intents, PlannedAction};
+
+use crate::mqtt::{self, ControlMessage, HermesEvent, TerminationReason};
+pub use report::{CommandReport, Counters};
+
+const SAMPLE_RATE: f64 = 16_000.0;
+
+/// Audio handed over by the front end: one utterance, or the speech so far at a pause.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audio {
+    pub samples: Arc<[f32]>,
+    pub start_sample: u64,
+    pub end_sample: u64,
+}
+
+impl Audio {
+    pub fn seconds(&self) -> f32 {
+        self.samples.len() as f32 / SAMPLE_RATE as f32
+    }
+}
+
+/// What happens, as the shell reports it.
+#[derive(Debug)]
+pub enum Input {
+    Wake {
+        wake: String,
+        score: f32,
+        sample: u64,
+    },
+    /// Speech paused long enough to start transcribing what was said so far.
+    Pause(Audio),
+    /// The endpoint: the command's audio.
+    Utterance(Audio),
+    /// No speech came after the wake word (or after the question).
+    NoSpeech,
+    /// A transcription requested by [`Effect::Transcribe`] finished.
+    Transcribed {
+        job: u64,
+        result: Result<Heard, String>,
+        compute_ms: f64,
+    },
+    /// The cascade requested by [`Effect::Understand`] finished (or its task failed).
+    Understood {
+        job: u64,
+        result: Result<Box<Understanding>, String>,
+    },
+    Control(ControlMessage),
+    /// Time passed (the shell sends this periodically): deadlines are checked.
+    Tick,
+    /// The audio source ended (a file, stdin) or failed for good.
+    SourceEnded {
+        error: Option<String>,
+    },
+    /// The daemon is stopping.
+    Shutdown,
+}
+
+/// What the front end (audio thread) is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioCommand {
+    /// Collect a command now, without a wake word (a follow-up).
+    ListenNow,
+    /// Stop collecting (the question this was the answer to has ended).
+    StopListening,
+    /// File input only: the utterance it waits on is handled, go on.
+    Resume,
+}
+
+/// What the shell must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    Publish(HermesEvent),
+    /// An intent's action for its device.
+    Act(PlannedAction),
+    /// Ask the user for a yes/no before `action` (published on `sotto/<site>/confirm`).
+    AskConfirmation {
+        action: PlannedAction,
+        session_id: String,
+        timeout_s: f32,
+        again: bool,
+    },
+    Audio(AudioCommand),
+    /// The front end drops wake words while muted.
+    SetMuted(bool),
+    /// Transcribe `audio` on the speech-to-text worker; answer with [`Input::Transcribed`].
+    Transcribe {
+        job: u64,
+        audio: Audio,
+    },
+    /// Run the understanding cascade; answer with [`Input::Understood`].
+    Understand {
+        job: u64,
+        heard: Heard,
+        audio: Audio,
+    },
+    /// One handled command's figures (see [`CommandReport`]).
+    Report(CommandReport),
+}
+
+/// Settings of the dialogue (from the config; replaced on reload).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub site_id: String,
+    pub lang: String,
+    pub confirm_timeout: Duration,
+    /// Unclear answers met with the question again before giving up.
+    pub confirm_reasks: u32,
+    /// Wake word name → configured threshold, reported as Hermes `currentSensitivity`.
+    pub sensitivities: BTreeMap<String, f32>,
+}
+
+/// One session: from a wake word (or startSession) to its end.
+#[derive(Debug)]
+struct Session {
+    id: String,
+    wake: Option<String>,
+    turns: u32,
+}
+
+/// What the session is waiting for.
+#[derive(Debug)]
+enum Phase {
+    /// The front end is collecting an utterance (or nothing is happening).
+    Listening,
+    /// A transcript of this utterance.
+    Transcribing { job: u64, audio: Audio, started: Instant, speculative: bool },
+    /// A decision on this transcript.
+    Understanding { job: u64, audio: Audio, timing: Timing },
+}
+
+/// How long the parts of one command took, for its [`CommandReport`].
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    endpoint_at: Instant,
+    stt_ms: f64,
+    stt_compute_ms: f64,
+    speculative: bool,
+}
+
+/// A transcription started at a pause, before the endpoint.
+#[derive(Debug)]
+struct Speculation {
+    job: u64,
+    audio: Audio,
+    started: Instant,
+    result: Option<(Result<Heard, String>, f64)>,
+}
+
+pub struct Dialogue<C: Clock + Clone> {
+    clock: C,
+    settings: Settings,
+    intents: Arc<Intents>,
+    gate: ConfirmationGate<C>,
+    session: Option<Session>,
+    phase: Phase,
+    speculation: Option<Speculation>,
+    muted: bool,
+    /// File input waits after each utterance until told to go on.
+    owes_resume: bool,
+    next_job: u64,
+    id_prefix: String,
+    next_session: u64,
+    counters: Counters,
+}
+
+impl<C: Clock + Clone> Dialogue<C> {
+    /// `id_prefix` makes session ids unique across restarts (the shell passes the boot time).
+    pub fn new(clock: C, settings: Settings, intents: Arc<Intents>, id_prefix: String) -> Self {
+        let gate = ConfirmationGate::new(clock.clone(), settings.confirm_timeout, settings.confirm_reasks);
+        Dialogue {
+            clock,
+            settings,
+            intents,
+            gate,
+            session: None,
+            phase: Phase::Listening,
+            speculation: None,
+            muted: false,
+            owes_resume: false,
+            next_job: 0,
+            id_prefix,
+            next_session: 0,
+            counters: Counters::default(),
+        }
+    }
+
+    /// New settings and intents (a reload); a pending question keeps its old timeout.
+    pub fn reconfigure(&mut self, settings: Settings, intents: Arc<Intents>) {
+        if self.gate.pending().is_none() {
+            self.gate = ConfirmationGate::new(self.clock.clone(), settings.confirm_timeout, settings.confirm_reasks);
+        }
+        self.settings = settings;
+        self.intents = intents;
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    pub fn intents(&self) -> &Arc<Intents> {
+        &self.intents
+    }
+
+    /// Whether the shell should hand over the next audio event now. While a command is being
+    /// transcribed or understood, audio events wait in the shell's bounded channel, so they are
+    /// handled in order and file input keeps its pace.
+    pub fn accepts_audio(&self) -> bool {
+        matches!(self.phase, Phase::Listening)
+    }
+
+    /// A session is open.
+    pub fn in_session(&self) -> bool {
+        self.session.is_some()
+    }
+
+    pub fn on(&mut self, input: Input) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.expire(&mut out);
+        match input {
+            Input::Wake { wake, score, sample } => self.on_wake(wake, score, sample, &mut out),
+            Input::Pause(audio) => self.on_pause(audio, &mut out),
+            Input::Utterance(audio) => self.on_utterance(audio, &mut out),
+            Input::NoSpeech => self.on_no_speech(&mut out),
+            Input::Transcribed { job, result, compute_ms } => self.on_transcribed(job, result, compute_ms, &mut out),
+            Input::Understood { job, result } => self.on_understood(job, result, &mut out),
+            Input::Control(message) => self.on_control(message, &mut out),
+            Input::Tick => {}
+            Input::SourceEnded { error } => {
+                self.speculation = None;
+                self.gate.cancel();
+                match error {
+                    Some(e) => self.end_session(TerminationReason::Error, Some(e), &mut out),
+                    None => self.end_session(TerminationReason::Nominal, None, &mut out),
+                }
+            }
+            Input::Shutdown => {
+                self.speculation = None;
+                self.gate.cancel();
+                self.end_session(TerminationReason::AbortedByUser, Some("daemon shutting down".into()), &mut out);
+            }
+        }
+        out
+    }
+
+    /// A pending question whose time is up ends its session, whatever else is going on.
+    fn expire(&mut self, out: &mut Vec<Effect>) {
+        if let Outcome::Expired(action) = self.gate.tick() {
+            tracing::info!(intent = %action.intent, "confirmation timed out; action dropped");
+            if matches!(self.phase, Phase::Listening) {
+                out.push(Effect::Audio(AudioCommand::StopListening));
+            }
+            self.end_session(TerminationReason::Timeout, Some(format!("{} not confirmed in time", action.intent)), out);
+        }
+    }
+
+    fn on_wake(&mut self, wake: String, score: f32, sample: u64, out: &mut Vec<Effect>) {
+        self.counters.wakes += 1;
+        self.speculation = None;
+        if let Some(action) = self.gate.cancel() {
+            tracing::info!(intent = %action.intent, "wake word during a confirmation: question dropped");
+        }
+        if self.session.is_some() {
+            self.end_session(
+                TerminationReason::AbortedByUser,
+                Some("a new wake word started another session".into()),
+                out,
+            );
+        }
+        let id = self.open_session(Some(wake.clone()));
+        tracing::info!(wake = %wake, time_s = sample as f64 / SAMPLE_RATE, score, session = %id, "wake word");
+        out.push(Effect::Publish(HermesEvent::HotwordDetected(mqtt::HotwordDetected {
+            wakeword_id: wake.clone(),
+            current_sensitivity: self.settings.sensitivities.get(&wake).copied().unwrap_or(0.5),
+            model_id: wake,
+            model_version: String::new(),
+            model_type: "universal".into(),
+            site_id: self.settings.site_id.clone(),
+            session_id: Some(id.clone()),
+            lang: Some(self.settings.lang.clone()),
+        })));
+        self.session_started(&id, out);
+    }
+
+    fn on_pause(&mut self, audio: Audio, out: &mut Vec<Effect>) {
+        let job = self.job();
+        tracing::debug!(start = audio.start_sample, end = audio.end_sample, "pause: transcribing speculatively");
+        if self.speculation.take().is_some() {
+            self.counters.speculations_discarded += 1;
+        }
+        self.speculation = Some(Speculation { job, audio: audio.clone(), started: self.clock.now(), result: None });
+        out.push(Effect::Transcribe { job, audio });
+    }
+
+    fn on_utterance(&mut self, audio: Audio, out: &mut Vec<Effect>) {
+        self.counters.utterances += 1;
+        self.owes_resume = true;
+        if self.session.is_none() {
+            // Its wake event was dropped while busy: the session still opens visibly, so the
+            // sessionEnded that follows has a start.
+            let id = self.open_session(None);
+            self.session_started(&id, out);
+        }
+        let now = self.clock.now();
+        let same =
+            |s: &Speculation| (s.audio.start_sample, s.audio.end_sample) == (audio.start_sample, audio.end_sample);
+        match self.speculation.take() {
+            Some(s) if same(&s) => {
+                self.counters.speculations_used += 1;
+                match s.result {
+                    Some((result, compute_ms)) => {
+                        let timing =
+                            Timing { endpoint_at: now, stt_ms: 0.0, stt_compute_ms: compute_ms, speculative: true };
+                        self.on_transcript(audio, result, timing, out);
+                    }
+                    None => {
+                        self.phase = Phase::Transcribing { job: s.job, audio, started: now, speculative: true };
+                    }
+                }
+            }
+            other => {
+                if other.is_some() {
+                    self.counters.speculations_discarded += 1;
+                }
+                let job = self.job();
+                self.phase = Phase::Transcribing { job, audio: audio.clone(), started: now, speculative: false };
+                out.push(Effect::Transcribe { job, audio });
+            }
+        }
+    }
+
+    fn on_no_speech(&mut self, out: &mut Vec<Effect>) {
+        if self.speculation.take().is_some() {
+            self.counters.speculations_discarded += 1;
+        }
+        if let Some(action) = self.gate.cancel() {
+            tracing::info!(intent = %action.intent, "no answer to the confirmation question; action dropped");
+            self.end_session(TerminationReason::Timeout, Some(format!("{} not confirmed", action.intent)), out);
+        } else {
+            tracing::info!("no speech after the wake word");
+            self.end_session(TerminationReason::Timeout, None, out);
+        }
+    }
+
+    fn on_transcribed(&mut self, job: u64, result: Result<Heard, String>, compute_ms: f64, out: &mut Vec<Effect>) {
+        if let Some(s) = self.speculation.as_mut().filter(|s| s.job == job) {
+            tracing::debug!(ms = s.started.elapsed().as_millis() as u64, "speculative transcript ready");
+            s.result = Some((result, compute_ms));
+            return;
+        }
+        let Phase::Transcribing { job: want, .. } = &self.phase else { return };
+        if *want != job {
+            return;
+        }
+        let Phase::Transcribing { audio, started, speculative, .. } =
+            std::mem::replace(&mut self.phase, Phase::Listening)
+        else {
+            unreachable!("checked above")
+        };
+        let stt_ms = self.clock.now().saturating_duration_since(started).as_secs_f64() * 1000.0;
+        let timing = Timing { endpoint_at: started, stt_ms, stt_compute_ms: compute_ms, speculative };
+        self.on_transcript(audio, result, timing, out);
+    }
+
+    /// The free transcript of the utterance the session waits on.
+    fn on_transcript(&mut self, audio: Audio, result: Result<Heard, String>, timing: Timing, out: &mut Vec<Effect>) {
+        self.phase = Phase::Listening;
+        let heard = match result {
+            Ok(heard) => heard,
+            Err(err) => {
+                self.counters.worker_errors += 1;
+                tracing::error!(error = %err, "speech-to-text failed");
+                self.gate.cancel();
+                self.end_session(TerminationReason::Error, Some(format!("speech-to-text: {err}")), out);
+                self.settle(false, out);
+                return;
+            }
+        };
+        if self.session.is_none() {
+            // Its session ended meanwhile (the question timed out, the daemon is stopping): this
+            // is nobody's command any more.
+            tracing::info!(text = %heard.text.trim(), "transcript of an ended session: dropped");
+            self.settle(false, out);
+            return;
+        }
+        let text = heard.text.trim().to_string();
+        tracing::info!(text = %text, audio_s = audio.seconds(), stt_ms = timing.stt_ms, stt_compute_ms = timing.stt_compute_ms,
+            speculative = timing.speculative, flagged = ?heard.flagged, "transcribed");
+        out.push(Effect::Publish(HermesEvent::TextCaptured(mqtt::TextCaptured {
+            text: text.clone(),
+            likelihood: mean_probability(&heard.tokens),
+            seconds: audio.seconds(),
+            site_id: self.settings.site_id.clone(),
+            session_id: self.session_id(),
+            wakeword_id: self.session.as_ref().and_then(|s| s.wake.clone()),
+            lang: Some(self.settings.lang.clone()),
+        })));
+        if let Some(session) = &mut self.session {
+            session.turns += 1;
+        }
+        if self.gate.pending().is_some() {
+            // A transcript the recogniser distrusts is no answer, however it reads.
+            let answer = if heard.flagged.is_some() { "" } else { text.as_str() };
+            let listen_again = self.on_answer(answer, out);
+            self.settle(listen_again, out);
+            return;
+        }
+        let job = self.job();
+        self.phase = Phase::Understanding { job, audio: audio.clone(), timing };
+        out.push(Effect::Understand { job, heard, audio });
+    }
+
+    /// The user's answer to a confirmation question. Returns true to listen again.
+    fn on_answer(&mut self, text: &str, out: &mut Vec<Effect>) -> bool {
+        match self.gate.answer(text) {
+            Outcome::Execute(action) => {
+                tracing::info!(intent = %action.intent, "confirmed");
+                self.act(action, out);
+                self.end_session(TerminationReason::Nominal, None, out);
+                false
+            }
+            Outcome::Cancelled(action) => {
+                tracing::info!(intent = %action.intent, "cancelled by the user");
+                self.end_session(TerminationReason::AbortedByUser, Some(format!("{} cancelled", action.intent)), out);
+                false
+            }
+            Outcome::Expired(action) => {
+                tracing::info!(intent = %action.intent, "answer came after the confirmation timed out");
+                self.end_session(
+                    TerminationReason::Timeout,
+                    Some(format!("{} not confirmed in time", action.intent)),
+                    out,
+                );
+                false
+            }
+            Outcome::NotConfirmed(action) => {
+                tracing::info!(intent = %action.intent, answer = %text, "no yes or no after asking again; action dropped");
+                self.end_session(TerminationReason::Timeout, Some(format!("{} not confirmed", action.intent)), out);
+                false
+            }
+            Outcome::StillPending => {
+                tracing::info!(answer = %text, "not a yes or no; asking again");
+                if let (Some(action), Some(session_id)) = (self.gate.pending().cloned(), self.session_id()) {
+                    let timeout_s = self.remaining_s();
+                    out.push(Effect::AskConfirmation { action, session_id, timeout_s, again: true });
+                }
+                true
+            }
+            Outcome::AwaitingConfirmation(_) | Outcome::Idle => false,
+        }
+    }
+
+    fn on_understood(&mut self, job: u64, result: Result<Box<Understanding>, String>, out: &mut Vec<Effect>) {
+        let Phase::Understanding { job: want, .. } = &self.phase else { return };
+        if *want != job {
+            return;
+        }
+        let Phase::Understanding { audio, timing, .. } = std::mem::replace(&mut self.phase, Phase::Listening) else {
+            unreachable!("checked above")
+        };
+        let u = match result {
+            Ok(u) => u,
+            Err(err) => {
+                self.counters.worker_errors += 1;
+                tracing::error!(error = %err, "understanding failed");
+                self.end_session(TerminationReason::Error, Some(err), out);
+                self.settle(false, out);
+                return;
+            }
+        };
+        if self.session.is_none() {
+            tracing::info!(text = %u.text, "decision of an ended session: dropped");
+            self.settle(false, out);
+            return;
+        }
+        let r = &u.resolution;
+        tracing::info!(intent = ?r.intent, resolver = ?r.resolver, confidence = r.confidence, rejected = ?r.rejected_reason,
+            decision = ?u.decision, "resolved");
+        let mut listen_again = false;
+        match &u.decision {
+            Decision::NotRecognized { reason } => {
+                if r.intent.is_some() {
+                    self.counters.rejected += 1;
+                }
+                self.not_recognized(&u.text, reason.clone(), out);
+            }
+            Decision::NoAction => {
+                self.publish_intent(&u, out);
+                self.end_session(TerminationReason::Nominal, None, out);
+            }
+            Decision::Execute { action } => {
+                self.publish_intent(&u, out);
+                self.act(action.clone(), out);
+                self.end_session(TerminationReason::Nominal, None, out);
+            }
+            Decision::Confirm { action } => {
+                self.publish_intent(&u, out);
+                let Outcome::AwaitingConfirmation(action) = self.gate.submit(action.clone(), true) else {
+                    unreachable!("a submitted action that needs confirmation waits for it")
+                };
+                tracing::info!(intent = %action.intent, topic = %action.topic, "waiting for a spoken yes/no");
+                if let Some(session_id) = self.session_id() {
+                    let timeout_s = self.settings.confirm_timeout.as_secs_f32();
+                    out.push(Effect::AskConfirmation { action, session_id, timeout_s, again: false });
+                }
+                listen_again = true;
+            }
+        }
+        let waited = self.clock.now().saturating_duration_since(timing.endpoint_at);
+        out.push(Effect::Report(CommandReport::new(
+            &audio,
+            &u,
+            timing.stt_ms,
+            timing.stt_compute_ms,
+            timing.speculative,
+            waited,
+        )));
+        self.settle(listen_again, out);
+    }
+
+    fn on_control(&mut self, message: ControlMessage, out: &mut Vec<Effect>) {
+        match message {
+            ControlMessage::Mute | ControlMessage::Unmute => {
+                self.muted = message == ControlMessage::Mute;
+                tracing::info!(muted = self.muted, "wake word {}", if self.muted { "muted" } else { "unmuted" });
+                out.push(Effect::SetMuted(self.muted));
+            }
+            // Reading the config is I/O: the shell does it and calls `reconfigure`.
+            ControlMessage::Reload => {}
+            ControlMessage::StartSession(start) => {
+                if start.kind == mqtt::SessionKind::Notification {
+                    tracing::info!(text = ?start.text, "notification session: nothing to listen for");
+                    return;
+                }
+                if self.session.is_some() {
+                    tracing::warn!("startSession while a session is open: ignored");
+                    return;
+                }
+                let id = self.open_session(None);
+                self.session_started(&id, out);
+                out.push(Effect::Audio(AudioCommand::ListenNow));
+            }
+        }
+    }
+
+    /// File input waits for word after each utterance; a follow-up listen is that word too.
+    fn settle(&mut self, listen_again: bool, out: &mut Vec<Effect>) {
+        if listen_again {
+            out.push(Effect::Audio(AudioCommand::ListenNow));
+        } else if self.owes_resume {
+            out.push(Effect::Audio(AudioCommand::Resume));
+        }
+        self.owes_resume = false;
+    }
+
+    fn act(&mut self, action: PlannedAction, out: &mut Vec<Effect>) {
+        self.counters.actions += 1;
+        tracing::info!(intent = %action.intent, topic = %action.topic, "action");
+        out.push(Effect::Act(action));
+    }
+
+    fn publish_intent(&self, u: &Understanding, out: &mut Vec<Effect>) {
+        let event = mqtt::IntentRecognized::from_resolution(
+            &u.text,
+            &u.resolution,
+            &self.intents,
+            &self.settings.site_id,
+            self.session_id(),
+        );
+        out.push(Effect::Publish(HermesEvent::Intent(event)));
+    }
+
+    fn not_recognized(&mut self, text: &str, reason: Option<String>, out: &mut Vec<Effect>) {
+        self.counters.not_recognized += 1;
+        tracing::info!(text = %text, reason = ?reason, "not recognised");
+        out.push(Effect::Publish(HermesEvent::IntentNotRecognized(mqtt::IntentNotRecognized {
+            input: text.to_string(),
+            site_id: self.settings.site_id.clone(),
+            session_id: self.session_id(),
+            custom_data: reason.clone(),
+        })));
+        self.end_session(TerminationReason::IntentNotRecognized, reason, out);
+    }
+
+    fn open_session(&mut self, wake: Option<String>) -> String {
+        self.next_session += 1;
+        let id = format!("{}-{}", self.id_prefix, self.next_session);
+        self.session = Some(Session { id: id.clone(), wake, turns: 0 });
+        id
+    }
+
+    fn session_started(&self, id: &str, out: &mut Vec<Effect>) {
+        out.push(Effect::Publish(HermesEvent::SessionStarted(mqtt::SessionStarted {
+            session_id: id.to_string(),
+            site_id: self.settings.site_id.clone(),
+            custom_data: None,
+            lang: Some(self.settings.lang.clone()),
+        })));
+    }
+
+    fn end_session(&mut self, reason: TerminationReason, error: Option<String>, out: &mut Vec<Effect>) {
+        let Some(session) = self.session.take() else { return };
+        tracing::debug!(session = %session.id, turns = session.turns, ?reason, "session ended");
+        out.push(Effect::Publish(HermesEvent::SessionEnded(mqtt::SessionEnded {
+            session_id: session.id,
+            site_id: self.settings.site_id.clone(),
+            termination: mqtt::Termination { reason, error },
+            custom_data: None,
+        })));
+    }
+
+    fn session_id(&self) -> Option<String> {
+        self.session.as_ref().map(|s| s.id.clone())
+    }
+
+    fn remaining_s(&self) -> f32 {
+        self.gate.deadline().map_or(0.0, |d| d.saturating_duration_since(self.clock.now()).as_secs_f32())
+    }
+
+    fn job(&mut self) -> u64 {
+        self.next_job += 1;
+        self.next_job
+    }
+}
+
+fn mean_probability(tokens: &[(String, f32)]) -> f32 {
+    if tokens.is_empty() {
+        return 0.0;
+    }
+    tokens.iter().map(|(_, p)| p).sum::<f32>() / tokens.len() as f32
+}

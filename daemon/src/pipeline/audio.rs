@@ -1,0 +1,228 @@
+//! The audio thread: owns the source and the front end (wake word, VAD, endpointing: synchronous
+//! ONNX inference) and sends [`AudioEvent`]s to the session loop over a bounded channel of
+//! [`EVENT_CHANNEL`] slots.
+//!
+//! When the channel is full (the session loop is still transcribing or understanding earlier
+//! commands), live input does not wait: the event is dropped and counted in `events_dropped_busy`
+//! with a warning, and the microphone ring buffer itself is never blocked. File input waits instead
+//! (back-pressure), and after each utterance it waits for the session loop's word, so a file runs
+//! exactly as if spoken with pauses.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc};
+
+use sotto_audio::{AudioInput, Event, FrontEnd};
+use tokio::sync::mpsc;
+
+/// Slots between the audio thread and the session loop (see the module doc for when full).
+pub const EVENT_CHANNEL: usize = 8;
+const SAMPLE_RATE: f32 = 16_000.0;
+
+/// What the audio thread reports.
+#[derive(Debug)]
+pub enum AudioEvent {
+    Front(Event),
+    /// The source failed for good (a file that cannot be read).
+    SourceError(String),
+    End,
+}
+
+/// What the session loop asks of the audio thread.
+#[derive(Debug)]
+pub enum AudioCommand {
+    /// Start listening for a command now, without a wake word.
+    ListenNow,
+    /// Stop collecting a command (its question ended); wake words count again.
+    StopListening,
+    /// File input only: the last utterance is handled, go on.
+    Continue,
+    Stop,
+}
+
+/// What the audio thread counts.
+#[derive(Debug, Default)]
+pub struct AudioStats {
+    pub wakes_muted: AtomicU64,
+    pub events_dropped_busy: AtomicU64,
+}
+
+/// Everything the audio thread runs with.
+pub struct AudioThread {
+    pub front: FrontEnd,
+    pub input: AudioInput,
+    /// Idle audio gathered before the wake-word models run (`wake.batch_ms`, in samples).
+    pub idle_batch: usize,
+    pub events: mpsc::Sender<AudioEvent>,
+    pub commands: std_mpsc::Receiver<AudioCommand>,
+    pub muted: Arc<AtomicBool>,
+    pub stats: Arc<AudioStats>,
+}
+
+impl AudioThread {
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new().name("sotto-audio".into()).spawn(move || self.run())
+    }
+
+    fn run(mut self) {
+        let file_mode = self.input.is_file();
+        let events = self.events.clone();
+        let stats = self.stats.clone();
+        let send = move |event: AudioEvent| -> bool {
+            if file_mode {
+                return events.blocking_send(event).is_ok();
+            }
+            match events.try_send(event) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    stats.events_dropped_busy.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(event = %describe(&event), "pipeline busy: audio event dropped");
+                    true
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        };
+        let mut source = match sotto_audio::open_source(&self.input) {
+            Ok(source) => source,
+            Err(err) => {
+                send(AudioEvent::SourceError(err.to_string()));
+                return;
+            }
+        };
+        let outlet =
+            Outlet { send: &send, commands: &self.commands, muted: &self.muted, stats: &self.stats, file_mode };
+        let front = &mut self.front;
+        // Idle audio gathered for the wake word models; empty while listening.
+        let mut gathered: Vec<f32> = Vec::new();
+        loop {
+            // Commands first: a follow-up listen must start before the next audio.
+            while let Ok(command) = self.commands.try_recv() {
+                if !gathered.is_empty() && !outlet.feed(front, &std::mem::take(&mut gathered)) {
+                    return;
+                }
+                if !outlet.obey(front, command) {
+                    return;
+                }
+            }
+            let mut block = match source.next_block() {
+                Ok(Some(block)) => block,
+                Ok(None) => break,
+                Err(err) => {
+                    send(AudioEvent::SourceError(err.to_string()));
+                    return;
+                }
+            };
+            if !front.is_listening() && gathered.len() + block.len() < self.idle_batch {
+                gathered.extend_from_slice(&block);
+                continue;
+            }
+            if !gathered.is_empty() {
+                gathered.extend_from_slice(&block);
+                block = std::mem::take(&mut gathered);
+            }
+            if !outlet.feed(front, &block) {
+                return;
+            }
+        }
+        if !gathered.is_empty() && !outlet.feed(front, &gathered) {
+            return;
+        }
+        let last = front.finish();
+        if outlet.pass(front, last) {
+            send(AudioEvent::End);
+        }
+    }
+}
+
+/// Where the audio thread's front-end events go.
+struct Outlet<'a> {
+    send: &'a dyn Fn(AudioEvent) -> bool,
+    commands: &'a std_mpsc::Receiver<AudioCommand>,
+    muted: &'a AtomicBool,
+    stats: &'a AudioStats,
+    file_mode: bool,
+}
+
+impl Outlet<'_> {
+    /// Runs `samples` through the front end and passes its events on. Returns false to stop.
+    fn feed(&self, front: &mut FrontEnd, samples: &[f32]) -> bool {
+        match front.feed(samples) {
+            Ok(evs) => self.pass(front, evs),
+            Err(err) => {
+                (self.send)(AudioEvent::SourceError(format!("audio front end: {err}")));
+                false
+            }
+        }
+    }
+
+    /// Carries out a command of the session loop. Returns false to stop.
+    fn obey(&self, front: &mut FrontEnd, command: AudioCommand) -> bool {
+        match command {
+            AudioCommand::Stop => return false,
+            AudioCommand::ListenNow => match front.listen_now() {
+                Ok(evs) => return self.pass(front, evs),
+                Err(err) => tracing::error!(error = %err, "cannot start listening"),
+            },
+            AudioCommand::StopListening => front.stop_listening(),
+            AudioCommand::Continue => {}
+        }
+        true
+    }
+
+    /// Sends `evs` to the session loop (wake words dropped while muted); file input then waits
+    /// for each utterance to be handled. Returns false to stop.
+    fn pass(&self, front: &mut FrontEnd, evs: Vec<Event>) -> bool {
+        for e in evs {
+            if let Event::Wake(d) = &e {
+                if self.muted.load(Ordering::Relaxed) {
+                    self.stats.wakes_muted.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(wake = %d.wake, "wake word while muted: ignored");
+                    continue;
+                }
+            }
+            let is_utterance = matches!(e, Event::Utterance(_));
+            if !(self.send)(AudioEvent::Front(e)) {
+                return false;
+            }
+            if self.file_mode && is_utterance && !self.wait_for_session(front) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// File input: hold the audio until the session loop has handled the utterance. Commands
+    /// other than its word (a question timing out meanwhile) are carried out while waiting.
+    fn wait_for_session(&self, front: &mut FrontEnd) -> bool {
+        loop {
+            match self.commands.recv() {
+                Ok(AudioCommand::Continue) => return true,
+                Ok(AudioCommand::ListenNow) => return self.obey(front, AudioCommand::ListenNow),
+                Ok(AudioCommand::Stop) | Err(_) => return false,
+                Ok(other) => {
+                    if !self.obey(front, other) {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An audio event for a log line: an utterance by its span, never its samples (a `Debug` of
+/// them is megabytes of what was said, in the journal).
+pub fn describe(event: &AudioEvent) -> String {
+    match event {
+        AudioEvent::Front(Event::Utterance(u)) => format!(
+            "utterance of {:.2} s at sample {}{}",
+            u.samples.len() as f32 / SAMPLE_RATE,
+            u.start_sample,
+            if u.truncated { " (truncated)" } else { "" }
+        ),
+        AudioEvent::Front(Event::Pause(u)) => {
+            format!("pause after {:.2} s of speech", u.samples.len() as f32 / SAMPLE_RATE)
+        }
+        AudioEvent::Front(other) => format!("{other:?}"),
+        AudioEvent::SourceError(e) => format!("source error: {e}"),
+        AudioEvent::End => "end of input".into(),
+    }
+}
