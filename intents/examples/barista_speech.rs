@@ -31,7 +31,7 @@ use sotto_intents::Intents;
 #[derive(Clone)]
 struct Cached {
     text: String,
-    tokens: Vec<(String, f32)>,
+    tokens: Vec<sotto_speech::Token>,
     flagged: Option<String>,
     ms: f64,
 }
@@ -101,7 +101,7 @@ struct CachedConstrained<'a> {
     key: String,
     options: sotto_workers::TranscribeOptions,
     ms: Option<f64>,
-    tokens: Vec<(String, f32)>,
+    tokens: Vec<sotto_speech::Token>,
 }
 
 impl sotto_intents::understand::Transcriber for CachedConstrained<'_> {
@@ -121,7 +121,7 @@ struct Run {
     free: Cached,
     free_resolution: sotto_intents::Resolution,
     understanding: Understanding,
-    forced_tokens: Vec<(String, f32)>,
+    forced_tokens: Vec<sotto_speech::Token>,
     second_ms: Option<f64>,
 }
 
@@ -160,7 +160,7 @@ fn audio_at(path: &Path, name: &str, level: &str, noise: &[f32]) -> Vec<f32> {
 }
 
 /// One transcript for `--dump`: text, tokens, resolution, and whether that resolution is right.
-type Reading<'a> = (&'a str, &'a [(String, f32)], &'a sotto_intents::Resolution, bool);
+type Reading<'a> = (&'a str, &'a [sotto_speech::Token], &'a sotto_intents::Resolution, bool);
 
 fn write_dump(out: &mut std::fs::File, [file, level]: &[&str; 2], free: Reading, forced: Reading, keep: bool) {
     let side = |(text, tokens, r, ok): Reading| serde_json::json!({"text": text, "tokens": tokens, "intent": r.intent, "slots": r.slots, "confidence": r.confidence, "accepted": r.accepted(), "right": ok, "mean_logprob": mean_logprob(tokens)});

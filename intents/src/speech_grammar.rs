@@ -10,11 +10,13 @@
 //! i.e. when the audio really sounds like the command. Its text then goes through the ordinary
 //! matcher and validation like any transcript.
 //!
-//! The graph's text form is `sotto_workers::word_graph`'s: `FROM TO WORD` edges, `-` for an empty edge, `<number>`, `<any>`, and
-//! `final` lines; state 0 is the start.
+//! The graph is a [`sotto_speech::WordGraph`]: the same type the STT worker parses from its text
+//! form and enforces.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::sync::Arc;
+
+use sotto_speech::{Label, Token, WordGraph, WordGraphError};
 
 use crate::schema::{Domain, Intent, SlotKind};
 use crate::template::{permutations, Expr, MAX_RULE_DEPTH};
@@ -29,11 +31,15 @@ pub const MAX_EDGES: usize = 200_000;
 pub enum SpeechGrammarError {
     #[error("the templates of intent {intent} expand to over {MAX_EDGES} word-graph edges: fewer nested permutations or optional parts")]
     TooLarge { intent: String },
+    #[error("the templates' word graph is invalid: {0}")]
+    Graph(#[from] WordGraphError),
 }
 
 /// The word graph of every template of the loaded domains.
 #[derive(Debug, Clone)]
 pub struct SpeechGrammar {
+    graph: Arc<WordGraph>,
+    /// The graph's text form, made once: it is sent with every second-pass request.
     text: String,
     states: usize,
     edges: usize,
@@ -54,17 +60,18 @@ impl SpeechGrammar {
                 }
             }
         }
-        let mut text = String::with_capacity(b.edges.len() * 12);
-        for (from, to, label) in &b.edges {
-            let _ = writeln!(text, "{from} {to} {label}");
-        }
         finals.sort_unstable();
         finals.dedup();
-        let _ = writeln!(text, "final {}", finals.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
-        Ok(SpeechGrammar { text, states: b.states as usize, edges: b.edges.len() })
+        let edges = b.edges.len();
+        let graph = WordGraph::from_edges(b.edges, &finals)?;
+        Ok(SpeechGrammar { text: graph.to_string(), graph: Arc::new(graph), states: b.states as usize, edges })
     }
 
-    /// The graph in `sotto_workers::word_graph` text form (`TranscribeOptions::word_graph`).
+    pub fn graph(&self) -> &WordGraph {
+        &self.graph
+    }
+
+    /// The graph's text form, as the STT worker takes it (`TranscribeOptions::word_graph`).
     pub fn text(&self) -> &str {
         &self.text
     }
@@ -79,7 +86,7 @@ impl SpeechGrammar {
 }
 
 struct GraphBuilder {
-    edges: Vec<(u32, u32, String)>,
+    edges: Vec<(u32, u32, Label)>,
     states: u32,
 }
 
@@ -90,7 +97,13 @@ impl GraphBuilder {
     }
 
     fn edge(&mut self, from: u32, to: u32, label: &str) {
-        self.edges.push((from, to, label.to_string()));
+        let label = match label {
+            "-" => Label::Empty,
+            "<number>" => Label::Number,
+            "<any>" => Label::Any,
+            word => Label::Word(word.to_string()),
+        };
+        self.edges.push((from, to, label));
     }
 
     /// A word sequence from `from`; returns its end state.
@@ -188,8 +201,8 @@ pub fn wants_second_pass(free_text: &str, free: &Resolution) -> bool {
 }
 
 /// Mean natural-log probability per token, from a transcript's `(piece, probability)` tokens.
-pub fn mean_logprob(tokens: &[(String, f32)]) -> Option<f32> {
-    let lp: Vec<f32> = tokens.iter().map(|(_, p)| p.max(1e-10).ln()).collect();
+pub fn mean_logprob(tokens: &[Token]) -> Option<f32> {
+    let lp: Vec<f32> = tokens.iter().map(|t| t.p.max(1e-10).ln()).collect();
     (!lp.is_empty()).then(|| lp.iter().sum::<f32>() / lp.len() as f32)
 }
 
@@ -229,7 +242,7 @@ impl Guard {
     /// Whether to take the constrained pass's resolution over the free one. `free_tokens` and
     /// `forced_tokens` are the two transcripts' tokens (the constrained pass's probabilities are
     /// Whisper's before the constraint, as the STT worker reports them).
-    pub fn accepts(&self, free_tokens: &[(String, f32)], forced: &Resolution, forced_tokens: &[(String, f32)]) -> bool {
+    pub fn accepts(&self, free_tokens: &[Token], forced: &Resolution, forced_tokens: &[Token]) -> bool {
         if !forced.accepted() {
             return false;
         }
@@ -244,23 +257,20 @@ impl Guard {
 
 /// Each word's probability: the product of its tokens' (a token starting with a space starts a
 /// word; punctuation-only tokens belong to no word).
-pub fn word_probabilities(tokens: &[(String, f32)]) -> Vec<f32> {
+pub fn word_probabilities(tokens: &[Token]) -> Vec<f32> {
     let mut words: Vec<f32> = Vec::new();
-    for (piece, p) in tokens {
-        if !piece.chars().any(char::is_alphanumeric) {
-            continue;
-        }
+    for t in tokens.iter().filter(|t| t.is_wordlike()) {
         match words.last_mut() {
-            Some(w) if !piece.starts_with(char::is_whitespace) => *w *= p,
-            _ => words.push(*p),
+            Some(w) if !t.starts_word() => *w *= t.p,
+            _ => words.push(t.p),
         }
     }
     words
 }
 
 /// Share of tokens with a probability under [`IMPROBABLE`].
-pub fn improbable_share(tokens: &[(String, f32)]) -> f32 {
-    tokens.iter().filter(|(_, p)| *p < IMPROBABLE).count() as f32 / tokens.len().max(1) as f32
+pub fn improbable_share(tokens: &[Token]) -> f32 {
+    tokens.iter().filter(|t| t.p < IMPROBABLE).count() as f32 / tokens.len().max(1) as f32
 }
 
 impl Guard {
@@ -280,9 +290,9 @@ impl Guard {
     /// reject the rest.
     pub fn verdict(
         &self,
-        free_tokens: &[(String, f32)],
+        free_tokens: &[Token],
         forced: &Resolution,
-        forced_tokens: &[(String, f32)],
+        forced_tokens: &[Token],
     ) -> Verdict {
         if self.accepts(free_tokens, forced, forced_tokens) {
             Verdict::Keep
@@ -308,15 +318,15 @@ pub enum Verdict {
 
 /// The daemon's rule: [`Guard::default`] keeps, [`Guard::lenient`] asks first, else rejected.
 pub fn judge_second_pass(
-    free_tokens: &[(String, f32)],
+    free_tokens: &[Token],
     forced: &Resolution,
-    forced_tokens: &[(String, f32)],
+    forced_tokens: &[Token],
 ) -> Verdict {
     Guard::default().verdict(free_tokens, forced, forced_tokens)
 }
 
 /// [`Guard::accepts`] with the calibrated guard.
-pub fn accept_second_pass(free_tokens: &[(String, f32)], forced: &Resolution, forced_tokens: &[(String, f32)]) -> bool {
+pub fn accept_second_pass(free_tokens: &[Token], forced: &Resolution, forced_tokens: &[Token]) -> bool {
     Guard::default().accepts(free_tokens, forced, forced_tokens)
 }
 
@@ -324,13 +334,25 @@ pub fn accept_second_pass(free_tokens: &[(String, f32)], forced: &Resolution, fo
 mod tests {
     use super::*;
     use crate::Intents;
-    use sotto_workers::WordGraph;
 
+    /// The graph as the STT worker gets it: through its text form.
     fn barista() -> (Intents, WordGraph) {
         let intents = Intents::shipped_domains(&["barista"]).unwrap();
         let g = SpeechGrammar::build(&intents.domains).unwrap();
         let graph = WordGraph::parse(g.text()).unwrap_or_else(|e| panic!("{e}"));
         (intents, graph)
+    }
+
+    #[test]
+    fn the_text_form_reads_back_as_the_same_graph() {
+        let intents = Intents::shipped();
+        let g = SpeechGrammar::build(&intents.domains).unwrap();
+        let back = WordGraph::parse(g.text()).unwrap();
+        assert_eq!(back.to_string(), g.text());
+        assert_eq!(back.states(), g.graph().states());
+        for s in ["turn on the kitchen lights", "set the driver's side to twenty one degrees", "tell me a joke"] {
+            assert_eq!(back.accepts(s), g.graph().accepts(s), "{s}");
+        }
     }
 
     #[test]
@@ -354,7 +376,7 @@ mod tests {
         let intents = Intents::shipped();
         let g = SpeechGrammar::build(&intents.domains).unwrap();
         eprintln!("shipped domains: {} states, {} edges", g.states(), g.edges());
-        let graph = WordGraph::parse(g.text()).unwrap();
+        let graph = g.graph();
         let mut missing = Vec::new();
         for intent in intents.intents() {
             for ex in &intent.examples {
@@ -430,16 +452,16 @@ mod tests {
         r
     }
 
-    fn tokens(ps: &[f32]) -> Vec<(String, f32)> {
-        ps.iter().map(|&p| (" x".to_string(), p)).collect()
+    fn tokens(ps: &[f32]) -> Vec<Token> {
+        ps.iter().map(|&p| Token::new(" x", p)).collect()
     }
 
     #[test]
     fn word_probabilities_multiply_tokens_and_skip_punctuation() {
-        let t: Vec<(String, f32)> =
+        let t: Vec<Token> =
             [(" I", 0.5), ("'d", 0.5), (" like", 0.9), (",", 0.01), (" cap", 0.5), ("puccino", 0.2)]
                 .iter()
-                .map(|(s, p)| (s.to_string(), *p))
+                .map(|&(s, p)| Token::new(s, p))
                 .collect();
         let w = word_probabilities(&t);
         assert_eq!(w.len(), 3);

@@ -13,6 +13,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use sotto_speech::Token;
+
 use crate::slm::{LanguageModel, SlmConfig};
 use crate::speech_grammar::{self, Guard, Verdict};
 use crate::{Intents, PlannedAction, Resolution};
@@ -21,8 +23,7 @@ use crate::{Intents, PlannedAction, Resolution};
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Heard {
     pub text: String,
-    /// `(piece, probability)` per token; a piece starting with a space starts a word.
-    pub tokens: Vec<(String, f32)>,
+    pub tokens: Vec<Token>,
     /// Set when the recogniser itself distrusts the transcript (a hallucination guard fired).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flagged: Option<String>,

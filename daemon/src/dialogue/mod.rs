@@ -416,7 +416,7 @@ impl<C: Clock + Clone> Dialogue<C> {
             speculative = timing.speculative, flagged = ?heard.flagged, "transcribed");
         out.push(Effect::Publish(HermesEvent::TextCaptured(mqtt::TextCaptured {
             text: text.clone(),
-            likelihood: mean_probability(&heard.tokens),
+            likelihood: sotto_speech::mean_probability(&heard.tokens),
             seconds: audio.seconds(),
             site_id: self.settings.site_id.clone(),
             session_id: self.session_id(),
@@ -649,11 +649,4 @@ impl<C: Clock + Clone> Dialogue<C> {
         self.next_job += 1;
         self.next_job
     }
-}
-
-fn mean_probability(tokens: &[(String, f32)]) -> f32 {
-    if tokens.is_empty() {
-        return 0.0;
-    }
-    tokens.iter().map(|(_, p)| p).sum::<f32>() / tokens.len() as f32
 }

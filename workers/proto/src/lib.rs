@@ -13,7 +13,6 @@ pub mod frame;
 pub mod messages;
 pub mod server;
 mod supervisor;
-pub mod word_graph;
 
 pub use client::{SlmClient, SttClient, SLM_WORKER_BIN, STT_WORKER_BIN};
 pub use error::WorkerError;
@@ -22,4 +21,4 @@ pub use messages::{
     Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, SttTimings, TranscribeOptions, Transcript,
 };
 pub use supervisor::{locate_worker, AbortHandle, Supervisor, WorkerConfig};
-pub use word_graph::{WordGraph, WordGraphError};
+pub use sotto_speech::{word_graph, Token, WordGraph, WordGraphError};

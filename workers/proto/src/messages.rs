@@ -129,7 +129,7 @@ pub struct Transcript {
     pub text: String,
     /// Text tokens (special tokens dropped) with their probabilities (with a word graph: before the
     /// constraint, see [`TranscribeOptions::word_graph`]).
-    pub tokens: Vec<(String, f32)>,
+    pub tokens: Vec<sotto_speech::Token>,
     /// Why the result should not be trusted (repetition, hallucination phrase, ...); `None` = clean.
     pub flagged: Option<String>,
     pub timings: SttTimings,

@@ -17,6 +17,7 @@ use sotto_workers::frame::bytes_to_samples;
 use sotto_workers::messages::{Reply, Request};
 use sotto_workers::server::{log, run_worker};
 use sotto_workers::word_graph::{Cursor, WordGraph};
+use sotto_workers::Token;
 use sotto_workers::{Hello, ModelInfo, SttTimings, TranscribeOptions, Transcript, PROTOCOL_VERSION};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
@@ -89,6 +90,9 @@ struct Stt {
     vocab: Vec<Option<String>>,
     eot: i32,
     n_vocab: usize,
+    /// The last word graph and its text: a daemon sends the same graph with every second pass,
+    /// and the parsed graph keeps its frontier cache between requests.
+    graph: Option<(String, std::sync::Arc<WordGraph>)>,
 }
 
 impl Stt {
@@ -116,7 +120,20 @@ impl Stt {
             audio_ctx_floor: args.audio_ctx_floor.clamp(64, MAX_AUDIO_CTX),
             path: args.model.display().to_string(),
             load_ms: t0.elapsed().as_secs_f64() * 1e3,
+            graph: None,
         })
+    }
+
+    /// The parsed graph of `text`, parsed again only when the text changed.
+    fn word_graph(&mut self, text: &str) -> anyhow::Result<std::sync::Arc<WordGraph>> {
+        match &self.graph {
+            Some((seen, graph)) if seen == text => Ok(graph.clone()),
+            _ => {
+                let graph = std::sync::Arc::new(WordGraph::parse(text)?);
+                self.graph = Some((text.to_string(), graph.clone()));
+                Ok(graph)
+            }
+        }
     }
 
     fn hello(&self) -> Hello {
@@ -179,13 +196,13 @@ impl Stt {
             None => self.audio_ctx_for(samples.len()),
         };
         let graph = match options.word_graph.as_deref() {
-            Some(text) => Some(WordGraph::parse(text)?),
+            Some(text) => Some(self.word_graph(text)?),
             None => None,
         };
         let options = &TranscribeOptions { word_graph: None, ..options.clone() };
         let mut attempts = 1;
         let mut audio_ctx = sized;
-        let (mut text, mut tokens) = self.run(options, graph.as_ref(), &samples, audio_ctx)?;
+        let (mut text, mut tokens) = self.run(options, graph.as_deref(), &samples, audio_ctx)?;
         let mut flagged = guard::check(&text, audio_secs);
         // A shortened encoder window is the usual cause of loops: retry once at full width. Not
         // for a constrained reading: a flagged one is refused by its caller anyway, and the retry
@@ -200,7 +217,7 @@ impl Stt {
             );
             attempts += 1;
             audio_ctx = MAX_AUDIO_CTX;
-            (text, tokens) = self.run(options, graph.as_ref(), &samples, audio_ctx)?;
+            (text, tokens) = self.run(options, graph.as_deref(), &samples, audio_ctx)?;
             flagged = guard::check(&text, audio_secs);
         }
         Ok(Transcript {
@@ -222,7 +239,7 @@ impl Stt {
         graph: Option<&WordGraph>,
         samples: &[f32],
         audio_ctx: u32,
-    ) -> anyhow::Result<(String, Vec<(String, f32)>)> {
+    ) -> anyhow::Result<(String, Vec<Token>)> {
         let strategy = match options.beam_size {
             // The constraint's probability bookkeeping follows one decoder.
             Some(beams) if beams > 1 && graph.is_none() => {
@@ -278,7 +295,7 @@ impl Stt {
                 .map(|&(id, logprob)| {
                     let piece = self.vocab[id as usize].clone().unwrap_or_default();
                     text.push_str(&piece);
-                    (piece, logprob.exp())
+                    Token::new(piece, logprob.exp())
                 })
                 .collect();
             return Ok((text.trim().to_string(), tokens));
@@ -294,7 +311,7 @@ impl Stt {
                     continue; // special and timestamp tokens
                 }
                 let piece = tok.to_str_lossy().map(|s| s.into_owned()).unwrap_or_default();
-                tokens.push((piece, tok.token_probability()));
+                tokens.push(Token::new(piece, tok.token_probability()));
             }
         }
         Ok((text.trim().to_string(), tokens))

@@ -63,7 +63,7 @@ fn transcribes_the_speech_fixtures() {
         assert_words(&t.text, expected, file);
         assert_eq!(t.flagged, None, "{file}: {:?}", t.text);
         assert!(!t.tokens.is_empty());
-        assert!(t.tokens.iter().all(|(_, p)| (0.0..=1.0).contains(p)), "{:?}", t.tokens);
+        assert!(t.tokens.iter().all(|t| (0.0..=1.0).contains(&t.p)), "{:?}", t.tokens);
         assert!(t.timings.audio_ctx < 1500, "{file}: audio_ctx {} not sized to the utterance", t.timings.audio_ctx);
     }
 }
@@ -154,8 +154,8 @@ fn wrong_and_truncated_models_are_clear_load_errors() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn mean_logprob(tokens: &[(String, f32)]) -> f32 {
-    tokens.iter().map(|(_, p)| p.max(1e-10).ln()).sum::<f32>() / tokens.len().max(1) as f32
+fn mean_logprob(tokens: &[sotto_workers::Token]) -> f32 {
+    tokens.iter().map(|t| t.p.max(1e-10).ln()).sum::<f32>() / tokens.len().max(1) as f32
 }
 
 /// A word graph keeps the transcript to its sentences, and the probabilities reported are

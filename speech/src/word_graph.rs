@@ -1,6 +1,7 @@
 //! Word graphs: the language a grammar-constrained transcription may produce, as a small
-//! word-level automaton that the caller (the intents crate) compiles from its sentence templates
-//! and the STT worker enforces token by token.
+//! word-level automaton that the intents crate builds from its sentence templates
+//! ([`WordGraph::from_edges`]), sends in its text form ([`fmt::Display`]) and the STT worker parses
+//! back ([`WordGraph::parse`]) and enforces token by token.
 //!
 //! Why not whisper.cpp's own GBNF grammar: whisper-rs 0.16's `FullParams::set_grammar` hands
 //! whisper.cpp a flat element array where it expects an array of per-rule pointers, so any grammar
@@ -34,6 +35,8 @@ pub enum WordGraphError {
     Syntax { line: usize, message: String },
     #[error("word graph has no accepting state")]
     NoFinal,
+    #[error("word graph label {0:?}: a word is lower-case letters and digits")]
+    BadLabel(String),
     #[error("word graph has over {MAX_ITEMS} states or edges")]
     TooLarge,
 }
@@ -44,6 +47,13 @@ pub enum Label {
     Word(String),
     Number,
     Any,
+}
+
+impl Label {
+    /// A word label: lower-case letters and digits only.
+    pub fn is_word(w: &str) -> bool {
+        !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() && !c.is_uppercase())
+    }
 }
 
 impl fmt::Display for Label {
@@ -65,6 +75,20 @@ pub struct WordGraph {
     /// Frontiers by state set: a decoder checks every vocabulary token against the same few
     /// frontiers at each step, so they are computed once.
     frontiers: Mutex<HashMap<Vec<u32>, Arc<Frontier>>>,
+}
+
+/// The text form (see the module doc), which [`WordGraph::parse`] reads back.
+impl fmt::Display for WordGraph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (from, edges) in self.out.iter().enumerate() {
+            for (label, to) in edges {
+                writeln!(f, "{from} {to} {label}")?;
+            }
+        }
+        let finals: Vec<String> =
+            self.finals.iter().enumerate().filter(|(_, &a)| a).map(|(s, _)| s.to_string()).collect();
+        writeln!(f, "final {}", finals.join(" "))
+    }
 }
 
 /// Frontiers kept at most (then the cache starts over): bounds memory on a long-lived worker.
@@ -164,9 +188,8 @@ fn number_prefix(p: &str) -> bool {
 
 impl WordGraph {
     pub fn parse(text: &str) -> Result<Self, WordGraphError> {
-        let mut out: Vec<Vec<(Label, u32)>> = Vec::new();
-        let mut finals_at: Vec<u32> = Vec::new();
-        let mut edges = 0usize;
+        let mut edges: Vec<(u32, u32, Label)> = Vec::new();
+        let mut finals: Vec<u32> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let err = |message: String| WordGraphError::Syntax { line, message };
@@ -187,7 +210,7 @@ impl WordGraph {
                     return Err(err("`final` needs at least one state".into()));
                 }
                 for f in &fields[1..] {
-                    finals_at.push(state(f)?);
+                    finals.push(state(f)?);
                 }
                 continue;
             }
@@ -199,33 +222,45 @@ impl WordGraph {
                 "-" => Label::Empty,
                 "<number>" => Label::Number,
                 "<any>" => Label::Any,
-                w if w.chars().all(|c| c.is_alphanumeric() && !c.is_uppercase()) => Label::Word(w.to_string()),
+                w if Label::is_word(w) => Label::Word(w.to_string()),
                 w => {
                     return Err(err(format!(
                         "label {w:?}: a word is lower-case letters and digits, or one of -, <number>, <any>"
                     )))
                 }
             };
-            edges += 1;
-            if edges > MAX_ITEMS {
+            edges.push((from, to, label));
+            if edges.len() > MAX_ITEMS {
                 return Err(WordGraphError::TooLarge);
             }
-            let needed = from.max(to) as usize + 1;
-            if out.len() < needed {
-                out.resize_with(needed, Vec::new);
-            }
-            out[from as usize].push((label, to));
         }
-        if finals_at.is_empty() {
+        Self::from_edges(edges, &finals)
+    }
+
+    /// A graph from its edges `(from, to, label)` and accepting states; state 0 is the start.
+    pub fn from_edges(edges: Vec<(u32, u32, Label)>, finals: &[u32]) -> Result<Self, WordGraphError> {
+        if finals.is_empty() {
             return Err(WordGraphError::NoFinal);
         }
-        let needed = finals_at.iter().map(|&f| f as usize + 1).max().unwrap_or(0).max(out.len()).max(1);
-        out.resize_with(needed, Vec::new);
-        let mut finals = vec![false; needed];
-        for f in finals_at {
-            finals[f as usize] = true;
+        if edges.len() > MAX_ITEMS || finals.len() > MAX_ITEMS {
+            return Err(WordGraphError::TooLarge);
         }
-        Ok(WordGraph { out, finals, frontiers: Mutex::new(HashMap::new()) })
+        let top = edges.iter().map(|(f, t, _)| f.max(t)).chain(finals).copied().max().unwrap_or(0) as usize;
+        if top >= MAX_ITEMS {
+            return Err(WordGraphError::TooLarge);
+        }
+        if let Some((_, _, Label::Word(w))) = edges.iter().find(|(_, _, l)| matches!(l, Label::Word(w) if !Label::is_word(w))) {
+            return Err(WordGraphError::BadLabel(w.clone()));
+        }
+        let mut out: Vec<Vec<(Label, u32)>> = vec![Vec::new(); top + 1];
+        for (from, to, label) in edges {
+            out[from as usize].push((label, to));
+        }
+        let mut accepting = vec![false; top + 1];
+        for &f in finals {
+            accepting[f as usize] = true;
+        }
+        Ok(WordGraph { out, finals: accepting, frontiers: Mutex::new(HashMap::new()) })
     }
 
     pub fn states(&self) -> usize {
