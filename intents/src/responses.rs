@@ -70,8 +70,16 @@ fn placeholders(template: &str) -> Result<Vec<String>, String> {
     while let Some((i, c)) = chars.next() {
         match c {
             '{' => {
-                let name: String = chars.by_ref().map(|(_, c)| c).take_while(|&c| c != '}').collect();
-                if name.is_empty() || name.contains('{') {
+                let mut name = String::new();
+                let mut closed = false;
+                for (_, c) in chars.by_ref() {
+                    if c == '}' {
+                        closed = true;
+                        break;
+                    }
+                    name.push(c);
+                }
+                if !closed || name.is_empty() || name.contains('{') {
                     return Err(format!("unclosed or empty {{…}} at character {i} in {template:?}"));
                 }
                 names.push(name);

@@ -287,7 +287,8 @@ mod tests {
 
     #[test]
     fn normalise_scales_to_the_peak_and_silences_garbage() {
-        assert_eq!(normalise(&[0.1, -0.2, f32::NAN]), vec![0.45, -0.9, 0.0]);
+        let got = normalise(&[0.1, -0.2, f32::NAN]);
+        assert!(got.iter().zip([0.45, -0.9, 0.0]).all(|(a, b)| (a - b).abs() < 1e-6), "{got:?}");
         assert_eq!(normalise(&[0.0, 0.0]), vec![0.0, 0.0]);
     }
 }
