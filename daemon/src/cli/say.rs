@@ -38,7 +38,7 @@ pub struct SayArgs {
 
 /// Where the audio goes.
 enum Sink {
-    Speaker(sotto_audio::Playback),
+    Speaker(Box<sotto_audio::Playback>),
     Wav { path: Option<PathBuf>, samples: Vec<f32> },
     Raw(Box<dyn std::io::Write>),
 }
@@ -62,7 +62,7 @@ pub fn say(args: SayArgs) -> anyhow::Result<ExitCode> {
     let rate = voice.sample_rate();
     let to_stdout = args.output.as_deref().is_some_and(|p| p.as_os_str() == "-");
     let mut sink = match (&args.output, args.raw) {
-        (None, _) => Sink::Speaker(sotto_audio::Playback::open(&args.device, rate)?),
+        (None, _) => Sink::Speaker(Box::new(sotto_audio::Playback::open(&args.device, rate)?)),
         (Some(_), true) if to_stdout => Sink::Raw(Box::new(std::io::stdout().lock())),
         (Some(path), true) => {
             let f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
