@@ -51,8 +51,13 @@ pub fn say(args: SayArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.text.join(" ")
     };
-    // Before loading anything: an empty or oversized text fails at once.
+    // Before loading anything: an empty or oversized text, or an output nowhere to write, fails at once.
     sotto_tts::check_text(&text)?;
+    if let Some(dir) = args.output.as_deref().filter(|p| p.as_os_str() != "-").and_then(|p| p.parent()) {
+        if !dir.as_os_str().is_empty() && !dir.is_dir() {
+            anyhow::bail!("cannot write {}: no directory {}", args.output.as_ref().unwrap().display(), dir.display());
+        }
+    }
     let mut opts = VoiceOptions { threads: args.threads, ..Default::default() };
     if let Some(dir) = args.espeak_data {
         opts.espeak_data = dir;
