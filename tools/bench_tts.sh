@@ -23,12 +23,16 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 for run in r["runs"]:
     s, p = run["short"], run["paragraph"]
-    print(f"{run['threads']} thread(s): first audio {s['first_audio_ms']['median']:.1f} ms for {s['text']!r} "
-          f"({s['audio_s']:.2f} s of audio), real-time factor {p['real_time_factor']['median']:.3f}, "
+    print(f"{run['threads']} thread(s): first audio {s['first_audio_ms']['median']:.1f} ms "
+          f"(CPU {s['first_audio_cpu_ms']['median']:.1f} ms) for {s['text']!r} ({s['audio_s']:.2f} s of audio), "
+          f"real-time factor {p['real_time_factor']['median']:.3f} (CPU {p['cpu_real_time_factor']['median']:.3f}), "
           f"voice load {run['voice_load_ms']:.0f} ms")
+print(f"load average during the run: {r['load_average_1min']}")
 print(f"peak RSS {r['peak_rss_kib'] / 1024:.0f} MiB")
 pi = r.get("pi5_projection")
 if pi:
-    print(f"Pi 5 (projected, 1 thread): first audio ~{pi['first_audio_ms']:.0f} ms, real-time factor ~{pi['real_time_factor']:.2f}")
+    print(f"Pi 5 (projected like bench/arm): first audio ~{pi['first_audio_ms']:.0f} ms, real-time factor "
+          f"~{pi['real_time_factor']:.3f}; on one Pi core at most ~{pi['one_thread_first_audio_ms_at_most']:.0f} ms "
+          f"and ~{pi['one_thread_real_time_factor_at_most']:.2f}")
 PY
 echo "wrote $out" >&2
