@@ -175,6 +175,23 @@ mod tests {
     }
 
     #[test]
+    fn converts_a_voice_rate_to_a_device_rate() {
+        // Playback: a Piper voice's 22050 Hz to a 48 kHz sound card, streamed in sentence chunks.
+        let x = tone(22_050, 440.0, 1.0);
+        let mut r = StreamResampler::between(22_050, 48_000).unwrap();
+        let mut out = Vec::new();
+        for chunk in x.chunks(5000) {
+            out.extend(r.push(chunk).unwrap());
+        }
+        out.extend(r.finish().unwrap());
+        assert_eq!(out.len(), 48_000);
+        let want = tone(48_000, 440.0, 1.0);
+        let err = out[4000..44000].iter().zip(&want[4000..44000]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err < 0.05, "max deviation {err}");
+        assert!(StreamResampler::between(22_050, 0).is_err());
+    }
+
+    #[test]
     fn removes_content_above_nyquist() {
         // 10 kHz cannot exist at 16 kHz; a band-limited resampler removes it instead of aliasing
         // it to 6 kHz as linear interpolation would.
