@@ -48,16 +48,31 @@ pub struct DeviceInfo {
 
 /// Input devices of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    list(Direction::Input)
+}
+
+/// Output devices of the default host (for `sotto say --device`).
+pub fn list_output_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    list(Direction::Output)
+}
+
+fn list(dir: Direction) -> Result<Vec<DeviceInfo>, AudioError> {
     let host = cpal::default_host();
-    let default_name = host.default_input_device().map(|d| d.to_string());
-    let devices = host.input_devices().map_err(|e| AudioError::Device(format!("listing input devices: {e}")))?;
+    let (default, devices, side) = match dir {
+        Direction::Input => (host.default_input_device(), host.input_devices(), "input"),
+        Direction::Output => (host.default_output_device(), host.output_devices(), "output"),
+    };
+    let default_name = default.map(|d| d.to_string());
+    let devices = devices.map_err(|e| AudioError::Device(format!("listing {side} devices: {e}")))?;
     Ok(devices
         .map(|d| {
             let name = d.to_string();
-            let config = d
-                .default_input_config()
-                .ok()
-                .map(|c| format!("{} Hz, {} ch, {:?}", c.sample_rate(), c.channels(), c.sample_format()));
+            let config = match dir {
+                Direction::Input => d.default_input_config(),
+                Direction::Output => d.default_output_config(),
+            };
+            let config =
+                config.ok().map(|c| format!("{} Hz, {} ch, {:?}", c.sample_rate(), c.channels(), c.sample_format()));
             DeviceInfo { default: default_name.as_deref() == Some(name.as_str()), name, config }
         })
         .collect())
@@ -283,7 +298,13 @@ pub(crate) fn find_device(host: &cpal::Host, wanted: &str, dir: Direction) -> Re
         devices.iter().filter(|d| d.to_string().to_lowercase().contains(&lower)).collect();
     match matches[..] {
         [d] => Ok(d.clone()),
-        [] => Err(AudioError::Device(format!("no {side} device named {wanted:?} (see `sotto audio devices`)"))),
+        [] => {
+            let list = match dir {
+                Direction::Input => "sotto audio devices",
+                Direction::Output => "sotto audio devices --output",
+            };
+            Err(AudioError::Device(format!("no {side} device named {wanted:?} (see `{list}`)")))
+        }
         _ => Err(AudioError::Device(format!(
             "device name {wanted:?} is ambiguous: {}",
             matches.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")

@@ -28,7 +28,7 @@ mod vad;
 mod wake;
 mod wav;
 
-pub use capture::{list_devices, Capture, CaptureConfig, CaptureStatus, DeviceInfo};
+pub use capture::{list_devices, list_output_devices, Capture, CaptureConfig, CaptureStatus, DeviceInfo};
 pub use endpoint::{EndpointConfig, EndpointEvent, Endpointer, Utterance};
 pub use error::AudioError;
 pub use onnx::{init_onnx_runtime, onnx_session};

@@ -164,6 +164,20 @@ mod tests {
     }
 
     #[test]
+    fn plays_through_alsas_null_device_resampled_to_its_rate() {
+        // alsa-lib's `null` PCM (always configured by libasound2) takes a real stream: the device
+        // opens at its own rate (48 kHz here), the voice rate is converted, and `finish` returns
+        // once the ring has drained.
+        let mut p = Playback::open("Discard all samples", 22_050).unwrap_or_else(|e| panic!("{e}"));
+        let tone: Vec<f32> = (0..11_025).map(|i| (i as f32 * 0.1).sin() * 0.3).collect();
+        for chunk in tone.chunks(3000) {
+            p.write(chunk).unwrap();
+        }
+        assert!(p.device().contains("Discard"));
+        p.finish().unwrap();
+    }
+
+    #[test]
     fn an_unknown_output_device_is_an_error_naming_it() {
         match Playback::open("no such loudspeaker 7c2e", 22_050) {
             Err(e) => assert!(e.to_string().contains("no such loudspeaker 7c2e"), "{e}"),

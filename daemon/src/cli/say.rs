@@ -25,7 +25,8 @@ pub struct SayArgs {
     /// Voice id in the model store (see `sotto models list`, role tts).
     #[arg(long, default_value = DEFAULT_VOICE)]
     voice: String,
-    /// Output device name (exact or a unique substring); default output device if omitted.
+    /// Output device name as `sotto audio devices --output` lists it (exact or a unique substring);
+    /// default output device if omitted.
     #[arg(long, default_value = "", conflicts_with = "output")]
     device: String,
     /// espeak-ng data directory; default $SOTTO_ESPEAK_DATA, else the system's.
