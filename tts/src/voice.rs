@@ -25,8 +25,10 @@ pub const CONFIG_SUFFIX: &str = "-config";
 pub const MAX_TEXT_CHARS: usize = 4000;
 
 /// A sentence with more phonemes than this (a run-on without punctuation) is cut at a word
-/// boundary: the model's memory and time grow with its input, and the first audio would wait.
-pub const MAX_SENTENCE_PHONEMES: usize = 400;
+/// boundary: the model's working memory grows with the sentence (about 20 MB per second of audio
+/// for a medium voice, on top of the ~110 MB of the loaded voice), and the first audio would wait.
+/// 250 phonemes are about 13 s of speech.
+pub const MAX_SENTENCE_PHONEMES: usize = 250;
 
 /// Peak level of each sentence after normalisation (Piper normalises every chunk to its peak);
 /// the headroom keeps the output resampler's overshoot from clipping.
