@@ -46,3 +46,6 @@ echo "== measuring" >&2
 
 echo "== report and plots" >&2
 "$CARGO_TARGET_DIR/release/sotto-bench-report" --results "$here/bench/results/latest.json" --out "$here/bench"
+
+echo "== text to speech (tools/bench_tts.sh → bench/results/tts.json)" >&2
+"$here/tools/bench_tts.sh"

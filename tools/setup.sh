@@ -12,8 +12,9 @@ source "$here/tools/env.sh"
 
 step() { printf '\n== %s\n' "$*" >&2; }
 
-# systemd: `systemd-analyze` checks the shipped unit in the tests.
-apt_packages=(cmake clang libclang-dev libasound2-dev pkg-config espeak-ng sox mosquitto systemd)
+# systemd: `systemd-analyze` checks the shipped unit in the tests. libespeak-ng-dev: the voice's phonemes
+# (sotto-tts links libespeak-ng).
+apt_packages=(cmake clang libclang-dev libasound2-dev pkg-config espeak-ng libespeak-ng-dev sox mosquitto systemd)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

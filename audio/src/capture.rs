@@ -48,16 +48,31 @@ pub struct DeviceInfo {
 
 /// Input devices of the default host.
 pub fn list_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    list(Direction::Input)
+}
+
+/// Output devices of the default host (for `sotto say --device`).
+pub fn list_output_devices() -> Result<Vec<DeviceInfo>, AudioError> {
+    list(Direction::Output)
+}
+
+fn list(dir: Direction) -> Result<Vec<DeviceInfo>, AudioError> {
     let host = cpal::default_host();
-    let default_name = host.default_input_device().map(|d| d.to_string());
-    let devices = host.input_devices().map_err(|e| AudioError::Device(format!("listing input devices: {e}")))?;
+    let (default, devices, side) = match dir {
+        Direction::Input => (host.default_input_device(), host.input_devices(), "input"),
+        Direction::Output => (host.default_output_device(), host.output_devices(), "output"),
+    };
+    let default_name = default.map(|d| d.to_string());
+    let devices = devices.map_err(|e| AudioError::Device(format!("listing {side} devices: {e}")))?;
     Ok(devices
         .map(|d| {
             let name = d.to_string();
-            let config = d
-                .default_input_config()
-                .ok()
-                .map(|c| format!("{} Hz, {} ch, {:?}", c.sample_rate(), c.channels(), c.sample_format()));
+            let config = match dir {
+                Direction::Input => d.default_input_config(),
+                Direction::Output => d.default_output_config(),
+            };
+            let config =
+                config.ok().map(|c| format!("{} Hz, {} ch, {:?}", c.sample_rate(), c.channels(), c.sample_format()));
             DeviceInfo { default: default_name.as_deref() == Some(name.as_str()), name, config }
         })
         .collect())
@@ -249,12 +264,32 @@ fn supervise(cfg: CaptureConfig, shared: Arc<Shared>, rings: mpsc::Sender<Ring>)
     shared.set(|s| s.state = "stopped".into());
 }
 
-fn find_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, AudioError> {
+/// Which side of the sound card a device name refers to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Direction {
+    Input,
+    Output,
+}
+
+/// The device named `wanted` (exact, else a unique case-insensitive substring; empty: the default).
+pub(crate) fn find_device(host: &cpal::Host, wanted: &str, dir: Direction) -> Result<cpal::Device, AudioError> {
+    let side = match dir {
+        Direction::Input => "input",
+        Direction::Output => "output",
+    };
     if wanted.is_empty() {
-        return host.default_input_device().ok_or_else(|| AudioError::Device("no default input device".into()));
+        let default = match dir {
+            Direction::Input => host.default_input_device(),
+            Direction::Output => host.default_output_device(),
+        };
+        return default.ok_or_else(|| AudioError::Device(format!("no default {side} device")));
     }
+    let listed = match dir {
+        Direction::Input => host.input_devices(),
+        Direction::Output => host.output_devices(),
+    };
     let devices: Vec<cpal::Device> =
-        host.input_devices().map_err(|e| AudioError::Device(format!("listing input devices: {e}")))?.collect();
+        listed.map_err(|e| AudioError::Device(format!("listing {side} devices to find {wanted:?}: {e}")))?.collect();
     if let Some(d) = devices.iter().find(|d| d.to_string() == wanted) {
         return Ok(d.clone());
     }
@@ -263,7 +298,13 @@ fn find_device(host: &cpal::Host, wanted: &str) -> Result<cpal::Device, AudioErr
         devices.iter().filter(|d| d.to_string().to_lowercase().contains(&lower)).collect();
     match matches[..] {
         [d] => Ok(d.clone()),
-        [] => Err(AudioError::Device(format!("no input device named {wanted:?} (see `sotto audio devices`)"))),
+        [] => {
+            let list = match dir {
+                Direction::Input => "sotto audio devices",
+                Direction::Output => "sotto audio devices --output",
+            };
+            Err(AudioError::Device(format!("no {side} device named {wanted:?} (see `{list}`)")))
+        }
         _ => Err(AudioError::Device(format!(
             "device name {wanted:?} is ambiguous: {}",
             matches.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
@@ -277,7 +318,7 @@ fn open(
     failed: Arc<AtomicBool>,
 ) -> Result<(cpal::Stream, Ring, String), AudioError> {
     let host = cpal::default_host();
-    let device = find_device(&host, &cfg.device)?;
+    let device = find_device(&host, &cfg.device, Direction::Input)?;
     let name = device.to_string();
     let supported = device
         .default_input_config()

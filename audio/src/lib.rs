@@ -3,6 +3,7 @@
 //! Sources produce 16 kHz mono `f32` samples: [`read_wav`] (any rate, bit depth and channel count,
 //! band-limited resampling with `rubato`), [`PcmReader`] (raw PCM, e.g. stdin) and [`Capture`]
 //! (`cpal` microphone into a lock-free ring buffer, device by name, reopened with backoff).
+//! [`Playback`] is the way out: mono audio at any rate to a loudspeaker by name.
 //!
 //! Stages, one small trait each:
 //! - [`WakeDetector`] — feed chunks of any length, get [`Detection`]s `{ wake, sample, score }`.
@@ -21,17 +22,19 @@ mod endpoint;
 mod error;
 mod onnx;
 mod pipeline;
+mod playback;
 mod resample;
 mod source;
 mod vad;
 mod wake;
 mod wav;
 
-pub use capture::{list_devices, Capture, CaptureConfig, CaptureStatus, DeviceInfo};
+pub use capture::{list_devices, list_output_devices, Capture, CaptureConfig, CaptureStatus, DeviceInfo};
 pub use endpoint::{EndpointConfig, EndpointEvent, Endpointer, Utterance};
 pub use error::AudioError;
-pub use onnx::init_onnx_runtime;
+pub use onnx::{init_onnx_runtime, onnx_session};
 pub use pipeline::{process_file, run_samples, wake_specs, Event, FrontEnd, FrontEndModels, Report, ONNXRUNTIME_ID};
+pub use playback::Playback;
 pub use resample::{downmix, resample_to_16k, StreamResampler, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, SAMPLE_RATE};
 pub use source::{open_source, AudioInput, BlockSource};
 pub use vad::{SileroVad, Vad, VAD_WINDOW};

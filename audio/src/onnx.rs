@@ -36,11 +36,15 @@ pub fn init_onnx_runtime(lib: &Path) -> Result<(), AudioError> {
 
 /// A session builder on one thread: the boards we target have few cores and we account CPU per core.
 fn builder(path: &Path) -> Result<SessionBuilder, AudioError> {
+    builder_with_threads(path, 1)
+}
+
+fn builder_with_threads(path: &Path, threads: usize) -> Result<SessionBuilder, AudioError> {
     let (_, env) = RUNTIME.get().ok_or(AudioError::RuntimeMissing)?;
     let err = |e: ort::Error<SessionBuilder>| load_error(path, e.to_string());
     Session::builder(env)
         .map_err(|e| load_error(path, e.to_string()))?
-        .with_intra_threads(1)
+        .with_intra_threads(threads.max(1))
         .map_err(err)?
         .with_inter_threads(1)
         .map_err(err)?
@@ -54,10 +58,17 @@ fn load_error(path: &Path, reason: String) -> AudioError {
 
 /// A one-thread session from a model file.
 pub(crate) fn session(path: &Path) -> Result<Session, AudioError> {
+    onnx_session(path, 1)
+}
+
+/// A session for another crate's model (the text-to-speech voice) in this process's runtime, with
+/// `threads` intra-op threads: a voice renders a whole sentence in one run, where a second core
+/// shortens the time to the first audio.
+pub fn onnx_session(path: &Path, threads: usize) -> Result<Session, AudioError> {
     if !path.is_file() {
         return Err(load_error(path, "no such file (run `sotto models fetch`)".into()));
     }
-    builder(path)?.commit_from_file(path).map_err(|e| load_error(path, e.to_string()))
+    builder_with_threads(path, threads)?.commit_from_file(path).map_err(|e| load_error(path, e.to_string()))
 }
 
 /// Like [`session`], from model bytes (e.g. a model adapted at load time); `path` names it in errors.

@@ -1,4 +1,5 @@
-//! Band-limited conversion to 16 kHz mono (FFT resampler of `rubato`), usable on a stream.
+//! Band-limited conversion to 16 kHz mono (FFT resampler of `rubato`), usable on a stream; the same
+//! resampler converts between any two rates (a voice's rate to an output device's).
 
 use rubato::{FftFixedIn, Resampler as _};
 
@@ -15,11 +16,13 @@ pub const MAX_SAMPLE_RATE: u32 = 384_000;
 
 const CHUNK_IN: usize = 1024;
 
-/// Converts mono f32 audio at any integer rate to 16 kHz, chunk by chunk, without a time shift:
-/// the resampler's filter delay is dropped from the start, and `finish` flushes the tail so that
-/// `n` input samples give `round(n * 16000 / rate)` output samples in total.
+/// Converts mono f32 audio at any integer rate to 16 kHz (or another rate, [`Self::between`]),
+/// chunk by chunk, without a time shift: the resampler's filter delay is dropped from the start,
+/// and `finish` flushes the tail so that `n` input samples give `round(n * to / rate)` output
+/// samples in total.
 pub struct StreamResampler {
     rate: u32,
+    to: u32,
     inner: Option<FftFixedIn<f32>>,
     pending: Vec<f32>,
     skip: usize,
@@ -29,19 +32,26 @@ pub struct StreamResampler {
 
 impl StreamResampler {
     pub fn new(rate: u32) -> Result<Self, AudioError> {
-        if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&rate) {
-            let reason = format!("sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz");
-            return Err(AudioError::Resample { from_hz: rate, to_hz: SAMPLE_RATE, reason });
+        Self::between(rate, SAMPLE_RATE)
+    }
+
+    /// From `rate` to `to`, both within [`MIN_SAMPLE_RATE`]..=[`MAX_SAMPLE_RATE`].
+    pub fn between(rate: u32, to: u32) -> Result<Self, AudioError> {
+        for r in [rate, to] {
+            if !(MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&r) {
+                let reason = format!("sample rate {r} Hz is outside {MIN_SAMPLE_RATE}..={MAX_SAMPLE_RATE} Hz");
+                return Err(AudioError::Resample { from_hz: rate, to_hz: to, reason });
+            }
         }
-        let inner = if rate == SAMPLE_RATE {
+        let inner = if rate == to {
             None
         } else {
-            let r = FftFixedIn::<f32>::new(rate as usize, SAMPLE_RATE as usize, CHUNK_IN, 2, 1)
-                .map_err(|e| AudioError::Resample { from_hz: rate, to_hz: SAMPLE_RATE, reason: e.to_string() })?;
+            let r = FftFixedIn::<f32>::new(rate as usize, to as usize, CHUNK_IN, 2, 1)
+                .map_err(|e| AudioError::Resample { from_hz: rate, to_hz: to, reason: e.to_string() })?;
             Some(r)
         };
         let skip = inner.as_ref().map_or(0, |r| r.output_delay());
-        Ok(Self { rate, inner, pending: Vec::new(), skip, consumed: 0, produced: 0 })
+        Ok(Self { rate, to, inner, pending: Vec::new(), skip, consumed: 0, produced: 0 })
     }
 
     /// Feeds input samples; returns the 16 kHz samples that are ready.
@@ -58,7 +68,7 @@ impl StreamResampler {
         while self.pending.len() - start >= r.input_frames_next() {
             let n = r.input_frames_next();
             let chunk = &self.pending[start..start + n];
-            let res = r.process(&[chunk], None).map_err(|e| resample_err(self.rate, e.to_string()))?;
+            let res = r.process(&[chunk], None).map_err(|e| resample_err(self.rate, self.to, e.to_string()))?;
             start += n;
             out.extend_from_slice(&res[0]);
         }
@@ -68,13 +78,14 @@ impl StreamResampler {
 
     /// Flushes the filter: returns the remaining samples up to the exact expected total.
     pub fn finish(&mut self) -> Result<Vec<f32>, AudioError> {
-        let rate = self.rate;
+        let (rate, to) = (self.rate, self.to);
         let Some(r) = self.inner.as_mut() else { return Ok(Vec::new()) };
-        let expected = (self.consumed * SAMPLE_RATE as u64 + rate as u64 / 2) / rate as u64;
+        let expected = (self.consumed * to as u64 + rate as u64 / 2) / rate as u64;
         let pending = std::mem::take(&mut self.pending);
         let mut out = Vec::new();
         if !pending.is_empty() {
-            let res = r.process_partial(Some(&[&pending[..]]), None).map_err(|e| resample_err(rate, e.to_string()))?;
+            let res =
+                r.process_partial(Some(&[&pending[..]]), None).map_err(|e| resample_err(rate, to, e.to_string()))?;
             out.extend(take(&mut self.skip, &mut self.produced, res[0].clone()));
         }
         // Silence through the filter until the delayed tail is out; bounded in case of a bug.
@@ -82,7 +93,7 @@ impl StreamResampler {
             if self.produced >= expected {
                 break;
             }
-            let res = r.process_partial::<&[f32]>(None, None).map_err(|e| resample_err(rate, e.to_string()))?;
+            let res = r.process_partial::<&[f32]>(None, None).map_err(|e| resample_err(rate, to, e.to_string()))?;
             out.extend(take(&mut self.skip, &mut self.produced, res[0].clone()));
         }
         let excess = self.produced.saturating_sub(expected) as usize;
@@ -120,8 +131,8 @@ fn take(skip: &mut usize, produced: &mut u64, mut out: Vec<f32>) -> Vec<f32> {
     out
 }
 
-fn resample_err(rate: u32, reason: String) -> AudioError {
-    AudioError::Resample { from_hz: rate, to_hz: SAMPLE_RATE, reason }
+fn resample_err(rate: u32, to: u32, reason: String) -> AudioError {
+    AudioError::Resample { from_hz: rate, to_hz: to, reason }
 }
 
 /// Whole-signal conversion of mono audio at `rate` to 16 kHz.
@@ -161,6 +172,23 @@ mod tests {
             let err = out[2000..14000].iter().zip(&want[2000..14000]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
             assert!(err < 0.05, "rate {rate}: max deviation {err}");
         }
+    }
+
+    #[test]
+    fn converts_a_voice_rate_to_a_device_rate() {
+        // Playback: a Piper voice's 22050 Hz to a 48 kHz sound card, streamed in sentence chunks.
+        let x = tone(22_050, 440.0, 1.0);
+        let mut r = StreamResampler::between(22_050, 48_000).unwrap();
+        let mut out = Vec::new();
+        for chunk in x.chunks(5000) {
+            out.extend(r.push(chunk).unwrap());
+        }
+        out.extend(r.finish().unwrap());
+        assert_eq!(out.len(), 48_000);
+        let want = tone(48_000, 440.0, 1.0);
+        let err = out[4000..44000].iter().zip(&want[4000..44000]).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(err < 0.05, "max deviation {err}");
+        assert!(StreamResampler::between(22_050, 0).is_err());
     }
 
     #[test]

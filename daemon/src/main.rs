@@ -35,6 +35,8 @@ enum Command {
     Parse(cli::intents::ParseArgs),
     /// Transcribe a WAV file with the speech-to-text worker.
     Transcribe(cli::intents::TranscribeArgs),
+    /// Speak a text with a Piper voice: on a loudspeaker, or to a WAV file or stdout.
+    Say(cli::say::SayArgs),
     /// VAD, speech-to-text and intents on one utterance in a WAV file.
     Understand(cli::intents::UnderstandArgs),
     /// Run the daemon (the microphone, or one WAV file with --input).
@@ -51,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Audio(cmd) => cli::audio::run(cmd),
         Command::Parse(args) => cli::intents::parse(args),
         Command::Transcribe(args) => cli::intents::transcribe(args),
+        Command::Say(args) => cli::say::say(args),
         Command::Understand(args) => cli::intents::understand(args),
         Command::Run(args) => cli::daemon::run(args),
         Command::CheckConfig(args) => cli::daemon::check_config(args),

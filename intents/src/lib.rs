@@ -12,6 +12,7 @@ pub mod error;
 pub mod evaluate;
 pub mod matcher;
 pub mod numbers;
+pub mod responses;
 pub mod schema;
 pub mod shortlist;
 pub mod slm;

@@ -23,6 +23,9 @@ struct RawDomain {
     types: BTreeMap<String, RawSlot>,
     #[serde(default, rename = "intent")]
     intents: Vec<RawIntent>,
+    /// What Sotto says when nothing is understood, a value is refused, or it asks to confirm.
+    #[serde(default)]
+    responses: crate::responses::DomainResponses,
 }
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +45,10 @@ struct RawIntent {
     #[serde(default)]
     confirm_when: BTreeMap<String, String>,
     action: Option<RawAction>,
+    /// Spoken after the action (`{slot}` in spoken form, see `responses`).
+    say: Option<String>,
+    /// The spoken confirmation question.
+    confirm_say: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -160,6 +167,9 @@ pub struct Intent {
     pub confirm: bool,
     pub confirm_when: BTreeMap<String, String>,
     pub action: Option<Action>,
+    /// Spoken response templates (see [`crate::responses`]).
+    pub say: Option<String>,
+    pub confirm_say: Option<String>,
 }
 
 impl Intent {
@@ -175,6 +185,7 @@ pub struct Domain {
     pub file: String,
     pub rules: BTreeMap<String, Expr>,
     pub intents: Vec<Intent>,
+    pub responses: crate::responses::DomainResponses,
 }
 
 /// The shipped domain files, embedded so an installed binary needs no data directory.
@@ -418,12 +429,19 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
             confirm: ri.confirm,
             confirm_when: ri.confirm_when,
             action,
+            say: ri.say,
+            confirm_say: ri.confirm_say,
         });
     }
     if intents.is_empty() {
         issues.push(issue(file, None, None, None, "no [[intent]] defined"));
     }
-    Domain { name: raw.domain, description: raw.description, file: file.to_string(), rules, intents }
+    let indexed: Vec<(usize, &Intent)> = intents.iter().enumerate().collect();
+    for (key, message) in crate::responses::check(&raw.responses, &indexed) {
+        issues.push(issue(file, None, None, Some(key), message));
+    }
+    let responses = raw.responses;
+    Domain { name: raw.domain, description: raw.description, file: file.to_string(), rules, intents, responses }
 }
 
 /// Matcher states one intent's templates may compile to: a dozen times what all 21 shipped

@@ -434,7 +434,10 @@ mod tests {
                         confirm: false,
                         confirm_when: BTreeMap::new(),
                         action: None,
+                        say: None,
+                        confirm_say: None,
                     }],
+                    responses: Default::default(),
                 }]
             }
         };

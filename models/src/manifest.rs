@@ -28,6 +28,8 @@ pub enum Role {
     Stt,
     Slm,
     Runtime,
+    /// Text to speech: a voice model and its config (two entries, `<id>` and `<id>-config`).
+    Tts,
 }
 
 impl fmt::Display for Role {
@@ -38,6 +40,7 @@ impl fmt::Display for Role {
             Role::Stt => "stt",
             Role::Slm => "slm",
             Role::Runtime => "runtime",
+            Role::Tts => "tts",
         };
         f.write_str(s)
     }

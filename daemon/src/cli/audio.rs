@@ -11,11 +11,14 @@ use sotto_audio::{
 
 #[derive(clap::Subcommand)]
 pub enum AudioCommand {
-    /// List capture devices.
+    /// List capture devices (output devices with --output).
     Devices {
         /// One JSON object per device instead of a table.
         #[arg(long)]
         json: bool,
+        /// Output devices (for `sotto say --device`) instead of capture devices.
+        #[arg(long)]
+        output: bool,
     },
     /// Run wake-word detection on WAV files (any format) or raw PCM on stdin (`-`); prints one
     /// JSON line per file: {"file", "detections": [{"wake", "time_s", "score"}]}.
@@ -69,16 +72,16 @@ pub struct ListenArgs {
 
 pub fn run(command: AudioCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AudioCommand::Devices { json } => devices(json),
+        AudioCommand::Devices { json, output } => devices(json, output),
         AudioCommand::Detect(args) => detect(args),
         AudioCommand::Listen(args) => listen(args),
     }
 }
 
-fn devices(as_json: bool) -> anyhow::Result<ExitCode> {
-    let devices = sotto_audio::list_devices()?;
+fn devices(as_json: bool, output: bool) -> anyhow::Result<ExitCode> {
+    let devices = if output { sotto_audio::list_output_devices()? } else { sotto_audio::list_devices()? };
     if devices.is_empty() && !as_json {
-        eprintln!("no capture devices found");
+        eprintln!("no {} devices found", if output { "output" } else { "capture" });
     }
     for d in devices {
         if as_json {

@@ -4,3 +4,4 @@ pub mod audio;
 pub mod daemon;
 pub mod intents;
 pub mod models;
+pub mod say;
