@@ -288,12 +288,7 @@ impl Guard {
 
     /// Keep what this guard accepts; ask first for what it accepts without its word limit;
     /// reject the rest.
-    pub fn verdict(
-        &self,
-        free_tokens: &[Token],
-        forced: &Resolution,
-        forced_tokens: &[Token],
-    ) -> Verdict {
+    pub fn verdict(&self, free_tokens: &[Token], forced: &Resolution, forced_tokens: &[Token]) -> Verdict {
         if self.accepts(free_tokens, forced, forced_tokens) {
             Verdict::Keep
         } else if self.without_word_limit().accepts(free_tokens, forced, forced_tokens) {
@@ -317,11 +312,7 @@ pub enum Verdict {
 }
 
 /// The daemon's rule: [`Guard::default`] keeps, [`Guard::lenient`] asks first, else rejected.
-pub fn judge_second_pass(
-    free_tokens: &[Token],
-    forced: &Resolution,
-    forced_tokens: &[Token],
-) -> Verdict {
+pub fn judge_second_pass(free_tokens: &[Token], forced: &Resolution, forced_tokens: &[Token]) -> Verdict {
     Guard::default().verdict(free_tokens, forced, forced_tokens)
 }
 
@@ -461,11 +452,10 @@ mod tests {
 
     #[test]
     fn word_probabilities_multiply_tokens_and_skip_punctuation() {
-        let t: Vec<Token> =
-            [(" I", 0.5), ("'d", 0.5), (" like", 0.9), (",", 0.01), (" cap", 0.5), ("puccino", 0.2)]
-                .iter()
-                .map(|&(s, p)| Token::new(s, p))
-                .collect();
+        let t: Vec<Token> = [(" I", 0.5), ("'d", 0.5), (" like", 0.9), (",", 0.01), (" cap", 0.5), ("puccino", 0.2)]
+            .iter()
+            .map(|&(s, p)| Token::new(s, p))
+            .collect();
         let w = word_probabilities(&t);
         assert_eq!(w.len(), 3);
         assert!((w[0] - 0.25).abs() < 1e-6 && (w[1] - 0.9).abs() < 1e-6 && (w[2] - 0.1).abs() < 1e-6, "{w:?}");

@@ -249,7 +249,9 @@ impl WordGraph {
         if top >= MAX_ITEMS {
             return Err(WordGraphError::TooLarge);
         }
-        if let Some((_, _, Label::Word(w))) = edges.iter().find(|(_, _, l)| matches!(l, Label::Word(w) if !Label::is_word(w))) {
+        if let Some((_, _, Label::Word(w))) =
+            edges.iter().find(|(_, _, l)| matches!(l, Label::Word(w) if !Label::is_word(w)))
+        {
             return Err(WordGraphError::BadLabel(w.clone()));
         }
         let mut out: Vec<Vec<(Label, u32)>> = vec![Vec::new(); top + 1];

@@ -20,5 +20,5 @@ pub use frame::PROTOCOL_VERSION;
 pub use messages::{
     Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, SttTimings, TranscribeOptions, Transcript,
 };
-pub use supervisor::{locate_worker, AbortHandle, Supervisor, WorkerConfig};
 pub use sotto_speech::{word_graph, Token, WordGraph, WordGraphError};
+pub use supervisor::{locate_worker, AbortHandle, Supervisor, WorkerConfig};
