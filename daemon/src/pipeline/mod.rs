@@ -194,7 +194,11 @@ impl Shell {
                 signal = signals.next() => match signal {
                     crate::service::ServiceSignal::Reload => self.reload("SIGHUP"),
                     crate::service::ServiceSignal::Terminate => {
-                        tracing::info!("termination requested: shutting down");
+                        if self.dialogue.accepts_audio() {
+                            tracing::info!("termination requested: shutting down");
+                        } else {
+                            tracing::info!("termination requested during a command: abandoning it");
+                        }
                         self.abort_work();
                         self.feed(Input::Shutdown);
                         return Ok(());
