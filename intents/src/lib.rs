@@ -10,6 +10,7 @@ pub mod barista;
 pub mod confirm;
 pub mod error;
 pub mod evaluate;
+pub mod grounding;
 pub mod matcher;
 pub mod numbers;
 pub mod schema;
@@ -160,7 +161,7 @@ impl Intents {
             return Resolution::none(elapsed_ms(start));
         };
         let intent = &self.intents[m.intent];
-        let mut r = self.finish(intent, validate::validate(intent, &m.slots), Resolver::Grammar, m.confidence);
+        let mut r = self.finish(text, intent, validate::validate(intent, &m.slots), Resolver::Grammar, m.confidence);
         r.matched_words = m.matched_words;
         r.elapsed_ms = elapsed_ms(start);
         r
@@ -207,14 +208,24 @@ impl Intents {
         *self.slm_state.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// The one exit of both resolvers: the validated answer for `text` is grounded in its words
+    /// ([`grounding`]) before it can become an action.
     pub(crate) fn finish(
         &self,
+        text: &str,
         intent: &Intent,
         checked: Result<BTreeMap<String, SlotValue>, String>,
         resolver: Resolver,
         confidence: f32,
     ) -> Resolution {
         let mut r = Resolution::none(0.0);
+        let checked = match grounding::check(intent, text, checked, &|w| self.matcher.knows(w)) {
+            grounding::Verdict::Checked(c) => c,
+            grounding::Verdict::NotACommand(why) => {
+                r.rejected_reason = Some(why.to_string());
+                return r;
+            }
+        };
         r.intent = Some(intent.name.clone());
         r.resolver = Some(resolver);
         r.confidence = confidence;

@@ -289,7 +289,7 @@ impl<'a> Utterance<'a> {
         let mut numbers = vec![Vec::new(); n];
         let mut durations = vec![Vec::new(); n];
         for i in 0..n {
-            if !may_start_number(&refs[i]) {
+            if !may_start_number(refs[i]) {
                 continue;
             }
             for j in i + 1..=(i + MAX_SPAN).min(n) {
@@ -366,6 +366,11 @@ impl Matcher {
             }
         }
         Matcher { graphs, vocab, vocab_index, slot_names, enum_values, threshold: DEFAULT_THRESHOLD }
+    }
+
+    /// Whether a word is one of the loaded templates' or synonyms' words.
+    pub fn knows(&self, word: &str) -> bool {
+        self.vocab_index.contains_key(word)
     }
 
     /// Number of graph states over all intents (a size figure for logs).
@@ -507,6 +512,11 @@ impl Matcher {
         let mut text: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
         let mut matched_words = Vec::new();
         let (mut support, mut deletions) = (0, 0);
+        // Whether a word was heard since the last ε edge: an enum value's synonym is the run of
+        // word edges between the ε into its trie and the tagged ε out of it. A synonym whose
+        // words were all dropped was not said, and fills nothing ("set the brightness to 50%"
+        // names no room).
+        let mut run_heard = false;
         for (b, to_pos) in path {
             if b.edge == u32::MAX {
                 continue;
@@ -514,10 +524,16 @@ impl Matcher {
             let e = g.nodes[b.from_state as usize][b.edge as usize];
             let from_pos = b.from_pos as usize;
             if let Tag::EnumValue(slot, value) = e.tag {
-                slots.insert(
-                    names[slot as usize].clone(),
-                    Extracted::Enum(self.enum_values[g.intent][slot as usize][value as usize].clone()),
-                );
+                if run_heard {
+                    slots.insert(
+                        names[slot as usize].clone(),
+                        Extracted::Enum(self.enum_values[g.intent][slot as usize][value as usize].clone()),
+                    );
+                }
+            }
+            match e.kind {
+                EdgeKind::Word(_) => run_heard |= to_pos > from_pos,
+                _ => run_heard = false,
             }
             match e.kind {
                 EdgeKind::Word(w) if to_pos > from_pos => {

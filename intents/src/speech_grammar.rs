@@ -410,6 +410,7 @@ mod tests {
                         templates: vec![t],
                         examples: Vec::new(),
                         confirm: false,
+                        query: false,
                         confirm_when: BTreeMap::new(),
                         action: None,
                     }],

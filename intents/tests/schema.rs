@@ -201,6 +201,6 @@ fn loads_files_and_directories() {
     let empty = tempfile::tempdir().unwrap();
     assert!(matches!(Intents::load(&[empty.path().to_path_buf()]), Err(LoadError::NoDomains(_))));
     let missing = dir.path().join("nope.toml");
-    let err = Intents::load(&[missing.clone()]).err().unwrap().to_string();
+    let err = Intents::load(std::slice::from_ref(&missing)).err().unwrap().to_string();
     assert!(err.contains("nope.toml"), "{err}");
 }

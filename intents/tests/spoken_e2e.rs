@@ -57,10 +57,13 @@ fn s(v: &str) -> SlotValue {
     SlotValue::Str(v.into())
 }
 
+/// Domain, audio, expected intent, expected slots.
+type SpokenCase<'a> = (&'a str, Vec<f32>, &'a str, Vec<(&'a str, SlotValue)>);
+
 #[test]
 fn spoken_commands_of_every_domain_become_validated_intents() {
     let mut stt = stt();
-    let cases: Vec<(&str, Vec<f32>, &str, Vec<(&str, SlotValue)>)> = vec![
+    let cases: Vec<SpokenCase> = vec![
         (
             "vehicle",
             command_audio("pos_jarvis_vehicle_temp.wav"),
