@@ -226,7 +226,8 @@ impl Heard {
     /// declared query) or a negated request.
     pub fn not_a_command(&self, intent: &Intent) -> Option<&'static str> {
         let w: Vec<&str> = self.last_clause.iter().map(String::as_str).skip_while(|w| is_opening(w)).collect();
-        if matches!(w.as_slice(), ["dont" | "never", ..] | ["do", "not", ..]) {
+        let polite = w.iter().position(|w| !matches!(*w, "please" | "just" | "no")).unwrap_or(w.len());
+        if matches!(&w[polite..], ["dont" | "never", ..] | ["do", "not", ..]) {
             return Some("a negated request is not a command");
         }
         if intent.query {
@@ -366,6 +367,48 @@ fn missing_reason(slot: &Slot, heard: &Heard) -> String {
     reason
 }
 
+/// Temperature units in words, for slots whose unit is one of them.
+const TEMPERATURE_UNITS: [(&str, &str); 4] =
+    [("fahrenheit", "°F"), ("celsius", "°C"), ("centigrade", "°C"), ("kelvin", "K")];
+
+/// A part of the request the intent has no slot for, which acting would silently drop: a unit the
+/// slot is not in ("20 fahrenheit" for a °C slot), or a time for an intent that cannot be
+/// scheduled ("turn off the kitchen lights in 10 minutes").
+fn unexpressible(intent: &Intent, heard: &Heard, taken: &[(usize, usize)]) -> Option<String> {
+    let words = heard.words();
+    for slot in &intent.slots {
+        let (SlotKind::Number { unit: Some(unit), .. } | SlotKind::Integer { unit: Some(unit), .. }) = &slot.kind
+        else {
+            continue;
+        };
+        if !TEMPERATURE_UNITS.iter().any(|(_, u)| u == unit) {
+            continue;
+        }
+        if let Some((word, _)) = TEMPERATURE_UNITS.iter().find(|(w, u)| u != unit && words.iter().any(|x| x == w)) {
+            return Some(format!("{} is in {unit}: `{word}` cannot be expressed", slot.name));
+        }
+    }
+    if intent.slots.iter().any(|s| matches!(s.kind, SlotKind::Duration { .. })) {
+        return None;
+    }
+    let free = |a: usize, b: usize| !taken.iter().any(|&(c, d)| a < d && c < b);
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    for i in 0..refs.len() {
+        let timed = match refs[i] {
+            "in" | "for" | "after" | "within" => {
+                (i + 2..=(i + 1 + MAX_SPAN).min(refs.len())).find(|&j| parse_duration(&refs[i + 1..j]).is_some())
+            }
+            "tomorrow" | "oclock" => Some(i + 1),
+            "am" | "pm" if i > 0 && parse_number(&refs[i - 1..i]).is_some() => Some(i + 1),
+            _ => None,
+        };
+        if let Some(j) = timed.filter(|&j| free(i, j)) {
+            return Some(format!("{} cannot be scheduled: `{}` was said", intent.name, refs[i..j].join(" ")));
+        }
+    }
+    None
+}
+
 /// Keeps a validated resolution only if every value was heard (or is the declared default, which
 /// needs no words); otherwise names the first slot that was not.
 pub fn ground(
@@ -379,6 +422,9 @@ pub fn ground(
         .filter_map(|(name, value)| Some(heard.spans_of(intent.slot(name)?, value, in_vocabulary)))
         .flatten()
         .collect();
+    if let Some(reason) = unexpressible(intent, heard, &taken) {
+        return Err(reason);
+    }
     for (name, value) in &slots {
         let Some(slot) = intent.slot(name) else { continue };
         let heard_value = heard.evidences(slot, value, in_vocabulary);

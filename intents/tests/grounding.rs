@@ -77,6 +77,20 @@ fn a_value_the_schema_cannot_express_is_refused_with_the_reason() {
 }
 
 #[test]
+fn what_the_schema_has_no_slot_for_is_not_dropped() {
+    let all = Intents::shipped();
+    // No slot for a delay: acting now would not be what was asked.
+    not_served(&all.parse("switch off the bedroom lamp in twenty minutes"), "cannot be scheduled");
+    not_served(&all.parse("lock the back door at 11 pm"), "cannot be scheduled");
+    // A temperature in another unit than the slot's.
+    not_served(&all.parse("set the thermostat to 25 fahrenheit"), "fahrenheit");
+    served(&all.parse("set the thermostat to 25 celsius"), "thermostat.set", &[("temperature", SlotValue::Num(25.0))]);
+    // A time inside free text is part of the text.
+    let r = all.parse("note for press two die changed in 20 minutes flat");
+    served(&r, "note.log", &[("machine", s("press_2")), ("note", s("die changed in 20 minutes flat"))]);
+}
+
+#[test]
 fn fractions_and_mixed_numbers_are_read_as_said() {
     let h = home();
     served(&h.parse("start a timer for 1/2 an hour"), "timer.start", &[("duration_s", SlotValue::Int(1800))]);
@@ -129,8 +143,10 @@ fn questions_about_state_are_not_commands() {
 
 #[test]
 fn a_negated_request_is_not_a_command() {
-    let r = Intents::shipped().parse("don't turn off the kitchen lights");
-    assert!(r.intent.is_none() && !r.accepted(), "{r:?}");
+    for text in ["don't turn off the kitchen lights", "please do not unlock the front door"] {
+        let r = Intents::shipped().parse(text);
+        assert!(r.intent.is_none() && !r.accepted(), "{text}: {r:?}");
+    }
 }
 
 #[test]
