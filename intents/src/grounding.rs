@@ -243,6 +243,14 @@ impl Heard {
     }
 }
 
+/// The last clause of a transcript of several ("I'm off to bed, lights out in the lounge" →
+/// "lights out in the lounge"): people preface a request with why they make it, and the grammar
+/// may match the request alone when the whole does not fit a template.
+pub fn last_clause(transcript: &str) -> Option<&str> {
+    let parts: Vec<&str> = clauses(transcript).into_iter().filter(|c| !tokenize(c).is_empty()).collect();
+    (parts.len() > 1).then(|| parts[parts.len() - 1])
+}
+
 /// The transcript cut where punctuation ends a clause (not inside "21.5" or "1,000").
 fn clauses(transcript: &str) -> Vec<&str> {
     let mut out = Vec::new();

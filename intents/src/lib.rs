@@ -157,7 +157,8 @@ impl Intents {
     /// The grammar resolver alone.
     pub fn parse(&self, text: &str) -> Resolution {
         let start = Instant::now();
-        let Some(m) = self.matcher.best(text) else {
+        let clause = || grounding::last_clause(text).and_then(|c| self.matcher.best(c));
+        let Some(m) = self.matcher.best(text).or_else(clause) else {
             return Resolution::none(elapsed_ms(start));
         };
         let intent = &self.intents[m.intent];

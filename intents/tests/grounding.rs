@@ -162,6 +162,18 @@ fn plain_words_people_use_are_understood() {
 }
 
 #[test]
+fn a_request_after_a_preamble_is_understood() {
+    let all = Intents::shipped();
+    let r = all.parse("we're watching a film now, so lights out in the lounge please");
+    served(&r, "light.set", &[("room", s("living_room")), ("state", s("off"))]);
+    let r = all.parse("the eggs take eight minutes. start a timer for eight minutes");
+    served(&r, "timer.start", &[("duration_s", SlotValue::Int(480))]);
+    // The preamble still counts for grounding: another room said there refuses.
+    let r = all.parse("I'm in the kitchen, turn off the lights in the bedroom");
+    not_served(&r, "both");
+}
+
+#[test]
 fn defaults_need_no_words_and_free_text_is_copied() {
     let v = Intents::shipped_domains(&["vehicle"]).unwrap();
     let r = v.parse("set the temperature to 20 degrees");
