@@ -74,6 +74,8 @@ fn a_value_the_schema_cannot_express_is_refused_with_the_reason() {
     // "entire" sounds a little like "entrance" (a hallway synonym), but it is a word of its own.
     let r = Intents::shipped().parse("switch on the lights in the entire place");
     assert!(!r.accepted(), "{r:?}");
+    // Nor is "oven" the office: a near sound of a real word is that word.
+    assert!(!Intents::shipped().parse("turn off the oven").accepted());
 }
 
 #[test]
