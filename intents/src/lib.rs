@@ -157,14 +157,26 @@ impl Intents {
     /// The grammar resolver alone.
     pub fn parse(&self, text: &str) -> Resolution {
         let start = Instant::now();
-        let clause = || grounding::last_clause(text).and_then(|c| self.matcher.best(c));
-        let Some(m) = self.matcher.best(text).or_else(clause) else {
+        let clause = || grounding::last_clause(text).and_then(|c| Some((c, self.matcher.best(c)?)));
+        let Some((matched, m)) = self.matcher.best(text).map(|m| (text, m)).or_else(clause) else {
             return Resolution::none(elapsed_ms(start));
         };
+        let (best, cost) = (m.intent, m.cost);
+        let mut r = self.serve(text, m);
+        if r.intent.is_some() && !r.accepted() {
+            // A refused best match may have a close runner-up that is served: "turn the heating up
+            // to 21" is no seat-heating level but a thermostat setting.
+            let alternatives = self.matcher.runners_up(matched, best, cost).into_iter();
+            r = alternatives.map(|m| self.serve(text, m)).find(Resolution::accepted).unwrap_or(r);
+        }
+        r.elapsed_ms = elapsed_ms(start);
+        r
+    }
+
+    fn serve(&self, text: &str, m: matcher::GrammarMatch) -> Resolution {
         let intent = &self.intents[m.intent];
         let mut r = self.finish(text, intent, validate::validate(intent, &m.slots), Resolver::Grammar, m.confidence);
         r.matched_words = m.matched_words;
-        r.elapsed_ms = elapsed_ms(start);
         r
     }
 

@@ -27,6 +27,9 @@ const TEXT_WORD_COST: f32 = 0.05;
 /// Minimum confidence of a grammar match. On the shipped test set with all four domains loaded,
 /// in-domain lines score at least 0.81 and out-of-domain lines at most 0.68.
 pub const DEFAULT_THRESHOLD: f32 = 0.75;
+/// How much dearer than a refused best match another intent's match may be and still be tried:
+/// half a word, a near tie between domains that share words ("heating" of a seat or a house).
+const RUNNER_UP_MARGIN: f32 = 0.5;
 /// A substitution this cheap counts as clearly heard.
 const STRONG_MATCH: f32 = 0.25;
 /// Longest number or duration phrase considered.
@@ -400,6 +403,16 @@ impl Matcher {
             }
         }
         best
+    }
+
+    /// Other intents' matches that reach the threshold within [`RUNNER_UP_MARGIN`] of the best
+    /// one's `cost`, best first: readings to try when the best one is refused.
+    pub fn runners_up(&self, text: &str, best: usize, cost: f32) -> Vec<GrammarMatch> {
+        self.ranked(text)
+            .into_iter()
+            .filter(|m| m.intent != best && m.confidence >= self.threshold && m.well_supported())
+            .filter(|m| m.cost <= cost + RUNNER_UP_MARGIN)
+            .collect()
     }
 
     /// Every intent's best match, best first.

@@ -180,6 +180,15 @@ fn a_request_after_a_preamble_is_understood() {
 }
 
 #[test]
+fn a_refused_reading_gives_way_to_a_close_one_that_is_served() {
+    // Seat heating (0..3) and the house thermostat both have "heating": 22 only fits the thermostat.
+    let r = Intents::shipped().parse("turn the heating up to 22");
+    served(&r, "thermostat.set", &[("temperature", SlotValue::Num(22.0))]);
+    // Nothing close is served: the refusal stays.
+    refused(&Intents::shipped().parse("dim the lights to 40 percent"), "which room?");
+}
+
+#[test]
 fn defaults_need_no_words_and_free_text_is_copied() {
     let v = Intents::shipped_domains(&["vehicle"]).unwrap();
     let r = v.parse("set the temperature to 20 degrees");
