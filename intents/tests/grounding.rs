@@ -165,6 +165,7 @@ fn plain_words_people_use_are_understood() {
     served(&h.parse("turn the volume in the kitchen up to 65"), "media.volume", &[("level", SlotValue::Int(65))]);
     let f = Intents::shipped_domains(&["factory"]).unwrap();
     served(&f.parse("bring press one back online"), "machine.start", &[("machine", s("press_1"))]);
+    served(&f.parse("halt the number two press"), "machine.stop", &[("machine", s("press_2"))]);
 }
 
 #[test]
