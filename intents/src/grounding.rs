@@ -8,10 +8,14 @@
 //! - free text by a span of the transcript, word for word;
 //! - anything else only when it is the default the schema declares.
 //!
-//! Requests that are not commands are no intent at all: questions about state ("is the door
-//! locked?", "did I leave the light on") unless the intent is a declared query, and negated
-//! requests ("don't turn off the lights"). Polite requests ("can you turn the lights on?") are
-//! commands.
+//! A required value nobody said is asked for ("which room?"); another value of the same slot said
+//! too ("the kitchen and the bedroom"), or a part of the request no slot can hold (a delay, another
+//! temperature unit, "all the lights in the house"), refuses rather than serving part of it.
+//!
+//! Words that are no command give no intent at all: questions about state ("is the door
+//! locked?", "did I leave the light on") unless the intent is a declared query, statements ("the
+//! front door is open") and negated requests ("don't turn off the lights"). Polite requests ("can
+//! you turn the lights on?") are commands.
 //!
 //! Works on the transcript alone, so the language model's answers are checked exactly like the
 //! grammar's, in [`crate::Intents`]' one exit.
@@ -308,8 +312,7 @@ pub fn is_question(w: &[&str]) -> bool {
     let second = w.get(1).copied().unwrap_or("");
     let third = w.get(2).copied().unwrap_or("");
     // "is it possible to…", "would it be possible to…", "do you mind…": requests in question form.
-    let polite =
-        w.windows(2).any(|p| p == ["possible", "to"]) || matches!((first, second), ("do", "you") if third == "mind");
+    let polite = w.contains(&"possible") || matches!((first, second), ("do", "you") if third == "mind");
     if polite {
         return false;
     }
