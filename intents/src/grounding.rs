@@ -33,9 +33,14 @@ const MAX_SPAN: usize = 8;
 /// Mean substitution cost over a synonym's content words above which the words heard are another
 /// word rather than a mishearing of it. The matcher forgives up to 0.5 per word to find the
 /// intent; a value needs better: "dark rose" for "dark roast" averages 0.2 and "ice" for "iced"
-/// is 0.25, while "entire" for "entrance" (0.5) and "oven" for "office" (0.4, a near sound) are
-/// other words.
+/// is 0.25, while "entire" for "entrance" (0.5) is another word.
 const MAX_MEAN_MISHEARING: f32 = 0.3;
+/// A near sound (0.4: "much" for "mocha", "a mercano" for "americano") is a mishearing only where
+/// the rest of the sentence was heard as a template says it ([`IN_CONTEXT_FIT`]): "get me a single
+/// shot, much with almond milk" is an order, "turn off the oven" (0.75) no room.
+const MAX_MEAN_MISHEARING_IN_CONTEXT: f32 = 0.4;
+/// Grammar match confidence from which the words around a value vouch for a near sound.
+const IN_CONTEXT_FIT: f32 = 0.9;
 /// Another value of the same slot counts as said only when heard this clearly (exactly, or a
 /// word of the same sound): a doubtful rival should not block a clear answer.
 const MAX_MEAN_RIVAL: f32 = 0.2;
@@ -47,6 +52,8 @@ pub struct Heard {
     /// The words of the last clause (after the last , ; . ! ? : that ends one): what the speaker
     /// ends with is what they ask ("I'm off to bed, lights out").
     last_clause: Vec<String>,
+    /// How far a heard value may be from a synonym on average (see [`MAX_MEAN_MISHEARING`]).
+    max_mishearing: f32,
 }
 
 impl Heard {
@@ -55,7 +62,15 @@ impl Heard {
         words.truncate(crate::matcher::MAX_WORDS);
         let keys = words.iter().map(|w| phonetic_key(w)).collect();
         let last_clause = clauses(transcript).into_iter().map(tokenize).rfind(|c| !c.is_empty()).unwrap_or_default();
-        Heard { words, keys, last_clause }
+        Heard { words, keys, last_clause, max_mishearing: MAX_MEAN_MISHEARING }
+    }
+
+    /// `template_fit`: the grammar's match confidence, when a template matched the words.
+    pub fn in_context(mut self, template_fit: Option<f32>) -> Self {
+        if template_fit.is_some_and(|fit| fit >= IN_CONTEXT_FIT) {
+            self.max_mishearing = MAX_MEAN_MISHEARING_IN_CONTEXT;
+        }
+        self
     }
 
     pub fn words(&self) -> &[String] {
@@ -205,7 +220,7 @@ impl Heard {
             (SlotKind::Enum(values), SlotValue::Str(v)) => values
                 .iter()
                 .filter(|x| x.canonical == *v)
-                .flat_map(|x| self.value_said(x, MAX_MEAN_MISHEARING, in_vocabulary))
+                .flat_map(|x| self.value_said(x, self.max_mishearing, in_vocabulary))
                 .collect(),
             (SlotKind::Text { .. }, SlotValue::Str(t)) => self.text_at(t).into_iter().collect(),
             _ => Vec::new(),
@@ -471,14 +486,16 @@ pub enum Verdict {
 }
 
 /// Grounds a validated answer (`checked`) for `intent` in `transcript`. `in_vocabulary` says
-/// whether a word is one of the loaded domains' words.
+/// whether a word is one of the loaded domains' words; `template_fit` is the grammar's match
+/// confidence (None for the language model, whose words are not matched to a template).
 pub fn check(
     intent: &Intent,
     transcript: &str,
     checked: Result<BTreeMap<String, SlotValue>, String>,
     in_vocabulary: &dyn Fn(&str) -> bool,
+    template_fit: Option<f32>,
 ) -> Verdict {
-    let heard = Heard::new(transcript);
+    let heard = Heard::new(transcript).in_context(template_fit);
     if let Some(why) = heard.not_a_command(intent) {
         return Verdict::NotACommand(why);
     }

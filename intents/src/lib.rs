@@ -232,7 +232,8 @@ impl Intents {
         confidence: f32,
     ) -> Resolution {
         let mut r = Resolution::none(0.0);
-        let checked = match grounding::check(intent, text, checked, &|w| self.matcher.knows(w)) {
+        let fit = (resolver == Resolver::Grammar).then_some(confidence);
+        let checked = match grounding::check(intent, text, checked, &|w| self.matcher.knows(w), fit) {
             grounding::Verdict::Checked(c) => c,
             grounding::Verdict::NotACommand(why) => {
                 r.rejected_reason = Some(why.to_string());
