@@ -3,7 +3,7 @@
 //! `cargo run --release -p sotto-intents --example evaluate [-- --verbose]`
 use std::path::Path;
 
-use sotto_intents::evaluate::{percentile, shipped_testset, Score};
+use sotto_intents::evaluate::{held_out_sets, percentile, shipped_testset, Score};
 
 fn main() {
     let verbose = std::env::args().any(|a| a == "--verbose" || a == "-v");
@@ -53,18 +53,32 @@ fn main() {
         return;
     }
     let results = shipped_testset(&dir).unwrap_or_else(|e| panic!("cannot run the test set: {e}"));
+    let held_out = held_out_sets(&dir).unwrap_or_else(|e| panic!("cannot run the held-out sets: {e}"));
     let mut total = Score::default();
-    println!("{:<15} {:>6} {:>8} {:>9} {:>14}", "set", "cases", "exact %", "null→int", "p50/p99 ms");
-    for (name, s) in results {
+    let row = |name: &str, s: &Score| {
         println!(
-            "{:<15} {:>6} {:>8.1} {:>9} {:>7.3}/{:.3}",
+            "{:<15} {:>6} {:>8.1} {:>7} {:>7} {:>9} {:>7.3}/{:.3}",
             name,
             s.cases,
             s.accuracy(),
+            s.wrong_actions,
+            s.misses,
             format!("{}/{}", s.false_intents, s.null_cases),
             percentile(&s.latencies_ms, 0.5),
             percentile(&s.latencies_ms, 0.99)
-        );
+        )
+    };
+    println!(
+        "{:<15} {:>6} {:>8} {:>7} {:>7} {:>9} {:>14}",
+        "set", "cases", "exact %", "wrong", "missed", "null→int", "p50/p99 ms"
+    );
+    let shipped = results.len();
+    for (k, (name, s)) in results.into_iter().chain(held_out).enumerate() {
+        if k == shipped {
+            row("all (shipped)", &total);
+            println!("held out, all four domains loaded (not part of the goal):");
+        }
+        row(&name, &s);
         if verbose {
             for (case, r) in &s.failures {
                 println!(
@@ -76,15 +90,8 @@ fn main() {
                 );
             }
         }
-        total.add(s);
+        if k < shipped {
+            total.add(s);
+        }
     }
-    println!(
-        "{:<15} {:>6} {:>8.1} {:>9} {:>7.3}/{:.3}",
-        "all",
-        total.cases,
-        total.accuracy(),
-        format!("{}/{}", total.false_intents, total.null_cases),
-        percentile(&total.latencies_ms, 0.5),
-        percentile(&total.latencies_ms, 0.99)
-    );
 }

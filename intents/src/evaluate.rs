@@ -58,6 +58,11 @@ pub struct Score {
     /// Lines expected to give no intent that gave one.
     pub false_intents: usize,
     pub null_cases: usize,
+    /// Wrong answers that would act: an accepted intent that is not the expected one, or whose
+    /// slots differ, or any action where none (or a refusal) was expected.
+    pub wrong_actions: usize,
+    /// Wrong answers that do not act: nothing understood, or refused where an action was expected.
+    pub misses: usize,
     pub failures: Vec<(Case, Resolution)>,
     pub latencies_ms: Vec<f64>,
 }
@@ -75,15 +80,23 @@ impl Score {
         self.correct += other.correct;
         self.false_intents += other.false_intents;
         self.null_cases += other.null_cases;
+        self.wrong_actions += other.wrong_actions;
+        self.misses += other.misses;
         self.failures.extend(other.failures);
         self.latencies_ms.extend(other.latencies_ms);
     }
 }
 
+/// The grammar resolver on `cases`.
 pub fn score(intents: &Intents, cases: &[Case]) -> Score {
+    score_with(cases, |text| intents.parse(text))
+}
+
+/// Any resolver on `cases` (the cascade with a language model, for one).
+pub fn score_with(cases: &[Case], mut resolve: impl FnMut(&str) -> Resolution) -> Score {
     let mut s = Score::default();
     for case in cases {
-        let r = intents.parse(&case.text);
+        let r = resolve(&case.text);
         s.cases += 1;
         s.latencies_ms.push(r.elapsed_ms);
         if case.intent.is_none() {
@@ -95,6 +108,11 @@ pub fn score(intents: &Intents, cases: &[Case]) -> Score {
         if is_correct(case, &r) {
             s.correct += 1;
         } else {
+            if r.accepted() {
+                s.wrong_actions += 1;
+            } else {
+                s.misses += 1;
+            }
             s.failures.push((case.clone(), r));
         }
     }
@@ -113,6 +131,19 @@ pub fn shipped_testset(dir: &Path) -> Result<Vec<(String, Score)>, String> {
     let all = Intents::shipped();
     let cases = read_cases(&dir.join("out_of_domain.jsonl"))?;
     out.push(("out_of_domain".to_string(), score(&all, &cases)));
+    Ok(out)
+}
+
+/// Sets that are scored with all four domains loaded, as the daemon's default config loads them:
+/// `paraphrase.jsonl` (the language model's held-out set) and `natural.jsonl` (requests in users'
+/// own words, questions and requests the schema cannot express). Not part of the 95% goal.
+pub fn held_out_sets(dir: &Path) -> Result<Vec<(String, Score)>, String> {
+    let all = Intents::shipped();
+    let mut out = Vec::new();
+    for name in ["paraphrase", "natural"] {
+        let cases = read_cases(&dir.join(format!("{name}.jsonl")))?;
+        out.push((name.to_string(), score(&all, &cases)));
+    }
     Ok(out)
 }
 

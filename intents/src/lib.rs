@@ -10,6 +10,7 @@ pub mod barista;
 pub mod confirm;
 pub mod error;
 pub mod evaluate;
+pub mod grounding;
 pub mod matcher;
 pub mod numbers;
 pub mod responses;
@@ -157,13 +158,26 @@ impl Intents {
     /// The grammar resolver alone.
     pub fn parse(&self, text: &str) -> Resolution {
         let start = Instant::now();
-        let Some(m) = self.matcher.best(text) else {
+        let clause = || grounding::last_clause(text).and_then(|c| Some((c, self.matcher.best(c)?)));
+        let Some((matched, m)) = self.matcher.best(text).map(|m| (text, m)).or_else(clause) else {
             return Resolution::none(elapsed_ms(start));
         };
-        let intent = &self.intents[m.intent];
-        let mut r = self.finish(intent, validate::validate(intent, &m.slots), Resolver::Grammar, m.confidence);
-        r.matched_words = m.matched_words;
+        let (best, cost) = (m.intent, m.cost);
+        let mut r = self.serve(text, m);
+        if r.intent.is_some() && !r.accepted() {
+            // A refused best match may have a close runner-up that is served: "turn the heating up
+            // to 21" is no seat-heating level but a thermostat setting.
+            let alternatives = self.matcher.runners_up(matched, best, cost).into_iter();
+            r = alternatives.map(|m| self.serve(text, m)).find(Resolution::accepted).unwrap_or(r);
+        }
         r.elapsed_ms = elapsed_ms(start);
+        r
+    }
+
+    fn serve(&self, text: &str, m: matcher::GrammarMatch) -> Resolution {
+        let intent = &self.intents[m.intent];
+        let mut r = self.finish(text, intent, validate::validate(intent, &m.slots), Resolver::Grammar, m.confidence);
+        r.matched_words = m.matched_words;
         r
     }
 
@@ -208,14 +222,25 @@ impl Intents {
         *self.slm_state.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
+    /// The one exit of both resolvers: the validated answer for `text` is grounded in its words
+    /// ([`grounding`]) before it can become an action.
     pub(crate) fn finish(
         &self,
+        text: &str,
         intent: &Intent,
         checked: Result<BTreeMap<String, SlotValue>, String>,
         resolver: Resolver,
         confidence: f32,
     ) -> Resolution {
         let mut r = Resolution::none(0.0);
+        let fit = (resolver == Resolver::Grammar).then_some(confidence);
+        let checked = match grounding::check(intent, text, checked, &|w| self.matcher.knows(w), fit) {
+            grounding::Verdict::Checked(c) => c,
+            grounding::Verdict::NotACommand(why) => {
+                r.rejected_reason = Some(why.to_string());
+                return r;
+            }
+        };
         r.intent = Some(intent.name.clone());
         r.resolver = Some(resolver);
         r.confidence = confidence;

@@ -27,6 +27,9 @@ const TEXT_WORD_COST: f32 = 0.05;
 /// Minimum confidence of a grammar match. On the shipped test set with all four domains loaded,
 /// in-domain lines score at least 0.81 and out-of-domain lines at most 0.68.
 pub const DEFAULT_THRESHOLD: f32 = 0.75;
+/// How much dearer than a refused best match another intent's match may be and still be tried:
+/// half a word, a near tie between domains that share words ("heating" of a seat or a house).
+const RUNNER_UP_MARGIN: f32 = 0.5;
 /// A substitution this cheap counts as clearly heard.
 const STRONG_MATCH: f32 = 0.25;
 /// Longest number or duration phrase considered.
@@ -368,6 +371,11 @@ impl Matcher {
         Matcher { graphs, vocab, vocab_index, slot_names, enum_values, threshold: DEFAULT_THRESHOLD }
     }
 
+    /// Whether a word is one of the loaded templates' or synonyms' words.
+    pub fn knows(&self, word: &str) -> bool {
+        self.vocab_index.contains_key(word)
+    }
+
     /// Number of graph states over all intents (a size figure for logs).
     pub fn states(&self) -> usize {
         self.graphs.iter().map(|g| g.nodes.len()).sum()
@@ -395,6 +403,16 @@ impl Matcher {
             }
         }
         best
+    }
+
+    /// Other intents' matches that reach the threshold within [`RUNNER_UP_MARGIN`] of the best
+    /// one's `cost`, best first: readings to try when the best one is refused.
+    pub fn runners_up(&self, text: &str, best: usize, cost: f32) -> Vec<GrammarMatch> {
+        self.ranked(text)
+            .into_iter()
+            .filter(|m| m.intent != best && m.confidence >= self.threshold && m.well_supported())
+            .filter(|m| m.cost <= cost + RUNNER_UP_MARGIN)
+            .collect()
     }
 
     /// Every intent's best match, best first.
@@ -507,6 +525,11 @@ impl Matcher {
         let mut text: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
         let mut matched_words = Vec::new();
         let (mut support, mut deletions) = (0, 0);
+        // Whether a word was heard since the last ε edge: an enum value's synonym is the run of
+        // word edges between the ε into its trie and the tagged ε out of it. A synonym whose
+        // words were all dropped was not said, and fills nothing ("set the brightness to 50%"
+        // names no room).
+        let mut run_heard = false;
         for (b, to_pos) in path {
             if b.edge == u32::MAX {
                 continue;
@@ -514,10 +537,16 @@ impl Matcher {
             let e = g.nodes[b.from_state as usize][b.edge as usize];
             let from_pos = b.from_pos as usize;
             if let Tag::EnumValue(slot, value) = e.tag {
-                slots.insert(
-                    names[slot as usize].clone(),
-                    Extracted::Enum(self.enum_values[g.intent][slot as usize][value as usize].clone()),
-                );
+                if run_heard {
+                    slots.insert(
+                        names[slot as usize].clone(),
+                        Extracted::Enum(self.enum_values[g.intent][slot as usize][value as usize].clone()),
+                    );
+                }
+            }
+            match e.kind {
+                EdgeKind::Word(_) => run_heard |= to_pos > from_pos,
+                _ => run_heard = false,
             }
             match e.kind {
                 EdgeKind::Word(w) if to_pos > from_pos => {

@@ -3,7 +3,9 @@
 //! Every parser consumes the whole span it is given or fails, so the matcher can try spans.
 
 /// A parsed number; `fraction_only` marks bare fractions ("half", "a quarter") that mean a share
-/// of the whole when the slot is a percentage ("half" → 50).
+/// of the whole when the slot is a percentage ("half" → 50). "max"/"full" parse as +∞ and
+/// "minimum"/"lowest" as −∞: validation turns them into the slot's bound, or refuses them for a
+/// slot without one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SpokenNumber {
     pub value: f64,
@@ -64,7 +66,18 @@ fn is_number_word(w: &str) -> bool {
 pub fn may_start_number(w: &str) -> bool {
     is_number_word(w)
         || w.as_bytes().first().is_some_and(|b| b.is_ascii_digit())
-        || matches!(w, "a" | "an" | "half" | "quarter" | "minus" | "negative")
+        || matches!(w, "a" | "an" | "half" | "quarter" | "third" | "minus" | "negative")
+        || extreme(w).is_some()
+}
+
+/// The ends of a range said in words: "max", "full", "minimum". ("min" is left out: it is
+/// "minutes" as often.)
+fn extreme(w: &str) -> Option<f64> {
+    match w {
+        "max" | "maximum" | "full" | "highest" => Some(f64::INFINITY),
+        "minimum" | "lowest" => Some(f64::NEG_INFINITY),
+        _ => None,
+    }
 }
 
 /// Cardinal in words or digits: "twenty one", "one hundred and five", "a hundred", "21".
@@ -140,6 +153,8 @@ fn fraction(words: &[&str]) -> Option<f64> {
         ["half"] | ["a", "half"] | ["one", "half"] => Some(0.5),
         ["quarter"] | ["a", "quarter"] | ["one", "quarter"] => Some(0.25),
         ["three", "quarters"] | ["three", "quarter"] => Some(0.75),
+        ["third"] | ["a", "third"] | ["one", "third"] => Some(1.0 / 3.0),
+        ["two", "thirds"] => Some(2.0 / 3.0),
         _ => None,
     }
 }
@@ -156,6 +171,11 @@ pub fn parse_number(words: &[&str]) -> Option<SpokenNumber> {
     }
     if let Some(f) = fraction(words) {
         return Some(SpokenNumber { value: f, fraction_only: true });
+    }
+    if let [w] = words {
+        if let Some(value) = extreme(w) {
+            return Some(SpokenNumber { value, fraction_only: false });
+        }
     }
     if words.len() == 1 {
         let w = words[0];
@@ -207,6 +227,8 @@ fn parse_component(words: &[&str]) -> Option<f64> {
             return Some(unit_seconds(unit)? / 4.0)
         }
         ["quarter", "hour"] | ["a", "quarter", "hour"] => return Some(900.0),
+        // "three quarters of an hour", "a third of a minute"
+        [share @ .., "of", "an" | "a", unit] => return Some(unit_seconds(unit)? * fraction(share)?),
         ["half", "hour"] | ["a", "half", "hour"] => return Some(1800.0),
         _ => {}
     }
@@ -220,7 +242,8 @@ fn parse_component(words: &[&str]) -> Option<f64> {
         ["a" | "an"] => 1.0,
         _ => parse_number(amount)?.value,
     };
-    Some(amount * unit)
+    // "max minutes" is no duration.
+    Some(amount * unit).filter(|s| s.is_finite())
 }
 
 /// Durations in seconds: "an hour and fifteen minutes" → 4500, "90 seconds", "one and a half hours",
@@ -278,6 +301,9 @@ mod tests {
         assert_eq!(num("half"), Some(0.5));
         assert!(parse_number(&["half"]).unwrap().fraction_only);
         assert!(!parse_number(&["fifty"]).unwrap().fraction_only);
+        assert_eq!(num("max"), Some(f64::INFINITY));
+        assert_eq!(num("minimum"), Some(f64::NEG_INFINITY));
+        assert_eq!(num("max five"), None);
     }
 
     #[test]
@@ -302,7 +328,10 @@ mod tests {
         assert_eq!(dur("1 hour 15 minutes"), Some(4500.0));
         assert_eq!(dur("two minutes and thirty seconds"), Some(150.0));
         assert_eq!(dur("a quarter of an hour"), Some(900.0));
+        assert_eq!(dur("three quarters of an hour"), Some(2700.0));
         assert_eq!(dur("five"), None);
+        assert_eq!(dur("max minutes"), None);
+        assert_eq!(dur("ten minute"), Some(600.0));
         assert_eq!(dur("minutes"), None);
     }
 }

@@ -41,6 +41,10 @@ struct RawIntent {
     examples: Vec<String>,
     #[serde(default)]
     confirm: bool,
+    /// The intent answers a question ("is press one running?", "where is the nearest charger?"):
+    /// only such intents may be resolved from a question (see [`crate::grounding`]).
+    #[serde(default)]
+    query: bool,
     /// Confirmation only when these slots have these values (e.g. unlocking, not locking).
     #[serde(default)]
     confirm_when: BTreeMap<String, String>,
@@ -165,6 +169,8 @@ pub struct Intent {
     pub templates: Vec<Expr>,
     pub examples: Vec<String>,
     pub confirm: bool,
+    /// Questions may resolve to it (it reports, it does not change anything).
+    pub query: bool,
     pub confirm_when: BTreeMap<String, String>,
     pub action: Option<Action>,
     /// Spoken response templates (see [`crate::responses`]).
@@ -427,6 +433,7 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Do
             templates,
             examples: ri.examples,
             confirm: ri.confirm,
+            query: ri.query,
             confirm_when: ri.confirm_when,
             action,
             say: ri.say,

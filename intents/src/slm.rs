@@ -381,5 +381,5 @@ pub fn resolve_with(
     let checked = parse_arguments(intent, &generated)
         .map_err(|e| e.to_string())
         .and_then(|found| crate::validate::validate(intent, &found));
-    Ok(intents.finish(intent, checked, Resolver::Slm, p))
+    Ok(intents.finish(text, intent, checked, Resolver::Slm, p))
 }

@@ -195,9 +195,12 @@ pub const RECHECK_BELOW: f32 = 0.95;
 
 /// Whether the free transcript's resolution warrants a grammar-constrained second pass: nothing
 /// understood, a value refused, or a weak match. Never for an empty transcript: when Whisper
-/// heard no words, any forced sentence would be invented.
+/// heard no words, any forced sentence would be invented; nor for words understood as no command
+/// (a question, a negated request: no intent, with a reason), which a forced reading would turn
+/// into one ("is the front door locked" → "the front door locked").
 pub fn wants_second_pass(free_text: &str, free: &Resolution) -> bool {
-    !free_text.trim().is_empty() && (!free.accepted() || free.confidence < RECHECK_BELOW)
+    let not_a_command = free.intent.is_none() && free.rejected_reason.is_some();
+    !free_text.trim().is_empty() && !not_a_command && (!free.accepted() || free.confidence < RECHECK_BELOW)
 }
 
 /// Mean natural-log probability per token, from a transcript's `(piece, probability)` tokens.
@@ -423,6 +426,7 @@ mod tests {
                         templates: vec![t],
                         examples: Vec::new(),
                         confirm: false,
+                        query: false,
                         confirm_when: BTreeMap::new(),
                         action: None,
                         say: None,

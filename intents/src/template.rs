@@ -49,6 +49,16 @@ impl Expr {
         }
     }
 
+    /// Literal words, rules not expanded and slots left out.
+    pub fn words(&self, out: &mut Vec<String>) {
+        match self {
+            Expr::Word(w) => out.push(w.clone()),
+            Expr::Slot(_) | Expr::Rule(_) => {}
+            Expr::Seq(v) | Expr::Alt(v) | Expr::Perm(v) => v.iter().for_each(|e| e.words(out)),
+            Expr::Opt(e) => e.words(out),
+        }
+    }
+
     pub fn rules(&self, out: &mut Vec<String>) {
         match self {
             Expr::Rule(s) => out.push(s.clone()),

@@ -2,7 +2,8 @@
 //! uses to forgive speech-recognition errors.
 
 /// Lower-cases, turns symbols that ASR emits into words, drops punctuation and apostrophes, splits
-/// digits from letters ("12oz" → "12 oz") and hyphenated words, keeps decimal points inside numbers.
+/// digits from letters ("12oz" → "12 oz") and hyphenated words, keeps decimal points inside numbers,
+/// writes the fractions people say as words ("1/2 an hour" → "half an hour").
 pub fn tokenize(text: &str) -> Vec<String> {
     let mut cleaned = String::with_capacity(text.len() + 8);
     let chars: Vec<char> = text.chars().collect();
@@ -20,6 +21,7 @@ pub fn tokenize(text: &str) -> Vec<String> {
                     cleaned.push('.')
                 }
             }
+            '/' if prev.is_ascii_digit() && next.is_ascii_digit() => cleaned.push('/'),
             '\'' | '’' => {}
             c if c.is_alphanumeric() => {
                 let boundary =
@@ -40,9 +42,25 @@ pub fn tokenize(text: &str) -> Vec<String> {
             continue;
         }
         after_degrees = w == "degrees";
-        words.push(w.to_string());
+        match spoken_fraction(w) {
+            Some(spoken) => words.extend(spoken.split(' ').map(str::to_string)),
+            // Any other "a/b" (a date, a ratio) stays two numbers, as before fractions were read.
+            None => words.extend(w.split('/').map(str::to_string)),
+        }
     }
     words
+}
+
+/// The written fractions people say as words.
+fn spoken_fraction(w: &str) -> Option<&'static str> {
+    Some(match w {
+        "1/2" => "half",
+        "1/4" => "quarter",
+        "3/4" => "three quarters",
+        "1/3" => "third",
+        "2/3" => "two thirds",
+        _ => return None,
+    })
 }
 
 /// A coarse consonant skeleton: words that sound alike ("mocker"/"mocha", "for"/"four") share it.
@@ -248,6 +266,8 @@ mod tests {
         assert_eq!(tokenize("Volume 70%"), ["volume", "70", "percent"]);
         assert_eq!(tokenize("I'd like a twelve-ounce"), ["id", "like", "a", "twelve", "ounce"]);
         assert_eq!(tokenize("1,000 things."), ["1000", "things"]);
+        assert_eq!(tokenize("1 and a 1/2 hours"), ["1", "and", "a", "half", "hours"]);
+        assert_eq!(tokenize("3/4 full, 12/25"), ["three", "quarters", "full", "12", "25"]);
     }
 
     #[test]

@@ -202,7 +202,9 @@ impl<'a> Understander<'a> {
         reason: Option<String>,
     ) -> Understanding {
         let decision = match (&resolution.intent, &resolution.rejected_reason) {
-            (None, _) => Decision::NotRecognized { reason },
+            // Grounding refuses some transcripts without naming an intent (a question, a
+            // statement): its reason is the answer's.
+            (None, why) => Decision::NotRecognized { reason: reason.or_else(|| why.clone()) },
             (Some(intent), Some(why)) => Decision::NotRecognized { reason: Some(format!("{intent} rejected: {why}")) },
             (Some(_), None) => match self.intents.plan_action(&resolution, self.site_id) {
                 None => Decision::NoAction,

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::matcher::Extracted;
+use crate::numbers::SpokenNumber;
 use crate::schema::{Intent, SlotKind, SlotValue};
 
 fn range_text(min: Option<f64>, max: Option<f64>, unit: &Option<String>) -> String {
@@ -14,6 +15,22 @@ fn range_text(min: Option<f64>, max: Option<f64>, unit: &Option<String>) -> Stri
 
 fn in_range(v: f64, min: Option<f64>, max: Option<f64>) -> bool {
     min.is_none_or(|m| v >= m) && max.is_none_or(|m| v <= m)
+}
+
+/// A number as the slot means it: a bare fraction of a percentage is a share of 100, and "max" or
+/// "minimum" (±∞ from [`crate::numbers`]) is the slot's bound, which a slot without one cannot serve.
+fn slot_number(name: &str, n: &SpokenNumber, min: Option<f64>, max: Option<f64>, percent: bool) -> Result<f64, String> {
+    match n.value {
+        v if v == f64::INFINITY => max.ok_or_else(|| format!("{name} has no maximum to set")),
+        v if v == f64::NEG_INFINITY => min.ok_or_else(|| format!("{name} has no minimum to set")),
+        v if percent && n.fraction_only => Ok(v * 100.0),
+        v => Ok(v),
+    }
+}
+
+/// The reason given when a required slot was not said: the question to ask back.
+pub fn missing(slot: &str) -> String {
+    format!("which {}? (missing required slot {slot})", slot.replace('_', " "))
 }
 
 /// Checks one extracted value against its slot type.
@@ -37,7 +54,7 @@ pub fn check_slot(intent: &Intent, name: &str, value: &Extracted) -> Result<Slot
                 })
         }
         (SlotKind::Integer { min, max, unit, percent }, Extracted::Number(n)) => {
-            let v = if *percent && n.fraction_only { n.value * 100.0 } else { n.value };
+            let v = slot_number(name, n, *min, *max, *percent)?;
             if v.fract() != 0.0 {
                 return Err(format!("{name} {v} is not a whole number"));
             }
@@ -47,7 +64,7 @@ pub fn check_slot(intent: &Intent, name: &str, value: &Extracted) -> Result<Slot
             Ok(SlotValue::Int(v as i64))
         }
         (SlotKind::Number { min, max, unit, percent }, Extracted::Number(n)) => {
-            let v = if *percent && n.fraction_only { n.value * 100.0 } else { n.value };
+            let v = slot_number(name, n, *min, *max, *percent)?;
             if !in_range(v, *min, *max) {
                 return Err(format!("{name} {v} is out of range {}", range_text(*min, *max, unit)));
             }
@@ -55,8 +72,11 @@ pub fn check_slot(intent: &Intent, name: &str, value: &Extracted) -> Result<Slot
         }
         (
             SlotKind::Duration { min, max },
-            Extracted::Duration(s) | Extracted::Number(crate::numbers::SpokenNumber { value: s, .. }),
+            Extracted::Duration(s) | Extracted::Number(SpokenNumber { value: s, .. }),
         ) => {
+            if !s.is_finite() {
+                return Err(format!("{name} {s} is no duration"));
+            }
             let s = s.round();
             if !in_range(s, *min, *max) {
                 return Err(format!("{name} {s} s is out of range {} s", range_text(*min, *max, &None)));
@@ -96,7 +116,7 @@ pub fn validate(intent: &Intent, found: &BTreeMap<String, Extracted>) -> Result<
         if let Some(d) = &slot.default {
             out.insert(slot.name.clone(), d.clone());
         } else if slot.required {
-            errors.push(format!("missing required slot {}", slot.name));
+            errors.push(missing(&slot.name));
         }
     }
     if errors.is_empty() {

@@ -99,7 +99,8 @@ values = { home = [] }
     )];
     let t = Intents::from_sources(&src).unwrap();
     let r = t.parse("go now");
-    assert_eq!(r.rejected_reason.as_deref(), Some("missing required slot where"));
+    // The reason is the question to ask back, then which slot is missing.
+    assert_eq!(r.rejected_reason.as_deref(), Some("which where? (missing required slot where)"));
     assert!(home.parse("").intent.is_none());
 }
 

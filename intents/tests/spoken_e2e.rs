@@ -59,17 +59,17 @@ fn understand(stt: &mut sotto_workers::SttClient, domain: &str, audio: &[f32]) -
     (u.text, u.resolution)
 }
 
-/// Domain, command audio, expected intent and slots.
-type Case = (&'static str, Vec<f32>, &'static str, Vec<(&'static str, SlotValue)>);
-
 fn s(v: &str) -> SlotValue {
     SlotValue::Str(v.into())
 }
 
+/// Domain, audio, expected intent, expected slots.
+type SpokenCase<'a> = (&'a str, Vec<f32>, &'a str, Vec<(&'a str, SlotValue)>);
+
 #[test]
 fn spoken_commands_of_every_domain_become_validated_intents() {
     let mut stt = stt();
-    let cases: Vec<Case> = vec![
+    let cases: Vec<SpokenCase> = vec![
         (
             "vehicle",
             command_audio("pos_jarvis_vehicle_temp.wav"),
