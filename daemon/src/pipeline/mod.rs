@@ -194,7 +194,7 @@ impl Shell {
                 signal = signals.next() => match signal {
                     crate::service::ServiceSignal::Reload => self.reload("SIGHUP"),
                     crate::service::ServiceSignal::Terminate => {
-                        if self.dialogue.accepts_audio() {
+                        if !self.dialogue.in_session() {
                             tracing::info!("termination requested: shutting down");
                         } else {
                             tracing::info!("termination requested during a command: abandoning it");
