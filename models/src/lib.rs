@@ -24,4 +24,4 @@ pub use error::{ConvertError, GgufError, ManifestError, SourceFailure, StoreErro
 pub use fetch::{FetchOutcome, Fetcher};
 pub use gguf::{inspect as inspect_gguf, GgufInfo};
 pub use manifest::{Manifest, ModelEntry, Role, Source};
-pub use store::{cache_dir, verify_file, Status, Store};
+pub use store::{cache_dir, default_dir, verify_file, Status, Store};

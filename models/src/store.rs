@@ -12,17 +12,26 @@ use crate::progress::sha256_file;
 /// File name of the user's own manifest additions inside the cache directory.
 pub const LOCAL_MANIFEST: &str = "models.local.toml";
 
-/// The cache directory: `$SOTTO_MODELS`, else `$XDG_DATA_HOME/sotto/models`, else
-/// `~/.local/share/sotto/models`.
+/// The cache directory: `$SOTTO_MODELS`, else [`default_dir`]. The tools (`tools/env.sh`) and CI
+/// use the same default, so models fetched by `tools/setup.sh` are the ones `sotto run` finds.
 pub fn cache_dir() -> Result<PathBuf, StoreError> {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(dir) = non_empty("SOTTO_MODELS") {
-        return Ok(PathBuf::from(dir));
+    match non_empty_env("SOTTO_MODELS") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => default_dir(),
     }
-    if let Some(dir) = non_empty("XDG_DATA_HOME") {
+}
+
+/// The default cache directory, ignoring `$SOTTO_MODELS`: `$XDG_CACHE_HOME/sotto/models`, else
+/// `~/.cache/sotto/models`. A cache, not data: every file can be fetched again and is verified.
+pub fn default_dir() -> Result<PathBuf, StoreError> {
+    if let Some(dir) = non_empty_env("XDG_CACHE_HOME") {
         return Ok(PathBuf::from(dir).join("sotto/models"));
     }
-    non_empty("HOME").map(|h| PathBuf::from(h).join(".local/share/sotto/models")).ok_or(StoreError::NoCacheDir)
+    non_empty_env("HOME").map(|h| PathBuf::from(h).join(".cache/sotto/models")).ok_or(StoreError::NoCacheDir)
+}
+
+fn non_empty_env(key: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(key).filter(|v| !v.is_empty())
 }
 
 pub struct Store {
@@ -154,9 +163,7 @@ impl Store {
 fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, StoreError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StoreError::Missing { id: entry.id.clone(), path: path.into() })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing(entry, path)),
         Err(e) => return Err(StoreError::io(path, e)),
     };
     let actual = meta.len();
@@ -170,6 +177,15 @@ fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, Stor
         Some(expected) => Err(StoreError::Truncated { id, path, expected, actual }),
         None => Err(StoreError::WrongSize { id, path, expected: entry.size, actual }),
     }
+}
+
+/// The error for an absent file. If the store is not at the default directory (`SOTTO_MODELS` or
+/// `models.dir` point elsewhere) and the default one holds the file, the error says so: that is
+/// where `tools/setup.sh` and a plain `sotto models fetch` put it.
+fn missing(entry: &ModelEntry, path: &Path) -> StoreError {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let elsewhere = default_dir().ok().filter(|d| *d != dir).map(|d| d.join(&entry.file)).filter(|p| p.exists());
+    StoreError::Missing { id: entry.id.clone(), path: path.into(), dir, elsewhere }
 }
 
 /// Full check of a file against its manifest entry: present, exact size, sha256. Returns the
