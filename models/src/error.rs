@@ -35,6 +35,10 @@ pub enum StoreError {
     UnknownProfile { name: String, known: String },
     #[error("model {id:?} has no entry for this architecture ({arch})")]
     NoEntryForArch { id: String, arch: String },
+    #[error("cannot import model {id:?}: {path} does not exist")]
+    NotInSource { id: String, path: PathBuf },
+    #[error("unknown architecture {arch:?} (the manifest has entries for: {known})")]
+    UnknownArch { arch: String, known: String },
     #[error(
         "model {id:?} is missing: {path} does not exist (model directory {dir}); run `sotto models fetch {id}`{}",
         found_elsewhere(elsewhere)

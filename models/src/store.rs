@@ -37,6 +37,9 @@ fn non_empty_env(key: &str) -> Option<std::ffi::OsString> {
 pub struct Store {
     dir: PathBuf,
     manifest: Manifest,
+    /// The CPU architecture whose entries this store uses: this machine's, unless a model directory
+    /// is filled for another board ([`Store::for_arch`]).
+    arch: String,
 }
 
 /// What `list` shows for one model.
@@ -61,11 +64,30 @@ impl Store {
     pub fn open() -> Result<Store, StoreError> {
         let dir = cache_dir()?;
         let manifest = Manifest::load_with_local(&dir.join(LOCAL_MANIFEST))?;
-        Ok(Store { dir, manifest })
+        Ok(Store::with_manifest(dir, manifest))
     }
 
     pub fn with_manifest(dir: impl Into<PathBuf>, manifest: Manifest) -> Store {
-        Store { dir: dir.into(), manifest }
+        Store { dir: dir.into(), manifest, arch: std::env::consts::ARCH.into() }
+    }
+
+    /// The same store using the entries of another architecture (`aarch64`, `x86_64`): fills a
+    /// model directory on one machine for a board without network, to `sotto models import` there.
+    pub fn for_arch(self, arch: &str) -> Result<Store, StoreError> {
+        let known = self.manifest.arches();
+        if !known.contains(&arch) {
+            return Err(StoreError::UnknownArch { arch: arch.into(), known: known.join(", ") });
+        }
+        Ok(Store { arch: arch.into(), ..self })
+    }
+
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    /// Model ids of the manifest usable on this store's architecture, in manifest order.
+    pub fn ids(&self) -> Vec<&str> {
+        self.manifest.ids_for_arch(&self.arch)
     }
 
     pub fn dir(&self) -> &Path {
@@ -76,15 +98,15 @@ impl Store {
         &self.manifest
     }
 
-    /// The manifest entry of `id` for this machine's architecture.
+    /// The manifest entry of `id` for this store's architecture.
     pub fn entry(&self, id: &str) -> Result<&ModelEntry, StoreError> {
-        if let Some(e) = self.manifest.entry(id) {
+        if let Some(e) = self.manifest.entry_for_arch(id, &self.arch) {
             return Ok(e);
         }
         if self.manifest.models.iter().any(|m| m.id == id) {
-            return Err(StoreError::NoEntryForArch { id: id.into(), arch: std::env::consts::ARCH.into() });
+            return Err(StoreError::NoEntryForArch { id: id.into(), arch: self.arch.clone() });
         }
-        Err(StoreError::UnknownModel { id: id.into(), known: self.manifest.ids().join(", ") })
+        Err(StoreError::UnknownModel { id: id.into(), known: self.ids().join(", ") })
     }
 
     /// Model ids of a profile.
@@ -160,7 +182,7 @@ impl Store {
     }
 }
 
-fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, StoreError> {
+pub(crate) fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, StoreError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing(entry, path)),
