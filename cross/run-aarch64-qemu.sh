@@ -7,7 +7,7 @@
 #   cross/run-aarch64-qemu.sh run --input tests/fixtures/audio/pos_jarvis_vehicle_temp.wav
 #   cross/run-aarch64-qemu.sh parse "turn on the kitchen lights"
 # `run` without --config gets cross/qemu.toml: the built-in config with request timeouts sized for
-# emulation (Whisper runs 10-40x slower under qemu than natively).
+# emulation (the engines run 100x or more slower under qemu than natively).
 #
 # Env: SOTTO_MODELS          host model directory, for the architecture-independent models (default:
 #                            the binary's default, ~/.cache/sotto/models)
@@ -19,18 +19,21 @@
 #      SOTTO_AARCH64_BIN     directory of the aarch64 sotto + workers (default: the cross target dir)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+. "$here/../tools/env.sh"   # SOTTO_MODELS, SOTTO_VENV (the Python that `models fetch` runs pip with)
 . "$here/env.sh" aarch64-unknown-linux-gnu
 . "$here/qemu-env.sh"
 (( $# )) || { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 bin="${SOTTO_AARCH64_BIN:-$CARGO_TARGET_DIR/$CROSS_TRIPLE/release}"
-host_models="${SOTTO_MODELS:-${XDG_CACHE_HOME:-$HOME/.cache}/sotto/models}"
+host_models="$SOTTO_MODELS"
 models="${SOTTO_MODELS_AARCH64:-$HOME/.cache/sotto/models-aarch64}"
 
 [[ -x "$SOTTO_QEMU_AARCH64" ]] || { echo "$SOTTO_QEMU_AARCH64 missing: run cross/setup-host.sh" >&2; exit 1; }
 [[ -e /lib/ld-linux-aarch64.so.1 ]] || { echo "libc6:arm64 missing: run cross/setup-host.sh" >&2; exit 1; }
-for b in sotto sotto-stt-worker sotto-slm-worker; do
+for b in sotto sotto-stt-worker; do
   [[ -x "$bin/$b" ]] || { echo "$bin/$b missing: run cross/build-aarch64.sh" >&2; exit 1; }
 done
+# Only the language-model fallback (slm.enabled, off by default) needs this one.
+[[ -x "$bin/sotto-slm-worker" ]] || echo "cross/run-aarch64-qemu.sh: $bin/sotto-slm-worker missing (needed with slm.enabled)" >&2
 [[ -d "$host_models" ]] || { echo "no host model directory $host_models: run \`sotto models fetch --profile default\`" >&2; exit 1; }
 
 qemu_binfmt_up
@@ -46,6 +49,7 @@ for f in "$host_models"/*; do
   if [[ -f "$host_models/.$name.verified" ]]; then cp -p "$host_models/.$name.verified" "$models/.$name.verified"; fi
 done
 export SOTTO_MODELS="$models"
+unset SOTTO_WORKER_DIR   # the aarch64 workers beside the aarch64 sotto, as on a board
 if ! "$bin/sotto" models path onnxruntime >/dev/null 2>&1; then
   echo "cross/run-aarch64-qemu.sh: fetching the aarch64 ONNX Runtime with the aarch64 sotto" >&2
   "$bin/sotto" models fetch onnxruntime
@@ -61,6 +65,6 @@ set +e
 rc=$?
 set -e
 end=$(date +%s.%N)
-printf 'cross/run-aarch64-qemu.sh: sotto %s: exit %d, emulated wall time %.1f s\n' "${args[*]}" "$rc" \
-  "$(echo "$end - $start" | bc)" >&2
+awk -v a="$start" -v b="$end" -v rc="$rc" -v cmd="${args[*]}" \
+  'BEGIN { printf "cross/run-aarch64-qemu.sh: sotto %s: exit %d, emulated wall time %.1f s\n", cmd, rc, b - a }' >&2
 exit "$rc"
