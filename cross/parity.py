@@ -164,6 +164,7 @@ def main():
     ap.add_argument("--x86-bin", default=os.environ.get("CARGO_TARGET_DIR", str(cache / "target")) + "/release")
     ap.add_argument("--out", default=None, help="where raw outputs go (default: a new temp dir)")
     ap.add_argument("--only", default=None, help="only recordings whose path contains this")
+    ap.add_argument("--no-detect", action="store_true", help="skip the `audio detect` comparison")
     args = ap.parse_args()
     x86 = Path(args.x86_bin) / "sotto"
     if not x86.exists():
@@ -192,18 +193,23 @@ def main():
         return r86, rarm
 
     # Wake detection on every fixture, one command per build.
-    detect_on = [str(fixtures / r) for r in rec] if args.only else [str(fixtures / "audio"), str(fixtures / "dialogue")]
-    r86, rarm = both(f"audio detect ({len(rec)} recordings)", ["audio", "detect"] + detect_on, "detect")
-    rows, ddiffs, max_dt, max_ds = compare_detect(r86[1], rarm[1])
-    diffs += ddiffs
-    n_same = sum(1 for r in rows if r[3])
-    table.append((
-        f"`audio detect` ({len(rows)} recordings)",
-        f"{sum(len(r[1]) for r in rows)} detections in {len(rows)} files",
-        f"{sum(len(r[2]) for r in rows)} detections; max Δt {max_dt:.3f} s, max Δscore {max_ds:.3f}",
-        "yes" if not ddiffs and r86[0] == 0 and rarm[0] == 0 else f"no ({len(rows) - n_same} files)",
-        r86[3], rarm[3],
-    ))
+    def detect():
+        nonlocal diffs
+        detect_on = [str(fixtures / r) for r in rec] if args.only else [str(fixtures / "audio"), str(fixtures / "dialogue")]
+        r86, rarm = both(f"audio detect ({len(rec)} recordings)", ["audio", "detect"] + detect_on, "detect")
+        rows, ddiffs, max_dt, max_ds = compare_detect(r86[1], rarm[1])
+        diffs += ddiffs
+        n_same = sum(1 for r in rows if r[3])
+        table.append((
+            f"`audio detect` ({len(rows)} recordings)",
+            f"{sum(len(r[1]) for r in rows)} detections in {len(rows)} files",
+            f"{sum(len(r[2]) for r in rows)} detections; max Δt {max_dt:.3f} s, max Δscore {max_ds:.3f}",
+            "yes" if not ddiffs and r86[0] == 0 and rarm[0] == 0 else f"no ({len(rows) - n_same} files)",
+            r86[3], rarm[3],
+        ))
+
+    if not args.no_detect:
+        detect()
 
     sentence = "turn on the kitchen lights"
     r86, rarm = both(f"parse {sentence!r}", ["parse", sentence], "parse")
