@@ -1,5 +1,5 @@
 # Sourced by the cross/ scripts: cross-compilation environment for one Rust target triple.
-# Usage: . cross/env.sh <triple>   (aarch64-unknown-linux-gnu | armv7-unknown-linux-gnueabihf)
+# Usage: . cross/env.sh aarch64-unknown-linux-gnu   (armv7 is not supported: cross/README.md)
 #
 # Why each variable is needed:
 # - CC_/CXX_/AR_<triple>: the `cc` crate and cmake (through the `cmake` crate) compile whisper.cpp,
@@ -14,7 +14,6 @@
 cross_triple="${1:?usage: . cross/env.sh <rust target triple>}"
 case "$cross_triple" in
   aarch64-unknown-linux-gnu)     cross_gnu=aarch64-linux-gnu ;;
-  armv7-unknown-linux-gnueabihf) cross_gnu=arm-linux-gnueabihf ;;
   *) echo "cross/env.sh: unsupported target '$cross_triple'" >&2; return 2 ;;
 esac
 cross_us="${cross_triple//-/_}"
@@ -30,6 +29,7 @@ export "PKG_CONFIG_LIBDIR_${cross_us}=/usr/lib/${cross_gnu}/pkgconfig:/usr/share
 # Multiarch libraries live under /, so pkg-config paths must not be re-rooted.
 export "PKG_CONFIG_SYSROOT_DIR_${cross_us}=/"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_CROSS:-$HOME/.cache/sotto/target-cross}"
-# qemu-user and binfmt need the target's dynamic loader and libraries.
-export QEMU_LD_PREFIX="/usr/${cross_gnu}"
+# No QEMU_LD_PREFIX here: pointing qemu at the cross toolchain's /usr/<gnu> pairs its ld.so with the
+# multiarch libc.so.6 and hangs every guest thread (cross/README.md); qemu runs use `-L /`.
+unset QEMU_LD_PREFIX
 export CROSS_TRIPLE="$cross_triple" CROSS_GNU="$cross_gnu"

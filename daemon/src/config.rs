@@ -57,7 +57,7 @@ pub struct Config {
 pub struct ModelsConfig {
     /// Model profile of the manifest (`default`, `tiny`, or one of the user's).
     pub profile: String,
-    /// Model cache directory; default `$SOTTO_MODELS` or the XDG data dir.
+    /// Model cache directory; default `$SOTTO_MODELS`, else `$XDG_CACHE_HOME/sotto/models`.
     pub dir: Option<PathBuf>,
 }
 

@@ -35,8 +35,15 @@ pub enum StoreError {
     UnknownProfile { name: String, known: String },
     #[error("model {id:?} has no entry for this architecture ({arch})")]
     NoEntryForArch { id: String, arch: String },
-    #[error("model {id:?} is missing: {path} does not exist; run `sotto models fetch {id}`")]
-    Missing { id: String, path: PathBuf },
+    #[error("cannot import model {id:?}: {path} does not exist")]
+    NotInSource { id: String, path: PathBuf },
+    #[error("unknown architecture {arch:?} (the manifest has entries for: {known})")]
+    UnknownArch { arch: String, known: String },
+    #[error(
+        "model {id:?} is missing: {path} does not exist (model directory {dir}); run `sotto models fetch {id}`{}",
+        found_elsewhere(elsewhere)
+    )]
+    Missing { id: String, path: PathBuf, dir: PathBuf, elsewhere: Option<PathBuf> },
     #[error(
         "model {id:?} is truncated: {path} has {actual} bytes, expected {expected}; \
          run `sotto models fetch {id}` to download it again"
@@ -58,13 +65,23 @@ pub enum StoreError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("cannot fetch model {id:?}: every source failed:\n  {}", format_failures(failures))]
     AllSourcesFailed { id: String, failures: Vec<SourceFailure> },
-    #[error("no model cache directory: set SOTTO_MODELS (or XDG_DATA_HOME or HOME)")]
+    #[error("no model cache directory: set SOTTO_MODELS (or XDG_CACHE_HOME or HOME)")]
     NoCacheDir,
     #[error(
         "cannot fetch model {id:?}: no space left on device: {dir} has {available} bytes free, \
          the model needs {needed}; free some space or set SOTTO_MODELS to a larger disk"
     )]
     NoSpace { id: String, dir: PathBuf, needed: u64, available: u64 },
+}
+
+fn found_elsewhere(path: &Option<PathBuf>) -> String {
+    match path {
+        Some(p) => format!(
+            ", or use the default model directory, which has it ({}): unset SOTTO_MODELS / models.dir",
+            p.display()
+        ),
+        None => String::new(),
+    }
 }
 
 fn format_failures(failures: &[SourceFailure]) -> String {

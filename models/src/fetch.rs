@@ -128,7 +128,6 @@ impl<'a> Fetcher<'a> {
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
             }
         };
-        out.as_file().sync_all().map_err(|e| e.to_string())?;
         let expected = entry.expected_from(source);
         if size != expected.size {
             return Err(format!("produced {size} bytes, expected {}", expected.size));
@@ -136,11 +135,7 @@ impl<'a> Fetcher<'a> {
         if sha != expected.sha256 {
             return Err(format!("produced a file with sha256 {sha}, expected {}", expected.sha256));
         }
-        let dest = self.store.dir().join(&entry.file);
-        // Temporary files are created private (0600); models are ordinary readable files.
-        set_readable(out.as_file()).map_err(|e| format!("cannot set permissions: {e}"))?;
-        out.persist(&dest).map_err(|e| format!("cannot move the file to {}: {}", dest.display(), e.error))?;
-        self.store.record_verified(entry, &dest, expected.sha256);
+        let dest = install(self.store, entry, out, &sha).map_err(|e| e.to_string())?;
         tracing::info!(id = %entry.id, path = %dest.display(), "fetched and verified");
         Ok(())
     }
@@ -159,6 +154,57 @@ impl<'a> Fetcher<'a> {
         self.npm_tarballs.insert(key, tarball.clone());
         Ok(tarball)
     }
+}
+
+/// Copies the file of `id` from `src_dir` (a model directory filled on another machine) into the
+/// store: the copy is hashed on the way and kept only if its size and sha256 are ones this store's
+/// manifest entry accepts, so a corrupt copy or another architecture's file (same name, e.g. ONNX
+/// Runtime) is refused with the path it came from.
+pub fn import(store: &Store, id: &str, src_dir: &Path) -> Result<FetchOutcome, StoreError> {
+    let entry = store.entry(id)?;
+    if store.path(id).is_ok() {
+        return Ok(FetchOutcome::AlreadyPresent);
+    }
+    let src = src_dir.join(&entry.file);
+    if !src.exists() {
+        return Err(StoreError::NotInSource { id: id.into(), path: src });
+    }
+    let size = crate::store::check_size(entry, &src)?.len();
+    std::fs::create_dir_all(store.dir()).map_err(|e| StoreError::io(store.dir(), e))?;
+    let tmp = store.tmp_dir()?;
+    ensure_space(entry, &tmp)?;
+    let mut out = tempfile::Builder::new()
+        .prefix(&format!("{}.", entry.file))
+        .suffix(".partial")
+        .tempfile_in(&tmp)
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    let mut input = File::open(&src).map_err(|e| StoreError::io(&src, e))?;
+    let mut w = HashingWriter::new(out.as_file_mut(), Progress::new(&entry.id, Some(size)));
+    std::io::copy(&mut input, &mut w).map_err(|e| StoreError::io(&src, e))?;
+    let (sha, copied, _) = w.finish();
+    let candidates: Vec<&str> = entry.accepted().into_iter().filter(|e| e.size == copied).map(|e| e.sha256).collect();
+    if !candidates.contains(&sha.as_str()) {
+        return Err(StoreError::HashMismatch {
+            id: id.into(),
+            path: src,
+            expected: candidates.join(" or "),
+            actual: sha,
+        });
+    }
+    let dest = install(store, entry, out, &sha)?;
+    tracing::info!(id, from = %src.display(), path = %dest.display(), "imported and verified");
+    Ok(FetchOutcome::Fetched)
+}
+
+/// Moves a verified temporary file to its final name in the store and records the check.
+fn install(store: &Store, entry: &ModelEntry, out: tempfile::NamedTempFile, sha: &str) -> Result<PathBuf, StoreError> {
+    let dest = store.dir().join(&entry.file);
+    out.as_file().sync_all().map_err(|e| StoreError::io(out.path(), e))?;
+    // Temporary files are created private (0600); models are ordinary readable files.
+    set_readable(out.as_file()).map_err(|e| StoreError::io(out.path(), e))?;
+    out.persist(&dest).map_err(|e| StoreError::io(&dest, e.error))?;
+    store.record_verified(entry, &dest, sha);
+    Ok(dest)
 }
 
 /// Refuses a fetch that cannot fit before downloading anything: a disk that fills up half-way

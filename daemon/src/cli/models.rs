@@ -17,6 +17,19 @@ pub enum ModelsCommand {
         profile: Option<String>,
         /// Model ids to fetch (in addition to the profile's).
         ids: Vec<String>,
+        /// Fetch the files of another CPU architecture (`aarch64`, `x86_64`) into an empty model
+        /// directory (set SOTTO_MODELS), for `sotto models import` on a board without network.
+        #[arg(long)]
+        arch: Option<String>,
+    },
+    /// Copy models from a model directory filled on another machine (e.g. for a board without
+    /// network), verifying each file's size and sha256 against the manifest. Without ids or a
+    /// profile, every manifest model found in DIR is imported.
+    Import {
+        dir: PathBuf,
+        #[arg(long)]
+        profile: Option<String>,
+        ids: Vec<String>,
     },
     /// Re-hash model files and report any that are missing or corrupt (all present ones if no ids
     /// or profile are given).
@@ -45,7 +58,8 @@ pub enum ModelsCommand {
 pub fn run(command: ModelsCommand) -> anyhow::Result<ExitCode> {
     match command {
         ModelsCommand::List => list(),
-        ModelsCommand::Fetch { profile, ids } => fetch(profile, ids),
+        ModelsCommand::Fetch { profile, ids, arch } => fetch(profile, ids, arch.as_deref()),
+        ModelsCommand::Import { dir, profile, ids } => import(&dir, profile, ids),
         ModelsCommand::Verify { profile, ids } => verify(profile, ids),
         ModelsCommand::Path { id } => {
             let store = Store::open()?;
@@ -89,7 +103,7 @@ fn selected(store: &Store, profile: Option<&str>, ids: Vec<String>) -> anyhow::R
 fn list() -> anyhow::Result<ExitCode> {
     let store = Store::open()?;
     println!("cache: {}", store.dir().display());
-    for id in store.manifest().ids() {
+    for id in store.ids() {
         let entry = store.entry(id)?;
         let state = match store.status(id) {
             Status::Verified(_) => "ok".to_string(),
@@ -114,37 +128,78 @@ fn list() -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fetch(profile: Option<String>, ids: Vec<String>) -> anyhow::Result<ExitCode> {
-    let store = Store::open()?;
+fn fetch(profile: Option<String>, ids: Vec<String>, arch: Option<&str>) -> anyhow::Result<ExitCode> {
+    let store = match arch {
+        Some(arch) => Store::open()?.for_arch(arch)?,
+        None => Store::open()?,
+    };
     let ids = selected(&store, profile.as_deref(), ids)?;
     if ids.is_empty() {
         anyhow::bail!("nothing to fetch: give --profile NAME or model ids");
     }
     std::fs::create_dir_all(store.dir()).with_context(|| format!("creating {}", store.dir().display()))?;
     let mut fetcher = Fetcher::new(&store);
+    obtain_each(&store, &ids, "fetched", |id| {
+        let outcome = fetcher.fetch(id)?;
+        if store.entry(id)?.role == Role::Slm {
+            sotto_models::gguf::inspect_and_warn(&store.path(id)?)
+                .with_context(|| format!("{id} was fetched but is not a usable GGUF file"))?;
+        }
+        Ok(outcome)
+    })
+}
+
+fn import(dir: &std::path::Path, profile: Option<String>, ids: Vec<String>) -> anyhow::Result<ExitCode> {
+    let store = Store::open()?;
+    if !dir.is_dir() {
+        anyhow::bail!("{} is not a directory", dir.display());
+    }
+    let ids = if profile.is_some() || !ids.is_empty() {
+        selected(&store, profile.as_deref(), ids)?
+    } else {
+        let found: Vec<String> = store
+            .ids()
+            .into_iter()
+            .filter(|id| store.entry(id).map(|e| dir.join(&e.file).exists()).unwrap_or(false))
+            .map(String::from)
+            .collect();
+        if found.is_empty() {
+            anyhow::bail!("{} holds no model file of the manifest (see `sotto models list`)", dir.display());
+        }
+        found
+    };
+    obtain_each(&store, &ids, "imported", |id| Ok(sotto_models::import(&store, id, dir)?))
+}
+
+/// Makes each model present with `obtain`, reporting each; a failure does not stop the others,
+/// and the error at the end names every model that failed.
+fn obtain_each(
+    store: &Store,
+    ids: &[String],
+    done: &str,
+    mut obtain: impl FnMut(&str) -> anyhow::Result<sotto_models::FetchOutcome>,
+) -> anyhow::Result<ExitCode> {
     let mut failed = Vec::new();
-    for id in &ids {
-        match fetcher.fetch(id) {
+    for id in ids {
+        match obtain(id) {
             Ok(outcome) => {
-                let path = store.path(id)?;
-                if store.entry(id)?.role == Role::Slm {
-                    sotto_models::gguf::inspect_and_warn(&path)
-                        .with_context(|| format!("{id} was fetched but is not a usable GGUF file"))?;
-                }
-                eprintln!(
-                    "{id}: {} ({})",
-                    if outcome == sotto_models::FetchOutcome::Fetched { "fetched" } else { "present" },
-                    path.display()
-                );
+                let what = if outcome == sotto_models::FetchOutcome::Fetched { done } else { "present" };
+                eprintln!("{id}: {what} ({})", store.file_path(id)?.display());
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                eprintln!("error: {e:#}");
                 failed.push(id.clone());
             }
         }
     }
     if !failed.is_empty() {
-        anyhow::bail!("{} of {} models could not be fetched: {}", failed.len(), ids.len(), failed.join(", "));
+        anyhow::bail!(
+            "{} of {} models could not be {done} into {}: {}",
+            failed.len(),
+            ids.len(),
+            store.dir().display(),
+            failed.join(", ")
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -157,7 +212,6 @@ fn verify(profile: Option<String>, ids: Vec<String>) -> anyhow::Result<ExitCode>
     } else {
         // Without a selection, check what is there: absent optional models are not an error.
         store
-            .manifest()
             .ids()
             .into_iter()
             .filter(|id| store.file_path(id).map(|p| p.exists()).unwrap_or(false))

@@ -1,0 +1,46 @@
+# Sourced by the cross/ scripts: the emulator that cross/setup-host.sh unpacks, and its binfmt_misc
+# registration.
+#
+# Emulated programs get no `-L`/QEMU_LD_PREFIX: the aarch64 ELF's interpreter /lib/ld-linux-aarch64.so.1
+# and the libraries it loads then all come from the multiarch packages (libc6:arm64 ...). Pointing qemu
+# at the cross toolchain's /usr/aarch64-linux-gnu pairs that ld.so with the multiarch libc.so.6 (another
+# build of glibc 2.36), and pthread_create spins forever (cross/README.md, "Why threads hung").
+export SOTTO_QEMU_DIR="${SOTTO_QEMU_DIR:-$HOME/.cache/sotto/qemu}"
+export SOTTO_QEMU_AARCH64="${SOTTO_QEMU_AARCH64:-$SOTTO_QEMU_DIR/usr/bin/qemu-aarch64}"
+unset QEMU_LD_PREFIX
+
+qemu_binfmt_dir=/proc/sys/fs/binfmt_misc
+qemu_binfmt_name=sotto-qemu-aarch64
+
+# Registers qemu for aarch64 ELFs with binfmt_misc (root), so the kernel runs them directly: the
+# daemon's execve of its workers then works as on a board. Flags: P keeps argv[0] (qemu is called
+# through its `*-binfmt-P` name, which tells it so), O hands qemu the open binary, F opens the
+# interpreter now, so it is found from any mount namespace. An entry that already exists (another
+# run of these scripts) is used and left alone; one registered here is removed at exit, and so is the
+# binfmt_misc mount if this made it.
+qemu_binfmt_up() {
+  local interp="$SOTTO_QEMU_DIR/usr/libexec/qemu-binfmt/aarch64-binfmt-P"
+  [[ -x "$interp" ]] || { echo "$interp missing: run cross/setup-host.sh" >&2; return 1; }
+  [[ $EUID -eq 0 ]] || { echo "registering qemu with binfmt_misc needs root" >&2; return 1; }
+  qemu_binfmt_mounted_here=0 qemu_binfmt_registered_here=0
+  if [[ ! -e "$qemu_binfmt_dir/register" ]]; then
+    mount -t binfmt_misc binfmt_misc "$qemu_binfmt_dir" || { echo "cannot mount binfmt_misc" >&2; return 1; }
+    qemu_binfmt_mounted_here=1
+  fi
+  if [[ ! -e "$qemu_binfmt_dir/$qemu_binfmt_name" ]]; then
+    # ELF64, little endian, ET_EXEC or ET_DYN (mask 0xfe), e_machine 0xb7 (AArch64).
+    local magic='\x7f\x45\x4c\x46\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+    local mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+    printf ':%s:M::%s:%s:%s:POF' "$qemu_binfmt_name" "$magic" "$mask" "$interp" > "$qemu_binfmt_dir/register"
+    qemu_binfmt_registered_here=1
+  fi
+  trap qemu_binfmt_down EXIT
+}
+
+qemu_binfmt_down() {
+  if [[ "${qemu_binfmt_registered_here:-0}" == 1 && -e "$qemu_binfmt_dir/$qemu_binfmt_name" ]]; then
+    echo -1 > "$qemu_binfmt_dir/$qemu_binfmt_name" || true
+  fi
+  if [[ "${qemu_binfmt_mounted_here:-0}" == 1 ]]; then umount "$qemu_binfmt_dir" || true; fi
+  qemu_binfmt_registered_here=0 qemu_binfmt_mounted_here=0
+}
