@@ -32,6 +32,8 @@ pub enum AudioError {
     Inference { model: String, reason: String },
     #[error("invalid audio configuration: {0}")]
     Config(String),
+    #[error("invalid audio settings:\n{0}")]
+    Settings(sotto_problems::Problems),
     #[error("audio device error: {0}")]
     Device(String),
 }

@@ -125,7 +125,8 @@ impl fmt::Display for Problems {
 impl std::error::Error for Problems {}
 
 /// A TOML syntax error located by key path, found from the error's byte span: the nearest table
-/// header above it plus the key on its line. The message keeps the line number.
+/// header above it plus the key on its line (`(line N)` when the line has none). The message
+/// keeps the line number.
 pub fn toml_syntax(text: &str, err: &toml::de::Error) -> Problem {
     let message = err.message().trim().to_string();
     let Some(span) = err.span() else {
@@ -148,6 +149,7 @@ pub fn toml_syntax(text: &str, err: &toml::de::Error) -> Problem {
         }
     };
     let line_number = before.matches('\n').count() + 1;
+    let key = if key.is_empty() { format!("(line {line_number})") } else { key };
     Problem::new(key, format!("{message} (line {line_number})"))
 }
 
@@ -174,11 +176,17 @@ pub fn from_toml_lenient<T: DeserializeOwned>(text: &str, problems: &mut Problem
         let key = err.path().to_string();
         let key = if key == "." { String::new() } else { key };
         let message = err.into_inner().message().trim().to_string();
-        // The same key failing twice means dropping it did not help (e.g. a required field).
-        if !dropped.insert(key.clone()) {
+        // An array element is first replaced by an empty table, which may fail again at the same
+        // key: that is the placeholder, not a new problem. Any other key failing twice means
+        // dropping it did not help (a required field).
+        let placeholder = lookup(&mut value, &segments).is_some_and(|v| v.as_table().is_some_and(|t| t.is_empty()));
+        let is_element = matches!(segments.last(), Some(Segment::Seq { .. }));
+        if !dropped.insert(key.clone()) && !is_element {
             return None;
         }
-        problems.add(key, message);
+        if !(is_element && placeholder) {
+            problems.add(key, message);
+        }
         remove(&mut value, &segments)?;
     }
 }
@@ -191,8 +199,9 @@ fn lookup<'v>(value: &'v mut toml::Value, path: &[Segment]) -> Option<&'v mut to
     })
 }
 
-/// Drops the value at `path`; an array element is replaced by an empty table (so the indices of
-/// the elements after it, and their problems' keys, stay right), and removed if that fails too.
+/// Drops the value at `path`. An array element is replaced by an empty table, so the indices of
+/// the elements after it, and their problems' keys, stay right; only an element that cannot be a
+/// table (a list of strings) is removed, and later problems in that array then count without it.
 fn remove(value: &mut toml::Value, path: &[Segment]) -> Option<toml::Value> {
     let (last, parent) = path.split_last()?;
     let parent = lookup(value, parent)?;
