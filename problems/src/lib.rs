@@ -57,9 +57,14 @@ impl Problems {
         }
     }
 
-    /// Whether a problem with exactly this key was already found.
-    pub fn has_key(&self, key: &str) -> bool {
-        self.0.iter().any(|p| p.key == key)
+    /// Whether a problem was already found at `key`, inside it (`key.x`, `key[0]`) or at a key
+    /// that contains it: a later, coarser check (loading the files a value names) then has
+    /// nothing to add about that key that the user has not been told.
+    pub fn touches(&self, key: &str) -> bool {
+        let within = |inner: &str, outer: &str| {
+            inner.strip_prefix(outer).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+        };
+        self.0.iter().any(|p| within(&p.key, key) || within(key, &p.key))
     }
 }
 
@@ -306,7 +311,8 @@ mod tests {
         problems.add("a.b", "is wrong");
         problems.add("", "the file is empty");
         assert_eq!(problems.to_string(), "a.b: is wrong\nthe file is empty");
-        assert!(problems.has_key("a.b") && !problems.has_key("a"));
+        assert!(problems.touches("a.b") && problems.touches("a") && problems.touches("a.b[2]"));
+        assert!(!problems.touches("a.bc") && !problems.touches("b"));
         assert_eq!(Problems::new().into_result(3), Ok(3));
     }
 }
