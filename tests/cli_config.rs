@@ -46,6 +46,46 @@ site_id = "a/b"
     }
 }
 
+/// How many report lines mention `needle`.
+fn lines_with(report: &str, needle: &str) -> usize {
+    report.lines().filter(|l| l.contains(needle)).count()
+}
+
+#[test]
+fn a_wrong_type_and_an_unknown_key_hide_no_other_problem() {
+    let (ok, text) = check(
+        r#"
+[mqtt]
+port = 99999
+site_id = "a/b"
+[stt]
+languag = "en"
+"#,
+        false,
+    );
+    assert!(!ok, "{text}");
+    for expected in ["mqtt.port: ", "stt.languag: unknown field `languag`", "mqtt.site_id: "] {
+        assert_eq!(lines_with(&text, expected), 1, "{expected:?} not reported once in:\n{text}");
+    }
+    assert!(text.contains("99999"), "{text}");
+    assert!(text.contains("3 problem(s)"), "{text}");
+}
+
+#[test]
+fn an_unknown_wake_word_and_a_missing_domain_are_reported_once() {
+    let (ok, text) = check(
+        "[[wake.models]]\nname = \"hey_siri\"\n[intents]\ndomains = [\"home\", \"/nonexistent/pizza.toml\"]\n",
+        false,
+    );
+    assert!(!ok, "{text}");
+    assert_eq!(lines_with(&text, "hey_siri"), 1, "{text}");
+    assert_eq!(lines_with(&text, "wake.models"), 1, "{text}");
+    assert_eq!(lines_with(&text, "pizza.toml"), 1, "{text}");
+    assert!(text.contains("wake.models[0].name: unknown wake word \"hey_siri\""), "{text}");
+    assert!(text.contains("intents.domains[1]: \"/nonexistent/pizza.toml\" is neither"), "{text}");
+    assert!(text.contains("2 problem(s)"), "{text}");
+}
+
 #[test]
 fn an_unknown_key_is_named_with_its_table() {
     let (ok, text) = check("[stt]\nlanguag = \"en\"\n", false);

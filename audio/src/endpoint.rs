@@ -6,6 +6,8 @@
 
 use std::collections::VecDeque;
 
+use sotto_problems::Problems;
+
 use crate::vad::{Vad, VAD_WINDOW};
 use crate::AudioError;
 
@@ -58,34 +60,40 @@ impl Default for EndpointConfig {
 
 impl EndpointConfig {
     /// Every problem, each with its key path under `prefix`.
-    pub fn problems(&self, prefix: &str) -> Vec<String> {
-        let mut p = Vec::new();
+    pub fn problems(&self, prefix: &str) -> Problems {
+        let mut p = Problems::new();
+        let key = |field: &str| format!("{prefix}.{field}");
         if !(self.speech_threshold > 0.0 && self.speech_threshold < 1.0) {
-            p.push(format!("{prefix}.speech_threshold = {}: must be in (0, 1)", self.speech_threshold));
+            p.add(key("speech_threshold"), format!("{} is not in (0, 1)", self.speech_threshold));
         }
         if !(self.silence_threshold > 0.0 && self.silence_threshold <= self.speech_threshold) {
-            p.push(format!(
-                "{prefix}.silence_threshold = {}: must be in (0, speech_threshold = {}]",
-                self.silence_threshold, self.speech_threshold
-            ));
+            p.add(
+                key("silence_threshold"),
+                format!("{} is not in (0, speech_threshold = {}]", self.silence_threshold, self.speech_threshold),
+            );
         }
         if self.trailing_silence_ms < 100 {
-            p.push(format!("{prefix}.trailing_silence_ms = {}: must be at least 100", self.trailing_silence_ms));
+            p.add(key("trailing_silence_ms"), format!("{} is under 100", self.trailing_silence_ms));
         }
         if self.max_utterance_ms < 1000 || self.max_utterance_ms > 60_000 {
-            p.push(format!("{prefix}.max_utterance_ms = {}: must be 1000..=60000", self.max_utterance_ms));
+            p.add(key("max_utterance_ms"), format!("{} is not in 1000..=60000", self.max_utterance_ms));
         }
         if self.no_speech_timeout_ms < 500 || self.no_speech_timeout_ms > 60_000 {
-            p.push(format!("{prefix}.no_speech_timeout_ms = {}: must be 500..=60000", self.no_speech_timeout_ms));
+            p.add(key("no_speech_timeout_ms"), format!("{} is not in 500..=60000", self.no_speech_timeout_ms));
         }
         if self.speculate_after_ms != 0 && self.speculate_after_ms >= self.trailing_silence_ms {
-            p.push(format!(
-                "{prefix}.speculate_after_ms = {}: must be 0 (off) or less than trailing_silence_ms = {}",
-                self.speculate_after_ms, self.trailing_silence_ms
-            ));
+            p.add(
+                key("speculate_after_ms"),
+                format!(
+                    "{} must be 0 (off) or less than trailing_silence_ms = {}",
+                    self.speculate_after_ms, self.trailing_silence_ms
+                ),
+            );
         }
-        if self.pre_roll_ms > 1000 || self.post_roll_ms > 1000 {
-            p.push(format!("{prefix}.pre_roll_ms/post_roll_ms: must be at most 1000"));
+        for (field, ms) in [("pre_roll_ms", self.pre_roll_ms), ("post_roll_ms", self.post_roll_ms)] {
+            if ms > 1000 {
+                p.add(key(field), format!("{ms} is over 1000"));
+            }
         }
         p
     }
@@ -144,10 +152,7 @@ const IDLE_KEEP: u64 = 4 * 16_000;
 
 impl Endpointer {
     pub fn new(cfg: EndpointConfig, vad: Box<dyn Vad>) -> Result<Self, AudioError> {
-        let problems = cfg.problems("endpoint");
-        if !problems.is_empty() {
-            return Err(AudioError::Config(problems.join("; ")));
-        }
+        cfg.problems("endpoint").into_result(()).map_err(AudioError::Settings)?;
         Ok(Self { cfg, vad, state: State::Idle, audio: VecDeque::new(), base: 0, cursor: 0, pause_reported: None })
     }
 
@@ -414,7 +419,10 @@ mod tests {
     fn speculation_must_come_before_the_endpoint() {
         let cfg = EndpointConfig { speculate_after_ms: 700, ..Default::default() };
         let problems = cfg.problems("endpoint");
-        assert!(problems.iter().any(|p| p.starts_with("endpoint.speculate_after_ms = 700")), "{problems:?}");
+        assert!(
+            problems.iter().any(|p| p.key == "endpoint.speculate_after_ms" && p.message.starts_with("700")),
+            "{problems}"
+        );
     }
 
     /// The one utterance among `events` (pauses aside).

@@ -32,6 +32,11 @@ pub enum AudioError {
     Inference { model: String, reason: String },
     #[error("invalid audio configuration: {0}")]
     Config(String),
+    #[error("invalid audio settings:\n{0}")]
+    Settings(sotto_problems::Problems),
+    /// Every model of the front end that could not be found, keyed by model id.
+    #[error("missing models:\n{0}")]
+    MissingModels(sotto_problems::Problems),
     #[error("audio device error: {0}")]
     Device(String),
 }

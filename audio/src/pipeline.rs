@@ -198,11 +198,11 @@ impl FrontEndModels {
         if wakes.is_empty() {
             return Err(AudioError::Config("no wake word selected".into()));
         }
-        let mut problems = Vec::new();
+        let mut problems = sotto_problems::Problems::new();
         let mut get = |id: &str| match path(id) {
             Ok(p) => p,
             Err(e) => {
-                problems.push(format!("{id}: {e}"));
+                problems.add(id, e.to_string());
                 std::path::PathBuf::new()
             }
         };
@@ -211,9 +211,7 @@ impl FrontEndModels {
         let silero_vad = get("silero-vad");
         let found: Vec<(String, std::path::PathBuf)> =
             wakes.iter().map(|w| (w.clone(), get(&format!("wake-{w}")))).collect();
-        if !problems.is_empty() {
-            return Err(AudioError::Config(format!("missing models: {}", problems.join("; "))));
-        }
+        problems.into_result(()).map_err(AudioError::MissingModels)?;
         Ok(Self { oww: OwwFiles { melspectrogram, embedding }, wakes: wake_specs(&found, trigger), silero_vad })
     }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use ort::session::Session;
 use ort::value::TensorRef;
+use sotto_problems::Problems;
 
 use crate::onnx::{infer_err, input_name, session, session_from_memory};
 use crate::AudioError;
@@ -62,16 +63,16 @@ impl Default for TriggerConfig {
 
 impl TriggerConfig {
     /// Every problem, each with its key path under `prefix`.
-    pub fn problems(&self, prefix: &str) -> Vec<String> {
-        let mut p = Vec::new();
+    pub fn problems(&self, prefix: &str) -> Problems {
+        let mut p = Problems::new();
         if !(self.threshold > 0.0 && self.threshold < 1.0) {
-            p.push(format!("{prefix}.threshold = {}: must be in (0, 1)", self.threshold));
+            p.add(format!("{prefix}.threshold"), format!("{} is not in (0, 1)", self.threshold));
         }
         if self.patience == 0 || self.patience > 25 {
-            p.push(format!("{prefix}.patience = {}: must be 1..=25 frames of 80 ms", self.patience));
+            p.add(format!("{prefix}.patience"), format!("{} is not in 1..=25 frames of 80 ms", self.patience));
         }
         if self.refractory_ms > 60_000 {
-            p.push(format!("{prefix}.refractory_ms = {}: must be at most 60000", self.refractory_ms));
+            p.add(format!("{prefix}.refractory_ms"), format!("{} is over 60000", self.refractory_ms));
         }
         p
     }
@@ -176,11 +177,8 @@ impl OpenWakeWord {
         if wakes.is_empty() {
             return Err(AudioError::Config("no wake word selected".into()));
         }
-        let problems: Vec<String> =
-            wakes.iter().flat_map(|w| w.trigger.problems(&format!("wake.{}", w.name))).collect();
-        if !problems.is_empty() {
-            return Err(AudioError::Config(problems.join("; ")));
-        }
+        let problems: Problems = wakes.iter().flat_map(|w| w.trigger.problems(&format!("wake.{}", w.name))).collect();
+        problems.into_result(()).map_err(AudioError::Settings)?;
         let mel = session(&files.melspectrogram)?;
         let mel_input = input_name(&mel, "melspectrogram", 0)?;
         let emb = session(&files.embedding)?;

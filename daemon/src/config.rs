@@ -1,29 +1,21 @@
-//! The daemon's one typed configuration: parsed from TOML with unknown keys refused, then validated
-//! as a whole so that every mistake is reported at once with its key path.
+//! The daemon's one typed configuration: parsed from TOML, then validated as a whole, so that
+//! every mistake — syntax aside, a wrong type, an unknown key, a bad value — is reported at once
+//! with its key path.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sotto_problems::{Problem, Problems};
 
-/// One configuration problem, located by its key path (`stt.timeout_s`, `wake.models[1].name`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigIssue {
-    pub key: String,
-    pub message: String,
-}
+/// The name the session loop knows the problem type by.
+pub use sotto_problems::Problem as ConfigIssue;
 
-impl std::fmt::Display for ConfigIssue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-/// Why a configuration could not be used: the file, and every issue found in it.
+/// Why a configuration could not be used: the file, and every problem found in it.
 #[derive(Debug)]
 pub struct ConfigErrors {
     pub source: String,
-    pub issues: Vec<ConfigIssue>,
+    pub issues: Problems,
 }
 
 impl std::fmt::Display for ConfigErrors {
@@ -217,53 +209,56 @@ impl Default for SlmConfig {
 impl Config {
     /// Reads, parses and validates a config file; every problem is reported at once.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
-        Self::load_unvalidated(path)?.validated(&path.display().to_string())
+        let (config, problems) = Self::read(path);
+        Self::accepted(config, problems, &path.display().to_string())
     }
 
-    /// Reads and parses (types, unknown keys) without the value checks of [`Config::validate`].
-    pub fn load_unvalidated(path: &Path) -> Result<Config, ConfigErrors> {
-        let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigErrors {
-            source: source.clone(),
-            issues: vec![ConfigIssue { key: "(file)".into(), message: format!("cannot read: {err}") }],
-        })?;
-        Self::parse_toml(&text, &source)
+    /// Reads, parses and validates a config file without stopping at a problem: a key of the
+    /// wrong type or unknown is reported and left at its default, so the checks of every other
+    /// key still run. The config is `None` only when the file cannot be read or is not TOML.
+    pub fn read(path: &Path) -> (Option<Config>, Problems) {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text),
+            Err(err) => (None, vec![Problem::new("(file)", format!("cannot read: {err}"))].into()),
+        }
     }
 
     /// Parses and validates config text; `source` names it in the errors. What [`Config::load`]
     /// does after reading the file (tests and the fuzz target feed text directly).
     pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
-        Self::parse_toml(text, source)?.validated(source)
+        let (config, problems) = Self::parse(text);
+        Self::accepted(config, problems, source)
     }
 
-    fn parse_toml(text: &str, source: &str) -> Result<Config, ConfigErrors> {
-        toml::from_str(text)
-            .map_err(|err| ConfigErrors { source: source.to_string(), issues: vec![toml_issue(text, &err)] })
+    fn parse(text: &str) -> (Option<Config>, Problems) {
+        let mut problems = Problems::new();
+        let config: Option<Config> = sotto_problems::from_toml_lenient(text, &mut problems);
+        if let Some(config) = &config {
+            problems.extend(config.validate());
+        }
+        (config, problems)
     }
 
-    fn validated(self, source: &str) -> Result<Config, ConfigErrors> {
-        let issues = self.validate();
-        if issues.is_empty() {
-            Ok(self)
-        } else {
-            Err(ConfigErrors { source: source.to_string(), issues })
+    fn accepted(config: Option<Config>, problems: Problems, source: &str) -> Result<Config, ConfigErrors> {
+        match config {
+            Some(config) if problems.is_empty() => Ok(config),
+            _ => Err(ConfigErrors { source: source.to_string(), issues: problems }),
         }
     }
 
     /// Checks values that the types alone cannot; files and models are checked by `check-config`.
-    pub fn validate(&self) -> Vec<ConfigIssue> {
-        let mut issues = Vec::new();
-        let mut bad = |key: String, message: String| issues.push(ConfigIssue { key, message });
+    pub fn validate(&self) -> Problems {
+        let mut issues = Problems::new();
         if self.wake.batch_ms > 1000 {
-            bad("wake.batch_ms".into(), format!("{} is over 1000", self.wake.batch_ms));
+            issues.add("wake.batch_ms", format!("{} is over 1000", self.wake.batch_ms));
         }
         if self.wake.models.is_empty() {
-            bad("wake.models".into(), "at least one wake word is needed".into());
+            issues.add("wake.models", "at least one wake word is needed");
         }
         for (i, model) in self.wake.models.iter().enumerate() {
             let key = format!("wake.models[{i}]");
             if !sotto_audio::SHIPPED_WAKE_WORDS.contains(&model.name.as_str()) {
-                bad(
+                issues.add(
                     format!("{key}.name"),
                     format!(
                         "unknown wake word {:?}; shipped: {}",
@@ -272,62 +267,39 @@ impl Config {
                     ),
                 );
             }
-            for problem in model.trigger().problems(&key) {
-                let (k, m) = split_problem(&problem);
-                bad(k, m);
-            }
+            issues.extend(model.trigger().problems(&key));
         }
-        for problem in self.endpoint.problems("endpoint") {
-            let (k, m) = split_problem(&problem);
-            bad(k, m);
-        }
+        issues.extend(self.endpoint.problems("endpoint"));
         if self.stt.language.len() < 2 || !self.stt.language.chars().all(|c| c.is_ascii_lowercase()) {
-            bad(
-                "stt.language".into(),
-                format!("{:?} is not a Whisper language code such as \"en\"", self.stt.language),
-            );
+            issues
+                .add("stt.language", format!("{:?} is not a Whisper language code such as \"en\"", self.stt.language));
         }
         for (key, value) in [("stt.timeout_s", self.stt.timeout_s), ("slm.timeout_s", self.slm.timeout_s)] {
             if !(0.1..=300.0).contains(&value) {
-                bad(key.into(), format!("{value} is not in 0.1..=300"));
+                issues.add(key, format!("{value} is not in 0.1..=300"));
             }
         }
         // Whisper keeps at most 224 prompt tokens; about 4 characters a token.
         if !(20..=900).contains(&self.stt.vocabulary_prompt_chars) {
-            bad(
-                "stt.vocabulary_prompt_chars".into(),
-                format!("{} is not in 20..=900", self.stt.vocabulary_prompt_chars),
-            );
+            issues
+                .add("stt.vocabulary_prompt_chars", format!("{} is not in 20..=900", self.stt.vocabulary_prompt_chars));
         }
         for (key, threads) in [("stt.threads", self.stt.threads), ("slm.threads", self.slm.threads)] {
             if threads > 256 {
-                bad(key.into(), format!("{threads} is over 256 (0 = every core)"));
+                issues.add(key, format!("{threads} is over 256 (0 = every core)"));
             }
         }
         if !(1..=512).contains(&self.slm.max_tokens) {
-            bad("slm.max_tokens".into(), format!("{} is not in 1..=512", self.slm.max_tokens));
+            issues.add("slm.max_tokens", format!("{} is not in 1..=512", self.slm.max_tokens));
         }
         if !(1.0..=300.0).contains(&self.intents.confirm_timeout_s) {
-            bad("intents.confirm_timeout_s".into(), format!("{} is not in 1..=300", self.intents.confirm_timeout_s));
+            issues.add("intents.confirm_timeout_s", format!("{} is not in 1..=300", self.intents.confirm_timeout_s));
         }
         if self.intents.domains.is_empty() {
-            bad("intents.domains".into(), "at least one domain is needed".into());
+            issues.add("intents.domains", "at least one domain is needed");
         }
-        for (i, domain) in self.intents.domains.iter().enumerate() {
-            let is_shipped = SHIPPED_DOMAINS.contains(&domain.as_str());
-            if !is_shipped && !Path::new(domain).is_file() {
-                bad(
-                    format!("intents.domains[{i}]"),
-                    format!(
-                        "{domain:?} is neither a shipped domain ({}) nor an existing file",
-                        SHIPPED_DOMAINS.join(", ")
-                    ),
-                );
-            }
-        }
-        for (key, message) in self.mqtt.validate("mqtt") {
-            bad(key, message);
-        }
+        issues.extend(self.intents.domains.iter().enumerate().filter_map(|(i, domain)| missing_domain(i, domain)));
+        issues.extend(self.mqtt.validate("mqtt"));
         issues
     }
 
@@ -384,46 +356,16 @@ impl Config {
     }
 }
 
-/// The audio crate reports problems as `key.path = value: reason`; split off the key path.
-fn split_problem(problem: &str) -> (String, String) {
-    match problem.split_once(' ') {
-        Some((key, rest)) => (key.to_string(), rest.trim_start_matches("= ").to_string()),
-        None => (String::new(), problem.to_string()),
-    }
-}
-
-/// Turns a TOML/serde error into an issue located by key path (`stt.languag`), found from the
-/// error's byte span: the nearest table header above it plus the key on its line.
-fn toml_issue(text: &str, err: &toml::de::Error) -> ConfigIssue {
-    let message = err.message().trim().to_string();
-    let Some(span) = err.span() else {
-        return ConfigIssue { key: "(file)".into(), message };
-    };
-    let before = &text[..span.start.min(text.len())];
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
-    let line = text[line_start..line_end].trim();
-    let table = before[..line_start]
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
-    let key = if line.starts_with('[') {
-        line.trim_matches(|c| c == '[' || c == ']').trim().to_string()
-    } else {
-        let own = line.split('=').next().unwrap_or("").trim();
-        match table {
-            Some(table) if !own.is_empty() => format!("{table}.{own}"),
-            Some(table) => table,
-            None => own.to_string(),
-        }
-    };
-    let line_number = before.matches('\n').count() + 1;
-    ConfigIssue {
-        key: if key.is_empty() { format!("(line {line_number})") } else { key },
-        message: format!("{message} (line {line_number})"),
-    }
+/// The problem of `intents.domains[i]` when it names neither a shipped domain nor a file: one
+/// check and one wording for validation and for loading the intents.
+pub fn missing_domain(i: usize, domain: &str) -> Option<Problem> {
+    let is_shipped = SHIPPED_DOMAINS.contains(&domain);
+    (!is_shipped && !Path::new(domain).is_file()).then(|| {
+        Problem::new(
+            format!("intents.domains[{i}]"),
+            format!("{domain:?} is neither a shipped domain ({}) nor an existing file", SHIPPED_DOMAINS.join(", ")),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -499,6 +441,16 @@ mod tests {
         let mut wake = a.clone();
         wake.wake.models[0].threshold = 0.7;
         assert_eq!(a.restart_only_changes(a.mqtt.secrets_fingerprint(), &wake), ["wake"]);
+    }
+
+    #[test]
+    fn a_wrong_type_or_an_unknown_key_hides_no_other_problem() {
+        let text = "[mqtt]\nport = 99999\nsite_id = \"a/b\"\n[stt]\nlanguag = \"en\"\ntimeout_s = 0.0\n";
+        let errors = Config::from_toml(text, "bad.toml").unwrap_err();
+        let mut keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["mqtt.port", "mqtt.site_id", "stt.languag", "stt.timeout_s"], "{errors}");
+        assert!(errors.to_string().contains("99999"), "{errors}");
     }
 
     #[test]

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use sotto_intents::Intents;
+use sotto_intents::{Intents, LoadError};
 use sotto_models::{Manifest, Role, Store};
 use sotto_workers::{SlmClient, SttClient, WorkerConfig};
 
-use crate::config::{Config, ConfigIssue, SHIPPED_DOMAINS};
+use sotto_problems::{Problem, Problems};
+
+use crate::config::{missing_domain, Config, WakeModelConfig, SHIPPED_DOMAINS};
 
 /// Paths of every model file a config needs, each present and verified.
 #[derive(Debug, Clone)]
@@ -20,8 +22,8 @@ pub struct ModelFiles {
     pub slm: Option<PathBuf>,
 }
 
-pub fn open_store(config: &Config) -> Result<Store, ConfigIssue> {
-    let issue = |message: String| ConfigIssue { key: "models.dir".into(), message };
+pub fn open_store(config: &Config) -> Result<Store, Problem> {
+    let issue = |message: String| Problem::new("models.dir", message);
     match &config.models.dir {
         Some(dir) => {
             let local = dir.join(sotto_models::store::LOCAL_MANIFEST);
@@ -33,19 +35,20 @@ pub fn open_store(config: &Config) -> Result<Store, ConfigIssue> {
 }
 
 /// Finds every model of the config's profile; all missing or damaged files are reported at once.
-pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
-    let store = open_store(config).map_err(|issue| vec![issue])?;
-    let issues = std::cell::RefCell::new(Vec::new());
+/// A wake word that is not shipped has no model to find: that is [`Config::validate`]'s problem.
+pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
+    let store = open_store(config).map_err(|issue| Problems::from(vec![issue]))?;
+    let issues = std::cell::RefCell::new(Problems::new());
     let profile_key = "models.profile";
     let ids = match store.profile(&config.models.profile) {
         Ok(ids) => ids,
-        Err(err) => return Err(vec![ConfigIssue { key: profile_key.into(), message: err.to_string() }]),
+        Err(err) => return Err(vec![Problem::new(profile_key, err.to_string())].into()),
     };
     let with_role = |role: Role| with_role(&store, &ids, role);
     let get = |key: &str, id: &str| match store.path(id) {
         Ok(path) => path,
         Err(err) => {
-            issues.borrow_mut().push(ConfigIssue { key: key.into(), message: err.to_string() });
+            issues.borrow_mut().add(key, err.to_string());
             PathBuf::new()
         }
     };
@@ -53,10 +56,9 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
     let stt = match with_role(Role::Stt) {
         Some(id) => get(profile_key, &id),
         None => {
-            issues.borrow_mut().push(ConfigIssue {
-                key: profile_key.into(),
-                message: format!("profile {:?} has no speech-to-text model", config.models.profile),
-            });
+            issues
+                .borrow_mut()
+                .add(profile_key, format!("profile {:?} has no speech-to-text model", config.models.profile));
             PathBuf::new()
         }
     };
@@ -64,29 +66,44 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Vec<ConfigIssue>> {
         (false, _) => None,
         (true, Some(id)) => Some(get(profile_key, &id)),
         (true, None) => {
-            issues.borrow_mut().push(ConfigIssue {
-                key: "slm.enabled".into(),
-                message: format!(
+            issues.borrow_mut().add(
+                "slm.enabled",
+                format!(
                     "profile {:?} has no language model; set slm.enabled = false or pick another profile",
                     config.models.profile
                 ),
-            });
+            );
             None
         }
     };
-    let wake_names: Vec<String> = config.wake.models.iter().map(|w| w.name.clone()).collect();
-    let front_end =
-        sotto_audio::FrontEndModels::resolve(&wake_names, &sotto_audio::TriggerConfig::default(), |id| store.path(id));
+    let wakes: Vec<&WakeModelConfig> =
+        config.wake.models.iter().filter(|w| sotto_audio::SHIPPED_WAKE_WORDS.contains(&w.name.as_str())).collect();
+    let wake_names: Vec<String> = wakes.iter().map(|w| w.name.clone()).collect();
+    // Each missing file is its own problem: a wake word's under its config key, the shared
+    // front-end models under the profile.
+    let model_key = |id: &str| match config.wake.models.iter().position(|w| id.strip_prefix("wake-") == Some(&w.name)) {
+        Some(i) => format!("wake.models[{i}].name"),
+        None => profile_key.to_string(),
+    };
+    let mut missing = false;
+    let front_end = sotto_audio::FrontEndModels::resolve(&wake_names, &sotto_audio::TriggerConfig::default(), |id| {
+        store.path(id).inspect_err(|err| {
+            missing = true;
+            issues.borrow_mut().add(model_key(id), err.to_string());
+        })
+    });
     let front_end = match front_end {
         Ok(mut models) => {
             // Each wake word keeps its own decision rule from the config.
-            for (spec, wake) in models.wakes.iter_mut().zip(&config.wake.models) {
+            for (spec, wake) in models.wakes.iter_mut().zip(&wakes) {
                 spec.trigger = wake.trigger();
             }
             Some(models)
         }
         Err(err) => {
-            issues.borrow_mut().push(ConfigIssue { key: "wake.models".into(), message: err.to_string() });
+            if !missing {
+                issues.borrow_mut().add("wake.models", err.to_string());
+            }
             None
         }
     };
@@ -104,28 +121,41 @@ fn with_role(store: &Store, ids: &[String], role: Role) -> Option<String> {
 
 /// The config's profile's model of `role`, present and verified (for the tools that need one
 /// engine, not the whole front end).
-pub fn profile_model(config: &Config, role: Role) -> Result<PathBuf, ConfigIssue> {
+pub fn profile_model(config: &Config, role: Role) -> Result<PathBuf, Problem> {
     let store = open_store(config)?;
-    let issue = |message: String| ConfigIssue { key: "models.profile".into(), message };
+    let issue = |message: String| Problem::new("models.profile", message);
     let ids = store.profile(&config.models.profile).map_err(|e| issue(e.to_string()))?;
     let id = with_role(&store, &ids, role)
         .ok_or_else(|| issue(format!("profile {:?} has no {role:?} model", config.models.profile)))?;
     store.path(&id).map_err(|e| issue(e.to_string()))
 }
 
-/// The intents of the config: shipped domain names resolve to the embedded files.
-pub fn load_intents(config: &Config) -> Result<Intents, ConfigIssue> {
-    let shipped: Vec<&str> =
-        config.intents.domains.iter().map(String::as_str).filter(|d| SHIPPED_DOMAINS.contains(d)).collect();
-    let files: Vec<PathBuf> =
-        config.intents.domains.iter().filter(|d| !SHIPPED_DOMAINS.contains(&d.as_str())).map(PathBuf::from).collect();
+/// The intents of the config: shipped domain names resolve to the embedded files. Every problem
+/// at once: a domain that cannot be read keyed `intents.domains[i]` (in the wording of
+/// [`Config::validate`]), a domain file's own problems keyed `FILE:key.path`.
+pub fn load_intents(config: &Config) -> Result<Intents, Problems> {
+    let domains = &config.intents.domains;
+    let shipped: Vec<&str> = domains.iter().map(String::as_str).filter(|d| SHIPPED_DOMAINS.contains(d)).collect();
     let mut sources: Vec<(String, String)> = sotto_intents::schema::shipped_sources()
         .into_iter()
         .filter(|(name, _)| shipped.iter().any(|d| name.trim_end_matches(".toml").ends_with(d)))
         .collect();
-    let issue = |message: String| ConfigIssue { key: "intents.domains".into(), message };
-    sources.extend(sotto_intents::schema::read_sources(&files).map_err(|e| issue(e.to_string()))?);
-    Intents::from_sources(&sources).map_err(|e| issue(e.to_string()))
+    let mut problems = Problems::new();
+    for (i, domain) in domains.iter().enumerate().filter(|(_, d)| !SHIPPED_DOMAINS.contains(&d.as_str())) {
+        if let Some(missing) = missing_domain(i, domain) {
+            problems.push(missing);
+            continue;
+        }
+        match sotto_intents::schema::read_sources(&[PathBuf::from(domain)]) {
+            Ok(read) => sources.extend(read),
+            Err(err) => problems.add(format!("intents.domains[{i}]"), err.to_string()),
+        }
+    }
+    problems.into_result(())?;
+    Intents::from_sources(&sources).map_err(|err| match err {
+        LoadError::Schema(problems) => problems,
+        other => vec![Problem::new("intents.domains", other.to_string())].into(),
+    })
 }
 
 /// Worker clients are blocking; the async pipeline calls them inside `spawn_blocking`, one request

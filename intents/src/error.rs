@@ -1,31 +1,6 @@
 use std::path::PathBuf;
 
-/// One problem found in a domain file; all of them are collected before loading fails.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SchemaIssue {
-    pub file: String,
-    pub intent: Option<String>,
-    pub template: Option<String>,
-    /// Dotted key path inside the file, when the problem is tied to one key.
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl std::fmt::Display for SchemaIssue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(intent) = &self.intent {
-            write!(f, ": intent `{intent}`")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": key `{key}`")?;
-        }
-        if let Some(template) = &self.template {
-            write!(f, ": template \"{template}\"")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
+use sotto_problems::Problems;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -33,8 +8,9 @@ pub enum LoadError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("no domain files (*.toml) found in {0}")]
     NoDomains(PathBuf),
-    #[error("{} schema error(s):\n  {}", .0.len(), .0.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n  "))]
-    Schema(Vec<SchemaIssue>),
+    /// Every problem of every domain file, each keyed `file:key.path` (or just the file).
+    #[error("{} schema error(s):\n  {}", .0.len(), .0.to_string().replace('\n', "\n  "))]
+    Schema(Problems),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -30,7 +30,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-pub use error::{LoadError, SchemaIssue, SlmError};
+pub use error::{LoadError, SlmError};
 pub use matcher::{MatchedWord, Matcher};
 pub use schema::{Action, Domain, Intent, Slot, SlotKind, SlotValue};
 

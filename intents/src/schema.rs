@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{LoadError, SchemaIssue};
+use sotto_problems::{Problem, Problems};
+
+use crate::error::LoadError;
 use crate::template::{self, Expr};
 
 #[derive(Debug, Deserialize)]
@@ -231,23 +233,16 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<(String, String)>, LoadErro
 /// Parses and validates domain sources `(file name, TOML text)`; intent names must be unique
 /// across all of them.
 pub fn load_domains(sources: &[(String, String)]) -> Result<Vec<Domain>, LoadError> {
-    let mut issues = Vec::new();
+    let mut issues = Problems::new();
     let mut domains = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     for (file, text) in sources {
-        let raw: RawDomain = match toml::from_str(text) {
-            Ok(r) => r,
-            Err(e) => {
-                issues.push(SchemaIssue {
-                    file: file.clone(),
-                    intent: None,
-                    template: None,
-                    key: None,
-                    message: e.to_string().trim().replace('\n', "\n    "),
-                });
-                continue;
-            }
-        };
+        // Every unknown key and wrong type of the file at once; a file that cannot be read as a
+        // domain at all (syntax, a required key) is skipped after its problems are noted.
+        let mut found = Problems::new();
+        let raw: Option<RawDomain> = sotto_problems::from_toml_lenient(text, &mut found);
+        issues.extend(found.into_iter().map(|p| Problem::new(key_in(file, Some(&p.key)), p.message)));
+        let Some(raw) = raw else { continue };
         let domain = check_domain(file, raw, &mut issues);
         for intent in &domain.intents {
             if !seen.insert(intent.name.clone()) {
@@ -269,23 +264,32 @@ pub fn load_domains(sources: &[(String, String)]) -> Result<Vec<Domain>, LoadErr
     }
 }
 
+/// `file:key.path`, or the file alone when the problem is not tied to one key.
+fn key_in(file: &str, key: Option<&str>) -> String {
+    match key {
+        Some(key) if !key.is_empty() => format!("{file}:{key}"),
+        _ => file.to_string(),
+    }
+}
+
 fn issue(
     file: &str,
     intent: Option<&str>,
     template: Option<&str>,
     key: Option<String>,
     message: impl Into<String>,
-) -> SchemaIssue {
-    SchemaIssue {
-        file: file.to_string(),
-        intent: intent.map(str::to_string),
-        template: template.map(str::to_string),
-        key,
-        message: message.into(),
+) -> Problem {
+    let mut context = String::new();
+    if let Some(intent) = intent {
+        context += &format!("intent `{intent}`: ");
     }
+    if let Some(template) = template {
+        context += &format!("template \"{template}\": ");
+    }
+    Problem::new(key_in(file, key.as_deref()), context + &message.into())
 }
 
-fn check_domain(file: &str, raw: RawDomain, issues: &mut Vec<SchemaIssue>) -> Domain {
+fn check_domain(file: &str, raw: RawDomain, issues: &mut Problems) -> Domain {
     let mut rules = BTreeMap::new();
     for (name, text) in &raw.rules {
         match template::parse(text) {

@@ -204,3 +204,13 @@ fn loads_files_and_directories() {
     let err = Intents::load(std::slice::from_ref(&missing)).err().unwrap().to_string();
     assert!(err.contains("nope.toml"), "{err}");
 }
+
+#[test]
+fn unknown_keys_and_wrong_types_of_one_file_are_all_reported_with_their_key_paths() {
+    let bad = GOOD.replace("domain = \"test\"", "domain = \"test\"\ncolour = 3").replace("examples", "examplez");
+    let bad = bad.replace("[intent.slots.x]", "confirm = \"yes\"\n[intent.slots.x]");
+    let msg = load_err(&[("keys.toml", &bad)]);
+    for want in ["keys.toml:colour: unknown field", "keys.toml:intent[0].examplez", "keys.toml:intent[0].confirm"] {
+        assert!(msg.contains(want), "missing {want:?} in {msg}");
+    }
+}

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 pub enum ManifestError {
     #[error("cannot read model manifest {origin}: {message}")]
     Parse { origin: String, message: String },
-    #[error("invalid model manifest {origin}:\n  {}", problems.join("\n  "))]
-    Invalid { origin: String, problems: Vec<String> },
+    /// Every problem of the file, each with its key path (`model[3].sha256`).
+    #[error("invalid model manifest {origin}:\n  {}", problems.to_string().replace('\n', "\n  "))]
+    Invalid { origin: String, problems: sotto_problems::Problems },
 }
 
 /// One source that failed during a fetch, and why.

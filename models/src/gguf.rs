@@ -1,5 +1,12 @@
 //! GGUF inspection: architecture, quantisation, context length and chat template, read from the
 //! header by hand (the format is small), plus a truncation check against the tensor table.
+//!
+//! Why not a GGUF crate (the releases current when this was written): `gguf` 0.1.2 parses a
+//! byte buffer already in memory, reports a short buffer as `Ok(None)` and errors as bare
+//! strings; `ggus` 0.5.1 also wants the whole file's bytes (a memory map) and reads GGUF version 3
+//! only. This reader streams just the header of a file of hundreds of MB, reads versions 2 and 3,
+//! refuses a corrupt length before allocating it, and names the part a truncated download cuts
+//! off: what the store and `sotto models verify` report, and neither crate does.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};

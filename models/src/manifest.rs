@@ -6,6 +6,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use sotto_problems::Problems;
+
 use crate::error::ManifestError;
 
 /// The manifest shipped with Sotto.
@@ -178,12 +180,29 @@ impl fmt::Display for Source {
 }
 
 impl Manifest {
-    /// Parses and validates a manifest; `origin` names the file in errors.
+    /// Parses and validates a manifest; `origin` names the file in errors. Every unknown key,
+    /// wrong type and bad value is reported at once.
     pub fn parse(text: &str, origin: &str) -> Result<Manifest, ManifestError> {
-        let manifest: Manifest = toml::from_str(text)
-            .map_err(|e| ManifestError::Parse { origin: origin.to_string(), message: e.to_string() })?;
-        manifest.validate(origin)?;
-        Ok(manifest)
+        let mut problems = Problems::new();
+        let manifest: Option<Manifest> = sotto_problems::from_toml_lenient(text, &mut problems);
+        if let Some(manifest) = &manifest {
+            problems.extend(manifest.problems());
+        }
+        Self::accept(manifest, problems, origin)
+    }
+
+    /// Parses without the value checks, reporting every unknown key and wrong type at once.
+    fn parse_unvalidated(text: &str, origin: &str) -> Result<Manifest, ManifestError> {
+        let mut problems = Problems::new();
+        let manifest: Option<Manifest> = sotto_problems::from_toml_lenient(text, &mut problems);
+        Self::accept(manifest, problems, origin)
+    }
+
+    fn accept(manifest: Option<Manifest>, problems: Problems, origin: &str) -> Result<Manifest, ManifestError> {
+        match manifest {
+            Some(manifest) if problems.is_empty() => Ok(manifest),
+            _ => Err(ManifestError::Invalid { origin: origin.to_string(), problems }),
+        }
     }
 
     pub fn builtin() -> Manifest {
@@ -198,12 +217,12 @@ impl Manifest {
             let origin = local.display().to_string();
             let text = std::fs::read_to_string(local)
                 .map_err(|e| ManifestError::Parse { origin: origin.clone(), message: e.to_string() })?;
-            let user: Manifest = toml::from_str(&text)
-                .map_err(|e| ManifestError::Parse { origin: origin.clone(), message: e.to_string() })?;
+            let user = Manifest::parse_unvalidated(&text, &origin)?;
             manifest.models.extend(user.models);
             for (name, ids) in user.profiles {
                 manifest.profiles.insert(name, ids);
             }
+            // The user's profiles may name built-in models: checked once merged.
             manifest.validate(&origin)?;
         }
         Ok(manifest)
@@ -211,66 +230,83 @@ impl Manifest {
 
     /// Checks everything and reports all problems at once, each with its key path.
     pub fn validate(&self, origin: &str) -> Result<(), ManifestError> {
-        let mut problems = Vec::new();
+        self.problems()
+            .into_result(())
+            .map_err(|problems| ManifestError::Invalid { origin: origin.to_string(), problems })
+    }
+
+    /// Every problem of the values, each keyed `model[i].field` (the message names the model id).
+    fn problems(&self) -> Problems {
+        let mut problems = Problems::new();
         let mut seen = HashSet::new();
         for (i, m) in self.models.iter().enumerate() {
-            let key = format!("model[{i}] (id {:?})", m.id);
+            let key = format!("model[{i}]");
+            let id = format!("model {:?}: ", m.id);
             if m.id.is_empty() {
-                problems.push(format!("{key}.id: empty"));
+                problems.add(format!("{key}.id"), format!("{id}empty"));
             }
             if !seen.insert((m.id.clone(), m.arch.clone())) {
-                problems.push(format!("{key}.id: duplicate id for arch {:?}", m.arch));
+                problems.add(format!("{key}.id"), format!("{id}duplicate id for arch {:?}", m.arch));
             }
             if m.file.is_empty() || m.file.contains('/') || m.file.starts_with('.') {
-                problems.push(format!("{key}.file: {:?} must be a plain file name", m.file));
+                problems.add(format!("{key}.file"), format!("{id}{:?} must be a plain file name", m.file));
             }
             if m.size == 0 {
-                problems.push(format!("{key}.size: must be the file's size in bytes, not 0"));
+                problems.add(format!("{key}.size"), format!("{id}must be the file's size in bytes, not 0"));
             }
             if !is_sha256(&m.sha256) {
-                problems.push(format!("{key}.sha256: {:?} is not 64 lower-case hex digits", m.sha256));
+                problems.add(format!("{key}.sha256"), format!("{id}{:?} is not 64 lower-case hex digits", m.sha256));
             }
             if m.sources.is_empty() {
-                problems.push(format!("{key}.sources: at least one source is needed"));
+                problems.add(format!("{key}.sources"), format!("{id}at least one source is needed"));
             }
             for (j, s) in m.sources.iter().enumerate() {
                 let skey = format!("{key}.sources[{j}]");
                 match s {
                     Source::Pypi { parts, convert, .. } => {
                         if parts.is_empty() {
-                            problems.push(format!("{skey}.parts: empty"));
+                            problems.add(format!("{skey}.parts"), format!("{id}empty"));
                         }
                         for (k, p) in parts.iter().enumerate() {
                             if p.package.is_empty() || p.version.is_empty() || p.path.is_empty() {
-                                problems.push(format!("{skey}.parts[{k}]: package, version and path are required"));
+                                problems.add(
+                                    format!("{skey}.parts[{k}]"),
+                                    format!("{id}package, version and path are required"),
+                                );
                             }
                             match (convert.is_some(), &p.as_name) {
-                                (true, None) => problems.push(format!("{skey}.parts[{k}].as: required with `convert`")),
-                                (false, Some(_)) => {
-                                    problems.push(format!("{skey}.parts[{k}].as: only meaningful with `convert`"))
-                                }
-                                (true, Some(n)) if n.contains('/') || n.starts_with('.') => {
-                                    problems.push(format!("{skey}.parts[{k}].as: {n:?} must be a plain file name"))
-                                }
+                                (true, None) => problems
+                                    .add(format!("{skey}.parts[{k}].as"), format!("{id}required with `convert`")),
+                                (false, Some(_)) => problems.add(
+                                    format!("{skey}.parts[{k}].as"),
+                                    format!("{id}only meaningful with `convert`"),
+                                ),
+                                (true, Some(n)) if n.contains('/') || n.starts_with('.') => problems.add(
+                                    format!("{skey}.parts[{k}].as"),
+                                    format!("{id}{n:?} must be a plain file name"),
+                                ),
                                 _ => {}
                             }
                         }
                     }
                     Source::Npm { package, version, path } => {
                         if package.is_empty() || version.is_empty() || path.is_empty() {
-                            problems.push(format!("{skey}: package, version and path are required"));
+                            problems.add(skey.clone(), format!("{id}package, version and path are required"));
                         }
                     }
                     Source::Url { url, size, sha256 } => {
                         if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with("file://")) {
-                            problems.push(format!("{skey}.url: {url:?} is not an http(s) or file URL"));
+                            problems.add(format!("{skey}.url"), format!("{id}{url:?} is not an http(s) or file URL"));
                         }
                         if size.is_some() != sha256.is_some() {
-                            problems.push(format!("{skey}: size and sha256 go together"));
+                            problems.add(skey.clone(), format!("{id}size and sha256 go together"));
                         }
                         if let Some(h) = sha256 {
                             if !is_sha256(h) {
-                                problems.push(format!("{skey}.sha256: {h:?} is not 64 lower-case hex digits"));
+                                problems.add(
+                                    format!("{skey}.sha256"),
+                                    format!("{id}{h:?} is not 64 lower-case hex digits"),
+                                );
                             }
                         }
                     }
@@ -280,15 +316,11 @@ impl Manifest {
         for (name, ids) in &self.profiles {
             for id in ids {
                 if !self.models.iter().any(|m| &m.id == id) {
-                    problems.push(format!("profiles.{name}: unknown model id {id:?}"));
+                    problems.add(format!("profiles.{name}"), format!("unknown model id {id:?}"));
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ManifestError::Invalid { origin: origin.to_string(), problems })
-        }
+        problems
     }
 
     /// The entry for `id` on this machine's architecture.

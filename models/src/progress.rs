@@ -1,4 +1,10 @@
 //! Progress on stderr for long copies and hashes, so that a 250 MB step never looks hung.
+//!
+//! Not `indicatif`: its bars draw nothing when stderr is not a terminal, and most long fetches run
+//! where it is not (CI, `tools/setup.sh` under a log, systemd), which is exactly where a line a
+//! second is wanted to show the step is alive. One `\r` line on a terminal and a log line
+//! elsewhere is all the store needs; a bar library would add a dependency tree to a crate the
+//! daemon links, for the terminal case only.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};

@@ -82,13 +82,13 @@ sources = [{ kind = "url", url = "ftp://x" }, { kind = "pypi", parts = [{ packag
     let err = Manifest::parse(text, "bad.toml").unwrap_err().to_string();
     for needle in [
         "bad.toml",
-        "model[0] (id \"a\").file",
-        "model[0] (id \"a\").size",
-        "model[0] (id \"a\").sha256",
-        "model[0] (id \"a\").sources: at least one",
-        "model[1] (id \"a\").id: duplicate",
-        "model[1] (id \"a\").sources[0].url",
-        "model[1] (id \"a\").sources[1].parts[0].as",
+        "model[0].file: model \"a\"",
+        "model[0].size: model \"a\"",
+        "model[0].sha256: model \"a\"",
+        "model[0].sources: model \"a\": at least one",
+        "model[1].id: model \"a\": duplicate",
+        "model[1].sources[0].url: model \"a\"",
+        "model[1].sources[1].parts[0].as: model \"a\"",
         "profiles.default: unknown model id \"nope\"",
     ] {
         assert!(err.contains(needle), "error lacks {needle:?}:\n{err}");
@@ -99,5 +99,7 @@ sources = [{ kind = "url", url = "ftp://x" }, { kind = "pypi", parts = [{ packag
 fn unknown_keys_are_rejected_naming_the_key() {
     let text = "[[model]]\nid = \"a\"\nrole = \"stt\"\nfile = \"a\"\nsize = 1\nsha = \"x\"\nsha256 = \"x\"\nlicense = \"MIT\"\nsources = []\n";
     let err = Manifest::parse(text, "typo.toml").unwrap_err().to_string();
-    assert!(err.contains("typo.toml") && err.contains("sha"), "{err}");
+    assert!(err.contains("typo.toml") && err.contains("model[0].sha: unknown field `sha`"), "{err}");
+    // The unknown key does not hide the bad values of the same file.
+    assert!(err.contains("model[0].sha256") && err.contains("model[0].sources"), "{err}");
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::config::{Config, ConfigIssue};
+use sotto_problems::Problems;
+
+use crate::config::Config;
 use crate::engines;
 use crate::mqtt::BrokerMode;
 
@@ -50,33 +52,34 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn check_config(args: CheckConfigArgs) -> anyhow::Result<ExitCode> {
-    // Syntax and unknown keys stop here; every other check runs, so all problems show at once.
-    let config = match Config::load_unvalidated(&args.config) {
-        Ok(config) => config,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::FAILURE);
+    // Only unreadable or non-TOML text stops here: a wrong type or an unknown key is one problem
+    // among the others, its key left at the default so every other check still runs.
+    let (config, mut problems) = Config::read(&args.config);
+    if let Some(config) = &config {
+        // The models and domains are looked up as far as the values allow; what validation
+        // already said about a key (an unknown wake word, a missing domain file) is not said again.
+        let mut later = Problems::new();
+        if let Err(found) = engines::locate_models(config) {
+            later.extend(found);
         }
-    };
-    let mut issues: Vec<ConfigIssue> = config.validate();
-    if let Err(found) = engines::locate_models(&config) {
-        issues.extend(found);
-    }
-    if let Err(issue) = engines::load_intents(&config) {
-        issues.push(issue);
-    }
-    if args.online && config.mqtt.broker == BrokerMode::External {
-        if let Err(message) = broker_reachable(&config) {
-            issues.push(ConfigIssue { key: "mqtt.host".into(), message });
+        if let Err(found) = engines::load_intents(config) {
+            later.extend(found);
         }
+        if args.online && config.mqtt.broker == BrokerMode::External {
+            if let Err(message) = broker_reachable(config) {
+                later.add("mqtt.host", message);
+            }
+        }
+        let new: Vec<_> = later.into_iter().filter(|p| !problems.touches(&p.key)).collect();
+        problems.extend(new);
     }
-    if issues.is_empty() {
+    if problems.is_empty() {
         println!("{}: OK", args.config.display());
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("{}: {} problem(s)", args.config.display(), issues.len());
-    for issue in &issues {
-        eprintln!("  {issue}");
+    eprintln!("{}: {} problem(s)", args.config.display(), problems.len());
+    for problem in &problems {
+        eprintln!("  {problem}");
     }
     Ok(ExitCode::FAILURE)
 }

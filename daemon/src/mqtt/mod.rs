@@ -75,8 +75,8 @@ pub use settings::{BrokerMode, MqttSettings, TlsSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MqttError {
-    #[error("invalid MQTT settings: {}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
-    Config(Vec<(String, String)>),
+    #[error("invalid MQTT settings:\n{0}")]
+    Config(sotto_problems::Problems),
     #[error("{key}: cannot read {}: {source}", path.display())]
     ReadFile { key: &'static str, path: PathBuf, source: std::io::Error },
     #[error("embedded MQTT broker on 127.0.0.1:{port}: {reason}")]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
+use sotto_problems::{Problem, Problems};
 
 use super::MqttError;
 
@@ -120,13 +121,13 @@ impl MqttSettings {
         Duration::from_secs(self.reconnect_max_secs.max(1))
     }
 
-    /// Every problem at once, each as (key path under `prefix`, message). `prefix` is where the
-    /// table sits in the daemon config, e.g. `"mqtt"`. Checks the files and the environment
-    /// variable exist too, so `sotto check-config` catches a missing secret before the service starts.
-    pub fn validate(&self, prefix: &str) -> Vec<(String, String)> {
+    /// Every problem at once, each with its key path under `prefix`: where the table sits in the
+    /// daemon config, e.g. `"mqtt"`. Checks the files and the environment variable exist too, so
+    /// `sotto check-config` catches a missing secret before the service starts.
+    pub fn validate(&self, prefix: &str) -> Problems {
         let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
-        let mut errors = Vec::new();
-        let mut err = |k: &str, msg: String| errors.push((key(k), msg));
+        let mut errors = Problems::new();
+        let mut err = |k: &str, msg: String| errors.add(key(k), msg);
 
         if let Err(msg) = check_topic_level(&self.site_id) {
             err("site_id", msg);
@@ -245,9 +246,9 @@ impl MqttSettings {
             return Ok(Some(text.trim_end_matches(['\r', '\n']).to_string()));
         }
         if let Some(var) = &self.password_env {
-            return std::env::var(var)
-                .map(Some)
-                .map_err(|_| MqttError::Config(vec![("mqtt.password_env".into(), format!("{var} is not set"))]));
+            return std::env::var(var).map(Some).map_err(|_| {
+                MqttError::Config(vec![Problem::new("mqtt.password_env", format!("{var} is not set"))].into())
+            });
         }
         Ok(None)
     }
@@ -311,7 +312,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let keys: Vec<String> = s.validate("mqtt").into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<String> = s.validate("mqtt").into_iter().map(|p| p.key).collect();
         for expected in [
             "mqtt.site_id",
             "mqtt.keep_alive_secs",

@@ -11,11 +11,12 @@ mod engine;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Parser as _;
 use sotto_workers::server::run_worker;
 
 fn main() -> ExitCode {
     run_worker(
-        Args::parse,
+        |args| Args::try_parse_from(args).map_err(|e| e.to_string()),
         |args: &Args| {
             engine::Engine::load(&args.model, args.threads, args.ctx, args.grammar_full_vocab)
                 .map_err(|e| format!("{e:#}"))
@@ -25,33 +26,20 @@ fn main() -> ExitCode {
     )
 }
 
+/// Arguments as the supervisor passes them: `--model FILE` first, then the config's extras.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true, args_override_self = true)]
 struct Args {
+    /// The GGUF model file.
+    #[arg(long)]
     model: PathBuf,
+    /// llama.cpp threads; default every core.
+    #[arg(long)]
     threads: Option<i32>,
+    /// Context length in tokens.
+    #[arg(long, default_value_t = 2048)]
     ctx: u32,
-    /// `--grammar-full-vocab`: mask the whole vocabulary every step (benchmark baseline).
+    /// Mask the whole vocabulary every step (benchmark baseline).
+    #[arg(long)]
     grammar_full_vocab: bool,
-}
-
-impl Args {
-    fn parse(mut it: impl Iterator<Item = String>) -> Result<Self, String> {
-        let (mut model, mut threads, mut ctx, mut grammar_full_vocab) = (None, None, 2048u32, false);
-        while let Some(arg) = it.next() {
-            let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-            match arg.as_str() {
-                "--model" => model = Some(PathBuf::from(value("--model")?)),
-                "--threads" => {
-                    let v = value("--threads")?;
-                    threads = Some(v.parse().map_err(|_| format!("--threads: not a number: {v:?}"))?);
-                }
-                "--ctx" => {
-                    let v = value("--ctx")?;
-                    ctx = v.parse().map_err(|_| format!("--ctx: not a number: {v:?}"))?;
-                }
-                "--grammar-full-vocab" => grammar_full_vocab = true,
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(Self { model: model.ok_or("--model FILE is required")?, threads, ctx, grammar_full_vocab })
-    }
 }

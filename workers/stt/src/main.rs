@@ -13,6 +13,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _};
+use clap::Parser as _;
 use sotto_workers::frame::bytes_to_samples;
 use sotto_workers::messages::{Reply, Request};
 use sotto_workers::server::{log, run_worker};
@@ -35,7 +36,7 @@ const MAX_BEAMS: u32 = 8;
 
 fn main() -> ExitCode {
     run_worker(
-        Args::parse,
+        |args| Args::try_parse_from(args).map_err(|e| e.to_string()),
         |args: &Args| Stt::load(args).map_err(|e| format!("{e:#}")),
         Stt::hello,
         |engine, request, body| match request {
@@ -48,34 +49,19 @@ fn main() -> ExitCode {
     )
 }
 
+/// Arguments as the supervisor passes them: `--model FILE` first, then the config's extras.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true, args_override_self = true)]
 struct Args {
+    /// The ggml Whisper model file.
+    #[arg(long)]
     model: PathBuf,
+    /// whisper.cpp threads; default every core but one.
+    #[arg(long, default_value_t = sotto_workers::server::default_threads())]
     threads: i32,
+    /// Smallest encoder context, in frames of 20 ms.
+    #[arg(long, default_value_t = DEFAULT_AUDIO_CTX_FLOOR)]
     audio_ctx_floor: u32,
-}
-
-impl Args {
-    fn parse(mut it: impl Iterator<Item = String>) -> Result<Self, String> {
-        let mut model = None;
-        let mut threads = sotto_workers::server::default_threads();
-        let mut audio_ctx_floor = DEFAULT_AUDIO_CTX_FLOOR;
-        while let Some(arg) = it.next() {
-            let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-            match arg.as_str() {
-                "--model" => model = Some(PathBuf::from(value("--model")?)),
-                "--threads" => {
-                    let v = value("--threads")?;
-                    threads = v.parse().map_err(|_| format!("--threads: not a number: {v:?}"))?;
-                }
-                "--audio-ctx-floor" => {
-                    let v = value("--audio-ctx-floor")?;
-                    audio_ctx_floor = v.parse().map_err(|_| format!("--audio-ctx-floor: not a number: {v:?}"))?;
-                }
-                other => return Err(format!("unknown argument {other:?}")),
-            }
-        }
-        Ok(Self { model: model.ok_or("--model FILE is required")?, threads, audio_ctx_floor })
-    }
 }
 
 struct Stt {
