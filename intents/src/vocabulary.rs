@@ -8,8 +8,8 @@ use crate::schema::{Intent, SlotKind};
 /// Enum synonyms first (the words ASR gets wrong most), then examples, deduplicated, cut at
 /// `max_chars` on a phrase boundary (Whisper's prompt is limited to about 224 tokens).
 /// The prompt length the daemon sends by default (`stt.vocabulary_prompt_chars`), and so the tools
-/// and benchmarks that decide as it does. A longer prompt costs decoder time on every utterance;
-/// with the barista domain alone, 400 characters transcribed its set better (README, barista).
+/// and benchmarks that decide as it does. A longer prompt costs decoder time on every utterance; on
+/// the barista set a 400-character one transcribed better (README, "Barista benchmark").
 pub const DEFAULT_PROMPT_CHARS: usize = 250;
 
 pub fn prompt(intents: &[Intent], max_chars: usize) -> String {
