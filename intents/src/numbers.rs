@@ -12,50 +12,49 @@ pub struct SpokenNumber {
     pub fraction_only: bool,
 }
 
+/// Number words by value: the parser reads them here and spoken responses write them from here.
+pub(crate) const ONES: [&str; 20] = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+];
+pub(crate) const TENS: [&str; 10] =
+    ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
+
+fn position(words: &[&str], w: &str) -> Option<u64> {
+    words.iter().position(|x| !x.is_empty() && *x == w).map(|i| i as u64)
+}
+
 fn unit_word(w: &str) -> Option<u64> {
-    Some(match w {
-        "zero" | "oh" | "nought" => 0,
-        "one" => 1,
-        "two" => 2,
-        "three" => 3,
-        "four" => 4,
-        "five" => 5,
-        "six" => 6,
-        "seven" => 7,
-        "eight" => 8,
-        "nine" => 9,
-        _ => return None,
-    })
+    match w {
+        "oh" | "nought" => Some(0),
+        _ => position(&ONES[..10], w),
+    }
 }
 
 fn teen_word(w: &str) -> Option<u64> {
-    Some(match w {
-        "ten" => 10,
-        "eleven" => 11,
-        "twelve" => 12,
-        "thirteen" => 13,
-        "fourteen" => 14,
-        "fifteen" => 15,
-        "sixteen" => 16,
-        "seventeen" => 17,
-        "eighteen" => 18,
-        "nineteen" => 19,
-        _ => return None,
-    })
+    position(&ONES[10..], w).map(|i| i + 10)
 }
 
 fn tens_word(w: &str) -> Option<u64> {
-    Some(match w {
-        "twenty" => 20,
-        "thirty" => 30,
-        "forty" => 40,
-        "fifty" => 50,
-        "sixty" => 60,
-        "seventy" => 70,
-        "eighty" => 80,
-        "ninety" => 90,
-        _ => return None,
-    })
+    position(&TENS, w).map(|i| i * 10)
 }
 
 fn is_number_word(w: &str) -> bool {

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::numbers::{ONES, TENS};
 use crate::schema::{Domain, Intent, Slot, SlotKind, SlotValue};
 
 /// Spoken when the transcript matched no intent and the domain says nothing else.
@@ -313,30 +314,6 @@ pub fn number_words(x: f64) -> String {
     }
     out
 }
-
-const ONES: [&str; 20] = [
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-];
-const TENS: [&str; 10] = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"];
 
 fn integer_words(n: u64) -> String {
     match n {
