@@ -30,11 +30,14 @@ trailing_silence_ms = 5
 domains = ["vehicle", "/nonexistent/pizza.toml"]
 [mqtt]
 site_id = "a/b"
+[tts]
+voice = "voice-nobody"
 "#,
         false,
     );
     assert!(!ok, "{text}");
     for expected in [
+        "tts.voice: unknown voice \"voice-nobody\"; the store has: voice-joe-medium",
         "models.profile: unknown profile \"huge\"",
         "wake.models[0].name: unknown wake word \"hey_siri\"",
         "wake.models[0].threshold",

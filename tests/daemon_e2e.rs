@@ -277,11 +277,18 @@ fn a_killed_stt_worker_fails_one_command_and_the_next_one_is_served() {
 }
 
 /// Runs a dialogue fixture on the embedded broker and returns the printed messages of the run.
+/// Sotto speaks (into WAV files): its questions mute the microphone while they last.
 fn dialogue(name: &str) -> (String, Vec<Printed>) {
     let _one = one_at_a_time();
     let site = unique_site(name);
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &format!("[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n"));
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n\n[tts]\nwav_dir = {:?}\n",
+            dir.path().display().to_string()
+        ),
+    );
     let wav = sotto_tests::daemon::repo_root().join("tests/fixtures/dialogue").join(name);
     let (_, printed) = run_on_file(&config, &wav);
     (site, printed)
@@ -296,6 +303,7 @@ fn a_risky_command_runs_only_after_a_spoken_yes() {
     let (site, printed) = dialogue("jarvis_factory_stop_yes.wav");
     let action = format!("sotto/{site}/factory/press_1/command");
     let confirm = format!("sotto/{site}/confirm");
+    let said = format!("sotto/{site}/said");
     assert_eq!(
         printed_topics(&printed),
         [
@@ -303,12 +311,17 @@ fn a_risky_command_runs_only_after_a_spoken_yes() {
             "hermes/dialogueManager/sessionStarted",
             "hermes/asr/textCaptured",
             "hermes/intent/machine.stop",
+            said.as_str(),
             confirm.as_str(),
             "hermes/asr/textCaptured",
             action.as_str(),
             "hermes/dialogueManager/sessionEnded",
+            said.as_str(),
         ]
     );
+    let spoken: Vec<&serde_json::Value> =
+        printed.iter().filter(|p| p.topic == said).map(|p| &p.payload["text"]).collect();
+    assert_eq!(spoken, [&json!("Stop press one? Say yes or no."), &json!("Stopping press one.")]);
     assert_eq!(printed.iter().find(|p| p.topic == action).unwrap().payload, json!({"command": "stop"}));
 }
 

@@ -16,9 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_fixtures as fx  # noqa: E402
 
 # name -> pieces: (role, text); the pause before a follow-up is long enough to end the command.
+# The answer waits for Sotto's spoken question ("Stop press one? Say yes or no.", 2.5 s, during
+# which the microphone is muted) and comes within the endpointer's 4 s wait when nothing is said.
 DIALOGUES = {
-    "jarvis_factory_stop_yes": [("wake", "Hey Jarvis!"), ("command", "Stop press one."), ("pause", 1.6), ("answer", "Yes.")],
-    "jarvis_factory_stop_no": [("wake", "Hey Jarvis!"), ("command", "Stop press one."), ("pause", 1.6), ("answer", "No.")],
+    "jarvis_factory_stop_yes": [("wake", "Hey Jarvis!"), ("command", "Stop press one."), ("pause", 3.4), ("answer", "Yes.")],
+    "jarvis_factory_stop_no": [("wake", "Hey Jarvis!"), ("command", "Stop press one."), ("pause", 3.4), ("answer", "No.")],
     "jarvis_factory_stop_silence": [("wake", "Hey Jarvis!"), ("command", "Stop press one."), ("pause", 6.0)],
     "jarvis_vehicle_out_of_range": [("wake", "Hey Jarvis!"), ("command", "Set the temperature to ninety degrees.")],
 }

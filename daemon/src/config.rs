@@ -41,6 +41,8 @@ pub struct Config {
     pub stt: SttConfig,
     pub intents: IntentsConfig,
     pub slm: SlmConfig,
+    /// Sotto's voice: Piper text-to-speech for its responses and Hermes texts.
+    pub tts: TtsConfig,
     pub mqtt: crate::mqtt::MqttSettings,
 }
 
@@ -175,15 +177,24 @@ impl Default for SttConfig {
 pub struct IntentsConfig {
     /// Shipped domain names (`vehicle`, `factory`, `home`, `barista`) or paths to domain TOML files.
     pub domains: Vec<String>,
-    /// Seconds a pending confirmation waits for "yes"/"no" before it is dropped.
+    /// Seconds a pending confirmation waits for "yes"/"no" before it is dropped (counted from
+    /// the end of the spoken question).
     pub confirm_timeout_s: f32,
+    /// Seconds a session stays open after a query intent (`query = true`) for the system that
+    /// answers it (`hermes/dialogueManager/endSession` with the answer, or `continueSession`);
+    /// 0 = end at once (an answer with a text is still spoken).
+    pub reply_timeout_s: f32,
 }
 
 pub const SHIPPED_DOMAINS: &[&str] = &["vehicle", "factory", "home", "barista"];
 
 impl Default for IntentsConfig {
     fn default() -> Self {
-        IntentsConfig { domains: SHIPPED_DOMAINS.iter().map(|d| d.to_string()).collect(), confirm_timeout_s: 10.0 }
+        IntentsConfig {
+            domains: SHIPPED_DOMAINS.iter().map(|d| d.to_string()).collect(),
+            confirm_timeout_s: 10.0,
+            reply_timeout_s: 4.0,
+        }
     }
 }
 
@@ -203,6 +214,43 @@ pub struct SlmConfig {
 impl Default for SlmConfig {
     fn default() -> Self {
         SlmConfig { enabled: false, timeout_s: 10.0, max_tokens: 48, threads: 0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TtsConfig {
+    /// Sotto has a voice: the voice loads at start, Sotto speaks its responses and answers
+    /// `hermes/tts/say`. Off: its texts are published on `hermes/tts/say` for another system.
+    pub enabled: bool,
+    /// Speak Sotto's own responses (confirmation questions, the intents' `say`, not understood,
+    /// refused values). Off where another system speaks them; Hermes texts are still spoken.
+    pub responses: bool,
+    /// A voice of the model store (`sotto models list`, role `tts`).
+    pub voice: String,
+    /// Output device name as `sotto audio devices` lists it; empty = the system default.
+    pub device: String,
+    /// Write each spoken text as a WAV file in this directory instead of playing it (tests, the
+    /// demo); the front end still counts the audio as heard by the microphone.
+    pub wav_dir: Option<PathBuf>,
+    /// After Sotto stops speaking, the microphone is ignored this much longer (room echo, the
+    /// output device's buffer).
+    pub tail_ms: u32,
+    /// ONNX Runtime threads for the voice.
+    pub threads: u32,
+}
+
+impl Default for TtsConfig {
+    fn default() -> Self {
+        TtsConfig {
+            enabled: true,
+            responses: true,
+            voice: sotto_tts::DEFAULT_VOICE.into(),
+            device: String::new(),
+            wav_dir: None,
+            tail_ms: 300,
+            threads: 1,
+        }
     }
 }
 
@@ -292,6 +340,23 @@ impl Config {
         if !(1..=512).contains(&self.slm.max_tokens) {
             issues.add("slm.max_tokens", format!("{} is not in 1..=512", self.slm.max_tokens));
         }
+        if !(0.0..=300.0).contains(&self.intents.reply_timeout_s) {
+            issues.add("intents.reply_timeout_s", format!("{} is not in 0..=300", self.intents.reply_timeout_s));
+        }
+        if self.tts.tail_ms > 5000 {
+            issues.add("tts.tail_ms", format!("{} is over 5000", self.tts.tail_ms));
+        }
+        if !(1..=16).contains(&self.tts.threads) {
+            issues.add("tts.threads", format!("{} is not in 1..=16", self.tts.threads));
+        }
+        if self.tts.voice.trim().is_empty() {
+            issues.add("tts.voice", "empty; name a voice of the model store (`sotto models list`)");
+        }
+        if let Some(dir) = &self.tts.wav_dir {
+            if !dir.is_dir() {
+                issues.add("tts.wav_dir", format!("{} is not a directory", dir.display()));
+            }
+        }
         if !(1.0..=300.0).contains(&self.intents.confirm_timeout_s) {
             issues.add("intents.confirm_timeout_s", format!("{} is not in 1..=300", self.intents.confirm_timeout_s));
         }
@@ -316,6 +381,7 @@ impl Config {
             ("audio", self.audio != new.audio),
             ("wake", self.wake != new.wake),
             ("endpoint", self.endpoint != new.endpoint),
+            ("tts", self.tts != new.tts),
         ] {
             if differs {
                 changed.push(section);
@@ -451,6 +517,19 @@ mod tests {
         keys.sort();
         assert_eq!(keys, ["mqtt.port", "mqtt.site_id", "stt.languag", "stt.timeout_s"], "{errors}");
         assert!(errors.to_string().contains("99999"), "{errors}");
+    }
+
+    #[test]
+    fn the_voice_settings_are_checked_with_their_keys() {
+        let config = Config::from_toml("", "test").unwrap();
+        assert!(config.tts.enabled && config.tts.responses);
+        assert_eq!(config.tts.voice, sotto_tts::DEFAULT_VOICE);
+        let text = "[tts]\nvoice = \" \"\ntail_ms = 9000\nthreads = 0\nwav_dir = \"/nonexistent/said\"\nspeak = true\n";
+        let errors = Config::from_toml(text, "bad.toml").unwrap_err();
+        let mut keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
+        keys.sort();
+        assert_eq!(keys, ["tts.speak", "tts.tail_ms", "tts.threads", "tts.voice", "tts.wav_dir"], "{errors}");
+        assert!(errors.to_string().contains("/nonexistent/said"), "{errors}");
     }
 
     #[test]

@@ -20,6 +20,15 @@ pub struct ModelFiles {
     pub front_end: sotto_audio::FrontEndModels,
     pub stt: PathBuf,
     pub slm: Option<PathBuf>,
+    /// The voice's model and its config, when `tts.enabled`.
+    pub voice: Option<VoiceFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct VoiceFiles {
+    pub id: String,
+    pub model: PathBuf,
+    pub config: PathBuf,
 }
 
 pub fn open_store(config: &Config) -> Result<Store, Problem> {
@@ -40,9 +49,27 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
     let store = open_store(config).map_err(|issue| Problems::from(vec![issue]))?;
     let issues = std::cell::RefCell::new(Problems::new());
     let profile_key = "models.profile";
+    // Any voice of the store will do, in the profile or not (voices are added in models.local.toml),
+    // so it is checked whatever the profile says.
+    let voice = config.tts.enabled.then(|| {
+        let id = &config.tts.voice;
+        let known = sotto_tts::voice_ids(&store);
+        if !known.contains(id) {
+            issues.borrow_mut().add("tts.voice", format!("unknown voice {id:?}; the store has: {}", known.join(", ")));
+            return None;
+        }
+        let path = |id: &str| store.path(id).map_err(|err| issues.borrow_mut().add("tts.voice", err.to_string())).ok();
+        let (model, config) = (path(id)?, path(&format!("{id}{}", sotto_tts::CONFIG_SUFFIX))?);
+        Some(VoiceFiles { id: id.clone(), model, config })
+    });
+    let voice = voice.flatten();
     let ids = match store.profile(&config.models.profile) {
         Ok(ids) => ids,
-        Err(err) => return Err(vec![Problem::new(profile_key, err.to_string())].into()),
+        Err(err) => {
+            let mut issues = issues.into_inner();
+            issues.add(profile_key, err.to_string());
+            return Err(issues);
+        }
     };
     let with_role = |role: Role| with_role(&store, &ids, role);
     let get = |key: &str, id: &str| match store.path(id) {
@@ -109,7 +136,7 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
     };
     let issues = issues.into_inner();
     match front_end {
-        Some(front_end) if issues.is_empty() => Ok(ModelFiles { onnxruntime, front_end, stt, slm }),
+        Some(front_end) if issues.is_empty() => Ok(ModelFiles { onnxruntime, front_end, stt, slm, voice }),
         _ => Err(issues),
     }
 }
@@ -180,6 +207,13 @@ pub fn start_slm(config: &Config, model: &PathBuf) -> anyhow::Result<SlmClient> 
     worker.request_timeout = config.slm_timeout();
     worker.args = thread_args(config.slm.threads);
     SlmClient::start(worker).with_context(|| format!("starting the language-model worker on {}", model.display()))
+}
+
+/// Loads the voice (ONNX Runtime must be initialised); the espeak-ng data is checked here.
+pub fn load_voice(config: &Config, files: &VoiceFiles) -> anyhow::Result<sotto_tts::Voice> {
+    let opts = sotto_tts::VoiceOptions { threads: config.tts.threads as usize, ..Default::default() };
+    sotto_tts::Voice::load(&files.id, &files.model, &files.config, &opts)
+        .with_context(|| format!("tts.voice: loading voice {:?}", files.id))
 }
 
 pub use sotto_engines::{heard, WorkerLanguageModel, WorkerTranscriber};

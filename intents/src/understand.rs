@@ -17,7 +17,7 @@ use sotto_speech::Token;
 
 use crate::slm::{LanguageModel, SlmConfig};
 use crate::speech_grammar::{self, Guard, Verdict};
-use crate::{Intents, PlannedAction, Resolution};
+use crate::{responses, Intents, PlannedAction, Resolution};
 
 /// A transcript with Whisper's per-token probabilities, as the speech-to-text stage reports it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -99,6 +99,35 @@ pub struct Understanding {
     pub asked_model: bool,
     pub decision: Decision,
     pub elapsed_ms: f64,
+}
+
+impl Understanding {
+    /// What Sotto says back for this decision, from the domain files ([`crate::responses`]): the
+    /// confirmation question, the intent's `say` after acting (or for a query, while the answer
+    /// is fetched elsewhere), the refusal of an out-of-range value, or the domain's not-understood
+    /// response. `None` when there is nothing to say: an action whose intent has no `say` is its
+    /// own feedback (the light goes on).
+    pub fn reply(&self, intents: &Intents) -> Option<String> {
+        let intent = self.resolution.intent.as_deref().and_then(|name| intents.intent(name));
+        let domain = |intent: &crate::schema::Intent| intents.domains.iter().find(|d| d.name == intent.domain);
+        match (&self.decision, intent) {
+            (Decision::Confirm { .. }, Some(i)) => {
+                domain(i).map(|d| responses::confirm_question(d, i, &self.resolution.slots))
+            }
+            (Decision::Execute { .. } | Decision::NoAction, Some(i)) => responses::done(i, &self.resolution.slots),
+            (Decision::NotRecognized { .. }, Some(i)) => {
+                let why = self.resolution.rejected_reason.as_deref();
+                let refused = domain(i).zip(why).and_then(|(d, r)| responses::refused_for_reason(d, i, r));
+                Some(refused.unwrap_or_else(|| responses::not_understood(domain(i))))
+            }
+            // Nothing understood: a domain's own words only when it is the only one loaded (the
+            // device serves it); otherwise the default.
+            _ => Some(responses::not_understood(match intents.domains.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            })),
+        }
+    }
 }
 
 /// The cascade over one set of loaded intents.

@@ -119,7 +119,16 @@ pub fn concat_wavs(out: &Path, parts: &[PathBuf], gap_s: f32) {
         if i > 0 {
             args.push(silence.display().to_string());
         }
-        args.push(part.display().to_string());
+        // sox concatenates only files of one rate and channel count: each part is converted first.
+        let converted = out.with_extension(format!("part{i}.wav"));
+        let status = Command::new("sox")
+            .arg(part)
+            .args(["-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&converted)
+            .status()
+            .unwrap();
+        assert!(status.success(), "sox could not convert {}", part.display());
+        args.push(converted.display().to_string());
     }
     let status =
         Command::new("sox").args(&args).args(["-r", "16000", "-c", "1", "-b", "16"]).arg(out).status().unwrap();

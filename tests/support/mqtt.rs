@@ -206,6 +206,11 @@ impl MqttSubscriber {
         }
     }
 
+    /// The next message on any topic, if one comes within `timeout`.
+    pub fn next(&self, timeout: Duration) -> Option<MqttMessage> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
     /// Everything received until `quiet` passes without a new message.
     pub fn drain(&self, quiet: Duration) -> Vec<MqttMessage> {
         std::iter::from_fn(|| self.rx.recv_timeout(quiet).ok()).collect()

@@ -122,7 +122,7 @@ impl Loaded {
     }
 
     /// The cascade on `heard` (with its audio and recogniser for the second pass, when given),
-    /// as one JSON object: the resolution, the decision and how it was reached.
+    /// as one JSON object: the resolution, the decision, how it was reached and what Sotto says.
     fn understand(&mut self, heard: &Heard, samples: &[f32], stt: Option<&mut dyn Transcriber>) -> serde_json::Value {
         let understander = Understander::new(&self.intents, &self.understanding, &self.site_id);
         let mut adapter = self.lm.as_mut().map(WorkerLanguageModel);
@@ -139,6 +139,10 @@ impl Loaded {
         }
         v["asked_model"] = u.asked_model.into();
         v["elapsed_ms"] = u.elapsed_ms.into();
+        // What the daemon would say back (with `tts.responses` on).
+        if let Some(say) = u.reply(&self.intents) {
+            v["say"] = say.into();
+        }
         v
     }
 

@@ -16,12 +16,18 @@
 //! Work that takes time (speech-to-text, the understanding cascade) is requested with a job number
 //! and comes back as an input carrying it; a result for a job that is no longer wanted (its
 //! session ended, speech resumed after a speculative start) is dropped here.
+//!
+//! What Sotto says (its responses, Hermes texts) is in `voice.rs`: half duplex, one text at a
+//! time, and what waits for the end of speaking.
 
 mod report;
 #[cfg(test)]
 mod tests;
+mod voice;
+#[cfg(test)]
+mod voice_tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,6 +37,8 @@ use sotto_intents::{Intents, PlannedAction};
 
 use crate::mqtt::{self, ControlMessage, HermesEvent, TerminationReason};
 pub use report::{CommandReport, Counters};
+pub use voice::Speech;
+use voice::{Speaking, Then};
 
 const SAMPLE_RATE: f64 = 16_000.0;
 
@@ -82,6 +90,13 @@ pub enum Input {
     },
     /// The daemon is stopping.
     Shutdown,
+    /// The text of [`Effect::Say`] `id` has been spoken (or failed to be); its audio lasted
+    /// `samples` at 16 kHz (0 when nothing was played).
+    Spoken {
+        id: String,
+        samples: u64,
+        error: Option<String>,
+    },
 }
 
 /// What the front end (audio thread) is told.
@@ -93,6 +108,12 @@ pub enum AudioCommand {
     StopListening,
     /// File input only: the utterance it waits on is handled, go on.
     Resume,
+    /// Sotto starts speaking: the microphone hears the loudspeaker, so wake word and endpointing
+    /// get silence instead until [`AudioCommand::Spoke`] (half duplex, no echo cancellation).
+    Speaking,
+    /// Sotto's speech ended after `samples` (16 kHz) of audio: the front end hears again once that
+    /// much audio since [`AudioCommand::Speaking`], plus the configured tail, has passed.
+    Spoke { samples: u64 },
 }
 
 /// What the shell must do, in order.
@@ -124,6 +145,8 @@ pub enum Effect {
     },
     /// One handled command's figures (see [`CommandReport`]).
     Report(CommandReport),
+    /// Speak this text; answer with [`Input::Spoken`].
+    Say(Speech),
 }
 
 /// Settings of the dialogue (from the config; replaced on reload).
@@ -136,6 +159,15 @@ pub struct Settings {
     pub confirm_reasks: u32,
     /// Wake word name → configured threshold, reported as Hermes `currentSensitivity`.
     pub sensitivities: BTreeMap<String, f32>,
+    /// Sotto has a voice of its own: it speaks `hermes/tts/say` requests (without one, its own
+    /// texts go out as `hermes/tts/say` for another system, and requests there are not its own).
+    pub voice: bool,
+    /// Sotto speaks its own responses (confirmation questions, `say`, not understood). Off for
+    /// deployments where another system speaks them.
+    pub responses: bool,
+    /// After a query intent (`query = true`), the session stays open this long for the system that
+    /// answers it (`endSession` with the answer's text, or `continueSession`).
+    pub reply_timeout: Duration,
 }
 
 /// One session: from a wake word (or startSession) to its end.
@@ -144,6 +176,12 @@ struct Session {
     id: String,
     wake: Option<String>,
     turns: u32,
+    /// Only these intents may be recognised in the next turn (`startSession`/`continueSession`).
+    filter: Option<Vec<String>>,
+    /// A turn not recognised is published and the session kept open for the caller.
+    send_not_recognized: bool,
+    /// The session waits for another system's `endSession`/`continueSession` until then.
+    reply_by: Option<Instant>,
 }
 
 /// What the session is waiting for.
@@ -190,6 +228,17 @@ pub struct Dialogue<C: Clock + Clone> {
     id_prefix: String,
     next_session: u64,
     counters: Counters,
+    /// The text being spoken, and what waits for its end.
+    speaking: Option<Speaking>,
+    /// Texts to speak after the current one, or once the open session has ended.
+    speech_queue: VecDeque<voice::Queued>,
+    /// `settle` was asked for while speaking: carried out when speaking ends.
+    deferred_settle: Option<bool>,
+    next_speech: u64,
+    /// What to say once the pending question is answered yes (the intent's `say`).
+    confirmed_reply: Option<String>,
+    /// Ids of the last sessions that ended: a reply (`endSession` with a text) may come after.
+    recent_sessions: VecDeque<String>,
 }
 
 impl<C: Clock + Clone> Dialogue<C> {
@@ -210,6 +259,12 @@ impl<C: Clock + Clone> Dialogue<C> {
             id_prefix,
             next_session: 0,
             counters: Counters::default(),
+            speaking: None,
+            speech_queue: VecDeque::new(),
+            deferred_settle: None,
+            next_speech: 0,
+            confirmed_reply: None,
+            recent_sessions: VecDeque::new(),
         }
     }
 
@@ -267,12 +322,19 @@ impl<C: Clock + Clone> Dialogue<C> {
                 self.gate.cancel();
                 self.end_session(TerminationReason::AbortedByUser, Some("daemon shutting down".into()), &mut out);
             }
+            Input::Spoken { id, samples, error } => self.on_spoken(&id, samples, error, &mut out),
         }
         out
     }
 
-    /// A pending question whose time is up ends its session, whatever else is going on.
+    /// A pending question whose time is up ends its session, whatever else is going on; so does
+    /// a reply window that passed without a reply.
     fn expire(&mut self, out: &mut Vec<Effect>) {
+        let now = self.clock.now();
+        if self.session.as_ref().and_then(|s| s.reply_by).is_some_and(|by| now >= by) {
+            tracing::debug!("no reply to the query: session ended");
+            self.end_session(TerminationReason::Nominal, None, out);
+        }
         if let Outcome::Expired(action) = self.gate.tick() {
             tracing::info!(intent = %action.intent, "confirmation timed out; action dropped");
             if matches!(self.phase, Phase::Listening) {
@@ -288,7 +350,10 @@ impl<C: Clock + Clone> Dialogue<C> {
         if let Some(action) = self.gate.cancel() {
             tracing::info!(intent = %action.intent, "wake word during a confirmation: question dropped");
         }
-        if self.session.is_some() {
+        if self.session.as_ref().is_some_and(|s| s.reply_by.is_some()) {
+            // Only a courtesy window for another system's answer was open: nothing is aborted.
+            self.end_session(TerminationReason::Nominal, None, out);
+        } else if self.session.is_some() {
             self.end_session(
                 TerminationReason::AbortedByUser,
                 Some("a new wake word started another session".into()),
@@ -328,6 +393,9 @@ impl<C: Clock + Clone> Dialogue<C> {
             // sessionEnded that follows has a start.
             let id = self.open_session(None);
             self.session_started(&id, out);
+        }
+        if let Some(session) = &mut self.session {
+            session.reply_by = None;
         }
         let now = self.clock.now();
         let same =
@@ -443,7 +511,11 @@ impl<C: Clock + Clone> Dialogue<C> {
         match self.gate.answer(text) {
             Outcome::Execute(action) => {
                 tracing::info!(intent = %action.intent, "confirmed");
+                let reply = self.confirmed_reply.take();
                 self.act(action, out);
+                if let Some(text) = reply {
+                    self.respond(text, Then::Nothing, out);
+                }
                 self.end_session(TerminationReason::Nominal, None, out);
                 false
             }
@@ -501,35 +573,48 @@ impl<C: Clock + Clone> Dialogue<C> {
             self.settle(false, out);
             return;
         }
+        let u = self.filtered(u);
         let r = &u.resolution;
         tracing::info!(intent = ?r.intent, resolver = ?r.resolver, confidence = r.confidence, rejected = ?r.rejected_reason,
             decision = ?u.decision, "resolved");
+        let reply = u.reply(&self.intents);
+        let is_query = r.intent.as_deref().and_then(|name| self.intents.intent(name)).is_some_and(|i| i.query);
         let mut listen_again = false;
         match &u.decision {
             Decision::NotRecognized { reason } => {
                 if r.intent.is_some() {
                     self.counters.rejected += 1;
                 }
-                self.not_recognized(&u.text, reason.clone(), out);
+                let keep_open = self.session.as_ref().is_some_and(|s| s.send_not_recognized);
+                if !keep_open {
+                    if let Some(text) = reply {
+                        self.respond(text, Then::Nothing, out);
+                    }
+                }
+                self.not_recognized(&u.text, reason.clone(), keep_open, out);
             }
-            Decision::NoAction => {
+            Decision::NoAction | Decision::Execute { .. } => {
                 self.publish_intent(&u, out);
-                self.end_session(TerminationReason::Nominal, None, out);
-            }
-            Decision::Execute { action } => {
-                self.publish_intent(&u, out);
-                self.act(action.clone(), out);
-                self.end_session(TerminationReason::Nominal, None, out);
+                if let Decision::Execute { action } = &u.decision {
+                    self.act(action.clone(), out);
+                }
+                if let Some(text) = reply {
+                    self.respond(text, Then::Nothing, out);
+                }
+                if is_query && !self.settings.reply_timeout.is_zero() {
+                    self.await_reply();
+                } else {
+                    self.end_session(TerminationReason::Nominal, None, out);
+                }
             }
             Decision::Confirm { action } => {
                 self.publish_intent(&u, out);
-                let Outcome::AwaitingConfirmation(action) = self.gate.submit(action.clone(), true) else {
-                    unreachable!("a submitted action that needs confirmation waits for it")
-                };
-                tracing::info!(intent = %action.intent, topic = %action.topic, "waiting for a spoken yes/no");
-                if let Some(session_id) = self.session_id() {
-                    let timeout_s = self.settings.confirm_timeout.as_secs_f32();
-                    out.push(Effect::AskConfirmation { action, session_id, timeout_s, again: false });
+                self.confirmed_reply =
+                    self.intents.intent(&action.intent).and_then(|i| sotto_intents::responses::done(i, &r.slots));
+                match reply {
+                    // The question is asked (and its time starts) once it has been spoken.
+                    Some(question) if self.settings.responses => self.respond(question, Then::Ask(action.clone()), out),
+                    _ => self.ask(action.clone(), out),
                 }
                 listen_again = true;
             }
@@ -555,24 +640,20 @@ impl<C: Clock + Clone> Dialogue<C> {
             }
             // Reading the config is I/O: the shell does it and calls `reconfigure`.
             ControlMessage::Reload => {}
-            ControlMessage::StartSession(start) => {
-                if start.kind == mqtt::SessionKind::Notification {
-                    tracing::info!(text = ?start.text, "notification session: nothing to listen for");
-                    return;
-                }
-                if self.session.is_some() {
-                    tracing::warn!("startSession while a session is open: ignored");
-                    return;
-                }
-                let id = self.open_session(None);
-                self.session_started(&id, out);
-                out.push(Effect::Audio(AudioCommand::ListenNow));
-            }
+            ControlMessage::StartSession(start) => self.on_start_session(start, out),
+            ControlMessage::ContinueSession(next) => self.on_continue_session(next, out),
+            ControlMessage::EndSession { session_id, text } => self.on_end_session(&session_id, text, out),
+            ControlMessage::Say(request) => self.on_say(request, out),
         }
     }
 
-    /// File input waits for word after each utterance; a follow-up listen is that word too.
+    /// File input waits for word after each utterance; a follow-up listen is that word too. While
+    /// Sotto speaks, both wait for the end of speaking (the microphone would hear it).
     fn settle(&mut self, listen_again: bool, out: &mut Vec<Effect>) {
+        if self.speaking.is_some() {
+            self.deferred_settle = Some(listen_again || self.deferred_settle.unwrap_or(false));
+            return;
+        }
         if listen_again {
             out.push(Effect::Audio(AudioCommand::ListenNow));
         } else if self.owes_resume {
@@ -598,7 +679,33 @@ impl<C: Clock + Clone> Dialogue<C> {
         out.push(Effect::Publish(HermesEvent::Intent(event)));
     }
 
-    fn not_recognized(&mut self, text: &str, reason: Option<String>, out: &mut Vec<Effect>) {
+    /// Waits on the confirmation of `action`, announced on `sotto/<site>/confirm`.
+    fn ask(&mut self, action: PlannedAction, out: &mut Vec<Effect>) {
+        let Outcome::AwaitingConfirmation(action) = self.gate.submit(action, true) else {
+            unreachable!("a submitted action that needs confirmation waits for it")
+        };
+        tracing::info!(intent = %action.intent, topic = %action.topic, "waiting for a spoken yes/no");
+        if let Some(session_id) = self.session_id() {
+            let timeout_s = self.settings.confirm_timeout.as_secs_f32();
+            out.push(Effect::AskConfirmation { action, session_id, timeout_s, again: false });
+        }
+    }
+
+    /// A session opened with an intent filter only accepts those intents in its next turn (Hermes
+    /// intent names are Sotto's); anything else is not recognised. A filter outside the
+    /// cascade: the grammar's best match is judged, not the best match among the filter's.
+    fn filtered(&mut self, mut u: Box<Understanding>) -> Box<Understanding> {
+        let Some(filter) = self.session.as_mut().and_then(|s| s.filter.take()) else { return u };
+        let Some(intent) = u.resolution.intent.clone() else { return u };
+        if !filter.contains(&intent) {
+            tracing::info!(intent = %intent, ?filter, "intent outside the session's filter");
+            u.decision =
+                Decision::NotRecognized { reason: Some(format!("{intent} is not in the session's intent filter")) };
+        }
+        u
+    }
+
+    fn not_recognized(&mut self, text: &str, reason: Option<String>, keep_open: bool, out: &mut Vec<Effect>) {
         self.counters.not_recognized += 1;
         tracing::info!(text = %text, reason = ?reason, "not recognised");
         out.push(Effect::Publish(HermesEvent::IntentNotRecognized(mqtt::IntentNotRecognized {
@@ -607,13 +714,19 @@ impl<C: Clock + Clone> Dialogue<C> {
             session_id: self.session_id(),
             custom_data: reason.clone(),
         })));
-        self.end_session(TerminationReason::IntentNotRecognized, reason, out);
+        if keep_open {
+            // The caller asked to handle it (`sendIntentNotRecognized`): its next move decides.
+            self.await_reply();
+        } else {
+            self.end_session(TerminationReason::IntentNotRecognized, reason, out);
+        }
     }
 
     fn open_session(&mut self, wake: Option<String>) -> String {
         self.next_session += 1;
         let id = format!("{}-{}", self.id_prefix, self.next_session);
-        self.session = Some(Session { id: id.clone(), wake, turns: 0 });
+        self.session =
+            Some(Session { id: id.clone(), wake, turns: 0, filter: None, send_not_recognized: false, reply_by: None });
         id
     }
 
@@ -629,12 +742,18 @@ impl<C: Clock + Clone> Dialogue<C> {
     fn end_session(&mut self, reason: TerminationReason, error: Option<String>, out: &mut Vec<Effect>) {
         let Some(session) = self.session.take() else { return };
         tracing::debug!(session = %session.id, turns = session.turns, ?reason, "session ended");
+        self.confirmed_reply = None;
+        self.recent_sessions.push_back(session.id.clone());
+        if self.recent_sessions.len() > 8 {
+            self.recent_sessions.pop_front();
+        }
         out.push(Effect::Publish(HermesEvent::SessionEnded(mqtt::SessionEnded {
             session_id: session.id,
             site_id: self.settings.site_id.clone(),
             termination: mqtt::Termination { reason, error },
             custom_data: None,
         })));
+        self.speak_next(out);
     }
 
     fn session_id(&self) -> Option<String> {

@@ -22,6 +22,9 @@ pub struct Counters {
     /// Speculative transcriptions whose audio was the final utterance / that were discarded.
     pub speculations_used: u64,
     pub speculations_discarded: u64,
+    /// Texts Sotto began to speak, and those whose synthesis or playback failed.
+    pub spoken: u64,
+    pub speech_errors: u64,
 }
 
 /// One command, from the endpoint decision to its decision.

@@ -9,7 +9,7 @@ use sotto_intents::understand::{UnderstandConfig, Understander};
 use super::*;
 
 #[derive(Clone)]
-struct FakeClock(Rc<Cell<Instant>>);
+pub(super) struct FakeClock(Rc<Cell<Instant>>);
 
 impl Clock for FakeClock {
     fn now(&self) -> Instant {
@@ -17,14 +17,16 @@ impl Clock for FakeClock {
     }
 }
 
-struct Harness {
-    dialogue: Dialogue<FakeClock>,
+pub(super) struct Harness {
+    pub(super) dialogue: Dialogue<FakeClock>,
     time: Rc<Cell<Instant>>,
     /// Samples of the stream so far (utterances are laid out one after the other).
     at: u64,
     /// The last job asked for, and of what kind.
-    transcribe: Option<u64>,
+    pub(super) transcribe: Option<u64>,
     understand: Option<(u64, Heard)>,
+    /// The last text asked to be spoken.
+    pub(super) speech: Option<Speech>,
 }
 
 fn intents() -> Arc<Intents> {
@@ -32,49 +34,61 @@ fn intents() -> Arc<Intents> {
     SHIPPED.get_or_init(|| Arc::new(Intents::shipped())).clone()
 }
 
+/// Settings of a silent assistant (no voice, no responses, no reply window).
+pub(super) fn silent() -> Settings {
+    Settings {
+        site_id: "test".into(),
+        lang: "en".into(),
+        confirm_timeout: Duration::from_secs(10),
+        confirm_reasks: 1,
+        sensitivities: BTreeMap::new(),
+        voice: false,
+        responses: false,
+        reply_timeout: Duration::ZERO,
+    }
+}
+
 impl Harness {
     fn new() -> Self {
-        let time = Rc::new(Cell::new(Instant::now()));
-        let settings = Settings {
-            site_id: "test".into(),
-            lang: "en".into(),
-            confirm_timeout: Duration::from_secs(10),
-            confirm_reasks: 1,
-            sensitivities: BTreeMap::new(),
-        };
-        let dialogue = Dialogue::new(FakeClock(time.clone()), settings, intents(), "s".into());
-        Harness { dialogue, time, at: 0, transcribe: None, understand: None }
+        Self::with(silent())
     }
 
-    fn advance(&self, seconds: f32) {
+    pub(super) fn with(settings: Settings) -> Self {
+        let time = Rc::new(Cell::new(Instant::now()));
+        let dialogue = Dialogue::new(FakeClock(time.clone()), settings, intents(), "s".into());
+        Harness { dialogue, time, at: 0, transcribe: None, understand: None, speech: None }
+    }
+
+    pub(super) fn advance(&self, seconds: f32) {
         self.time.set(self.time.get() + Duration::from_secs_f32(seconds));
     }
 
-    fn on(&mut self, input: Input) -> Vec<Effect> {
+    pub(super) fn on(&mut self, input: Input) -> Vec<Effect> {
         let effects = self.dialogue.on(input);
         for e in &effects {
             match e {
                 Effect::Transcribe { job, .. } => self.transcribe = Some(*job),
                 Effect::Understand { job, heard, .. } => self.understand = Some((*job, heard.clone())),
+                Effect::Say(speech) => self.speech = Some(speech.clone()),
                 _ => {}
             }
         }
         effects
     }
 
-    fn audio(&mut self, seconds: f32) -> Audio {
+    pub(super) fn audio(&mut self, seconds: f32) -> Audio {
         let n = (seconds * 16_000.0) as u64;
         let audio = Audio { samples: vec![0.0; n as usize].into(), start_sample: self.at, end_sample: self.at + n };
         self.at += n + 16_000;
         audio
     }
 
-    fn wake(&mut self) -> Vec<Effect> {
+    pub(super) fn wake(&mut self) -> Vec<Effect> {
         self.on(Input::Wake { wake: "hey_jarvis".into(), score: 0.9, sample: self.at })
     }
 
     /// An utterance that Whisper hears as `text`, through the real cascade (no second pass).
-    fn say(&mut self, text: &str) -> Vec<Effect> {
+    pub(super) fn say(&mut self, text: &str) -> Vec<Effect> {
         let audio = self.audio(1.5);
         let mut effects = self.on(Input::Utterance(audio));
         let job = self.transcribe.take().expect("a transcription was asked for");
@@ -82,7 +96,7 @@ impl Harness {
         effects
     }
 
-    fn transcribed(&mut self, job: u64, result: Result<Heard, String>) -> Vec<Effect> {
+    pub(super) fn transcribed(&mut self, job: u64, result: Result<Heard, String>) -> Vec<Effect> {
         let mut effects = self.on(Input::Transcribed { job, result, compute_ms: 100.0 });
         if let Some((job, heard)) = self.understand.take() {
             let config = UnderstandConfig::default();
@@ -93,7 +107,7 @@ impl Harness {
     }
 }
 
-fn topics(effects: &[Effect]) -> Vec<String> {
+pub(super) fn topics(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
         .map(|e| match e {
@@ -107,11 +121,12 @@ fn topics(effects: &[Effect]) -> Vec<String> {
             Effect::Transcribe { .. } => "transcribe".into(),
             Effect::Understand { .. } => "understand".into(),
             Effect::Report(r) => format!("report {}", r.decision),
+            Effect::Say(s) => format!("say {}", s.text),
         })
         .collect()
 }
 
-fn ended(effects: &[Effect]) -> Vec<TerminationReason> {
+pub(super) fn ended(effects: &[Effect]) -> Vec<TerminationReason> {
     effects
         .iter()
         .filter_map(|e| match e {
@@ -121,7 +136,7 @@ fn ended(effects: &[Effect]) -> Vec<TerminationReason> {
         .collect()
 }
 
-fn acted(effects: &[Effect]) -> Vec<String> {
+pub(super) fn acted(effects: &[Effect]) -> Vec<String> {
     effects
         .iter()
         .filter_map(|e| match e {

@@ -5,9 +5,13 @@
 //! | `sotto/<site>/mute`, `…/unmute`, `…/reload` | empty, or a JSON object (fields ignored) | `Mute`, `Unmute`, `Reload` |
 //! | `hermes/hotword/toggleOff`, `…/toggleOn` | Hermes `{siteId, reason?}` | `Mute`, `Unmute` |
 //! | `hermes/dialogueManager/startSession` | Hermes `{siteId?, init{type, …}, customData?}` | `StartSession` |
+//! | `hermes/dialogueManager/continueSession` | Hermes `{sessionId, text?, intentFilter?, sendIntentNotRecognized?}` | `ContinueSession` |
+//! | `hermes/dialogueManager/endSession` | Hermes `{sessionId, text?}` | `EndSession` |
+//! | `hermes/tts/say` | Hermes `{text, siteId?, id?, sessionId?, lang?}` | `Say` |
 //!
 //! Hermes messages for another `siteId` are not ours and are skipped silently (Hermes `siteId`
-//! defaults to `"default"` when absent). Anything else that does not parse is malformed.
+//! defaults to `"default"` when absent). `continueSession` and `endSession` carry no site: the
+//! dialogue keeps those whose `sessionId` is one of its own. Anything else that does not parse is malformed.
 //! Retained messages on these topics are ignored by the hub: a command acts when it is sent, not
 //! again at every reconnect.
 
@@ -24,6 +28,37 @@ pub enum ControlMessage {
     Reload,
     /// Open a session as if the wake word had been heard.
     StartSession(StartSession),
+    /// Speak a text in the session, then listen for the next turn without a wake word.
+    ContinueSession(ContinueSession),
+    /// Speak a text (if any) and end the session.
+    EndSession {
+        session_id: String,
+        text: Option<String>,
+    },
+    /// Speak a text, then answer `hermes/tts/sayFinished`.
+    Say(SayRequest),
+}
+
+/// `hermes/dialogueManager/continueSession`, as Hermes spells it.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContinueSession {
+    pub session_id: String,
+    pub text: Option<String>,
+    /// Only these intents may be recognised in the next turn (None: all).
+    pub intent_filter: Option<Vec<String>>,
+    /// Publish `hermes/nlu/intentNotRecognized` and keep the session open for the caller's next
+    /// move, rather than ending it.
+    #[serde(default)]
+    pub send_intent_not_recognized: bool,
+}
+
+/// `hermes/tts/say`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SayRequest {
+    pub text: String,
+    pub id: Option<String>,
+    pub session_id: Option<String>,
 }
 
 /// `hermes/dialogueManager/startSession`, the parts the pipeline uses.
@@ -56,6 +91,9 @@ pub fn control_topics(site: &str) -> Vec<String> {
         "hermes/hotword/toggleOff".into(),
         "hermes/hotword/toggleOn".into(),
         "hermes/dialogueManager/startSession".into(),
+        "hermes/dialogueManager/continueSession".into(),
+        "hermes/dialogueManager/endSession".into(),
+        "hermes/tts/say".into(),
     ]
 }
 
@@ -88,6 +126,23 @@ struct HermesSessionInit {
     intent_filter: Option<Vec<String>>,
     #[serde(default)]
     send_intent_not_recognized: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HermesEndSession {
+    session_id: String,
+    text: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HermesSay {
+    text: String,
+    #[serde(default = "default_site")]
+    site_id: String,
+    id: Option<String>,
+    session_id: Option<String>,
 }
 
 /// `Ok(None)`: a well-formed message for another site. `Err`: malformed, with the reason.
@@ -135,6 +190,20 @@ pub fn parse_control(topic: &str, payload: &[u8], site: &str) -> Result<Option<C
                 kind: start.init.kind,
                 text: start.init.text,
             })))
+        }
+        "hermes/dialogueManager/continueSession" => {
+            Ok(Some(ControlMessage::ContinueSession(serde_json::from_str(text).map_err(json_err)?)))
+        }
+        "hermes/dialogueManager/endSession" => {
+            let e: HermesEndSession = serde_json::from_str(text).map_err(json_err)?;
+            Ok(Some(ControlMessage::EndSession { session_id: e.session_id, text: e.text }))
+        }
+        "hermes/tts/say" => {
+            let say: HermesSay = serde_json::from_str(text).map_err(json_err)?;
+            if say.site_id != site {
+                return Ok(None);
+            }
+            Ok(Some(ControlMessage::Say(SayRequest { text: say.text, id: say.id, session_id: say.session_id })))
         }
         _ => Err(malformed("not a control topic".into())),
     }
@@ -197,11 +266,48 @@ mod tests {
 
     #[test]
     fn other_sites_are_not_ours() {
+        assert_eq!(parse("hermes/tts/say", r#"{"text": "hello", "siteId": "hall"}"#), Ok(None));
         // Hermes defaults siteId to "default", which is not "kitchen".
         assert_eq!(parse("hermes/hotword/toggleOff", "{}"), Ok(None));
         assert_eq!(
             parse("hermes/dialogueManager/startSession", r#"{"siteId": "hall", "init": {"type": "action"}}"#),
             Ok(None)
         );
+    }
+
+    #[test]
+    fn dialogue_manager_and_tts_messages_parse() {
+        assert_eq!(
+            parse("hermes/tts/say", r#"{"text": "Press 2 is running", "siteId": "kitchen", "id": "a1", "lang": "en"}"#),
+            Ok(Some(ControlMessage::Say(SayRequest {
+                text: "Press 2 is running".into(),
+                id: Some("a1".into()),
+                session_id: None
+            })))
+        );
+        assert_eq!(
+            parse("hermes/dialogueManager/endSession", r#"{"sessionId": "s-1", "text": "Done."}"#),
+            Ok(Some(ControlMessage::EndSession { session_id: "s-1".into(), text: Some("Done.".into()) }))
+        );
+        assert_eq!(
+            parse(
+                "hermes/dialogueManager/continueSession",
+                r#"{"sessionId": "s-1", "text": "Which press?", "intentFilter": ["machine.stop"], "sendIntentNotRecognized": true}"#
+            ),
+            Ok(Some(ControlMessage::ContinueSession(ContinueSession {
+                session_id: "s-1".into(),
+                text: Some("Which press?".into()),
+                intent_filter: Some(vec!["machine.stop".into()]),
+                send_intent_not_recognized: true,
+            })))
+        );
+        for (topic, payload) in [
+            ("hermes/tts/say", r#"{"siteId": "kitchen"}"#),
+            ("hermes/dialogueManager/endSession", r#"{"text": "no session"}"#),
+            ("hermes/dialogueManager/continueSession", "[]"),
+        ] {
+            let e = parse(topic, payload).unwrap_err();
+            assert!(e.contains(topic) && e.contains("invalid Hermes payload"), "{e}");
+        }
     }
 }

@@ -185,6 +185,27 @@ pub struct SessionEnded {
     pub custom_data: Option<String>,
 }
 
+/// `hermes/tts/say`: what Sotto asks another system to speak when it has no voice of its own
+/// (`tts.enabled = false`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TtsSay {
+    pub text: String,
+    pub site_id: String,
+    pub id: String,
+    pub session_id: Option<String>,
+    pub lang: Option<String>,
+}
+
+/// `hermes/tts/sayFinished`: the text of a `hermes/tts/say` request has been spoken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SayFinished {
+    pub id: Option<String>,
+    pub site_id: String,
+    pub session_id: Option<String>,
+}
+
 /// Everything the pipeline announces on the Hermes topics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HermesEvent {
@@ -194,6 +215,8 @@ pub enum HermesEvent {
     IntentNotRecognized(IntentNotRecognized),
     SessionStarted(SessionStarted),
     SessionEnded(SessionEnded),
+    TtsSay(TtsSay),
+    SayFinished(SayFinished),
 }
 
 impl HermesEvent {
@@ -205,6 +228,8 @@ impl HermesEvent {
             HermesEvent::IntentNotRecognized(_) => "hermes/nlu/intentNotRecognized".into(),
             HermesEvent::SessionStarted(_) => "hermes/dialogueManager/sessionStarted".into(),
             HermesEvent::SessionEnded(_) => "hermes/dialogueManager/sessionEnded".into(),
+            HermesEvent::TtsSay(_) => "hermes/tts/say".into(),
+            HermesEvent::SayFinished(_) => "hermes/tts/sayFinished".into(),
         }
     }
 
@@ -217,6 +242,8 @@ impl HermesEvent {
             HermesEvent::IntentNotRecognized(e) => serde_json::to_value(e),
             HermesEvent::SessionStarted(e) => serde_json::to_value(e),
             HermesEvent::SessionEnded(e) => serde_json::to_value(e),
+            HermesEvent::TtsSay(e) => serde_json::to_value(e),
+            HermesEvent::SayFinished(e) => serde_json::to_value(e),
         };
         value.expect("Hermes events serialise to JSON")
     }

@@ -11,7 +11,8 @@
 //! | topic | QoS | retain | expiry |
 //! |---|---|---|---|
 //! | `sotto/<site>/status`: `online` at every (re)connect, `offline` at shutdown and as last will | 1 | yes | none |
-//! | Hermes events (`hermes/hotword/<id>/detected`, `hermes/asr/textCaptured`, `hermes/intent/<name>`, `hermes/nlu/intentNotRecognized`, `hermes/dialogueManager/sessionStarted`/`sessionEnded`) | 1 | no | `default_expiry_secs` |
+//! | Hermes events (`hermes/hotword/<id>/detected`, `hermes/asr/textCaptured`, `hermes/intent/<name>`, `hermes/nlu/intentNotRecognized`, `hermes/dialogueManager/sessionStarted`/`sessionEnded`, `hermes/tts/sayFinished`, and `hermes/tts/say` when Sotto has no voice of its own) | 1 | no | `default_expiry_secs` |
+//! | `sotto/<site>/said`: what Sotto spoke (`{id, text, sessionId, seconds, wav?, error?}`) | 0 | no | `default_expiry_secs` |
 //! | actions (topic and payload from the intent) | as configured (1) | as configured | the action's, else `default_expiry_secs` |
 //!
 //! Actions carry the user property `sotto-action-id`. The expiry sent is what is *left* when
@@ -22,7 +23,7 @@
 //!
 //! # What comes in
 //! See `control.rs`: `sotto/<site>/mute|unmute|reload`, `hermes/hotword/toggleOff|toggleOn`,
-//! `hermes/dialogueManager/startSession`. Malformed payloads are logged with the reason, counted
+//! `hermes/dialogueManager/startSession|continueSession|endSession`, `hermes/tts/say`. Malformed payloads are logged with the reason, counted
 //! (`malformed_control`) and ignored; retained ones are ignored.
 //!
 //! # Print mode
@@ -64,10 +65,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use broker::{start_embedded, EmbeddedBroker};
-pub use control::{control_topics, parse_control, ControlMessage, SessionKind, StartSession};
+pub use control::{
+    control_topics, parse_control, ContinueSession, ControlMessage, SayRequest, SessionKind, StartSession,
+};
 pub use hermes::{
-    HermesEvent, HotwordDetected, IntentInfo, IntentNotRecognized, IntentRecognized, SessionEnded, SessionStarted,
-    Slot, SlotRange, SlotValue, Termination, TerminationReason, TextCaptured,
+    HermesEvent, HotwordDetected, IntentInfo, IntentNotRecognized, IntentRecognized, SayFinished, SessionEnded,
+    SessionStarted, Slot, SlotRange, SlotValue, Termination, TerminationReason, TextCaptured, TtsSay,
 };
 pub use hub::{probe, Action, HubStats, MqttHub, PrintMode};
 pub use rumqttc::v5::mqttbytes::QoS;

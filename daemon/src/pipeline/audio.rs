@@ -7,11 +7,19 @@
 //! with a warning, and the microphone ring buffer itself is never blocked. File input waits instead
 //! (back-pressure), and after each utterance it waits for the session loop's word, so a file runs
 //! exactly as if spoken with pauses.
+//!
+//! Half duplex: while Sotto speaks, and for `tail` after, the front end is fed silence in place
+//! of what the microphone hears (its own voice), so neither the wake word nor the endpointer can
+//! take it for the user. Live input keeps running meanwhile. File input stands for a microphone
+//! too: when speaking ends, the audio the microphone would have heard meanwhile (as long as the
+//! speech, plus the tail) is read from the file and replaced by silence, before anything else the
+//! session loop asked for (listening for an answer) is carried out.
 
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 
-use sotto_audio::{AudioInput, Event, FrontEnd};
+use sotto_audio::{AudioInput, BlockSource, Event, FrontEnd};
 use tokio::sync::mpsc;
 
 /// Slots between the audio thread and the session loop (see the module doc for when full).
@@ -36,6 +44,12 @@ pub enum AudioCommand {
     StopListening,
     /// File input only: the last utterance is handled, go on.
     Continue,
+    /// Sotto starts speaking (see the module doc).
+    Speaking,
+    /// Sotto's speech ended after this many samples (16 kHz).
+    Spoke {
+        samples: u64,
+    },
     Stop,
 }
 
@@ -44,6 +58,8 @@ pub enum AudioCommand {
 pub struct AudioStats {
     pub wakes_muted: AtomicU64,
     pub events_dropped_busy: AtomicU64,
+    /// Samples replaced by silence while Sotto spoke.
+    pub samples_while_speaking: AtomicU64,
 }
 
 /// Everything the audio thread runs with.
@@ -56,6 +72,20 @@ pub struct AudioThread {
     pub commands: std_mpsc::Receiver<AudioCommand>,
     pub muted: Arc<AtomicBool>,
     pub stats: Arc<AudioStats>,
+    /// Samples after the end of Sotto's speech that are still its echo (`tts.tail_ms`).
+    pub tail: u64,
+}
+
+/// What the front end may hear (half duplex).
+#[derive(Debug, Clone, Copy)]
+enum Hearing {
+    Normal,
+    /// Sotto speaks since this input sample.
+    Speaking {
+        since: u64,
+    },
+    /// Silence up to this input sample.
+    DeafUntil(u64),
 }
 
 impl AudioThread {
@@ -81,15 +111,25 @@ impl AudioThread {
                 Err(mpsc::error::TrySendError::Closed(_)) => false,
             }
         };
-        let mut source = match sotto_audio::open_source(&self.input) {
+        let source = match sotto_audio::open_source(&self.input) {
             Ok(source) => source,
             Err(err) => {
                 send(AudioEvent::SourceError(err.to_string()));
                 return;
             }
         };
-        let outlet =
-            Outlet { send: &send, commands: &self.commands, muted: &self.muted, stats: &self.stats, file_mode };
+        let outlet = Outlet {
+            send: &send,
+            commands: &self.commands,
+            muted: &self.muted,
+            stats: &self.stats,
+            file_mode,
+            source: RefCell::new(source),
+            read: Cell::new(0),
+            hearing: Cell::new(Hearing::Normal),
+            tail: self.tail,
+            resumed: Cell::new(false),
+        };
         let front = &mut self.front;
         // Idle audio gathered for the wake word models; empty while listening.
         let mut gathered: Vec<f32> = Vec::new();
@@ -103,7 +143,7 @@ impl AudioThread {
                     return;
                 }
             }
-            let mut block = match source.next_block() {
+            let mut block = match outlet.next_block() {
                 Ok(Some(block)) => block,
                 Ok(None) => break,
                 Err(err) => {
@@ -140,9 +180,62 @@ struct Outlet<'a> {
     muted: &'a AtomicBool,
     stats: &'a AudioStats,
     file_mode: bool,
+    source: RefCell<Box<dyn BlockSource>>,
+    /// Input samples read so far.
+    read: Cell<u64>,
+    hearing: Cell<Hearing>,
+    tail: u64,
+    /// File input: the session loop's word to go on came while waiting for speech to end.
+    resumed: Cell<bool>,
 }
 
 impl Outlet<'_> {
+    /// The next block of input, with what Sotto's own voice covers replaced by silence.
+    fn next_block(&self) -> Result<Option<Vec<f32>>, sotto_audio::AudioError> {
+        let Some(mut block) = self.source.borrow_mut().next_block()? else { return Ok(None) };
+        let start = self.read.get();
+        self.read.set(start + block.len() as u64);
+        let deaf = match self.hearing.get() {
+            Hearing::Normal => 0,
+            Hearing::Speaking { .. } => block.len(),
+            Hearing::DeafUntil(end) => {
+                if end <= start + block.len() as u64 {
+                    self.hearing.set(Hearing::Normal);
+                }
+                end.saturating_sub(start).min(block.len() as u64) as usize
+            }
+        };
+        block[..deaf].fill(0.0);
+        self.stats.samples_while_speaking.fetch_add(deaf as u64, Ordering::Relaxed);
+        Ok(Some(block))
+    }
+
+    /// Sotto stopped speaking after `samples`: deaf until that much input since it started, plus
+    /// the tail, has passed. File input reads and feeds that stretch now (see the module doc).
+    fn spoke(&self, front: &mut FrontEnd, samples: u64) -> bool {
+        let since = match self.hearing.get() {
+            Hearing::Speaking { since } => since,
+            _ => self.read.get(),
+        };
+        let until = since + samples + if samples > 0 { self.tail } else { 0 };
+        self.hearing.set(if until > self.read.get() { Hearing::DeafUntil(until) } else { Hearing::Normal });
+        while self.file_mode && matches!(self.hearing.get(), Hearing::DeafUntil(_)) {
+            match self.next_block() {
+                Ok(Some(block)) => {
+                    if !self.feed(front, &block) {
+                        return false;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    (self.send)(AudioEvent::SourceError(err.to_string()));
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
     /// Runs `samples` through the front end and passes its events on. Returns false to stop.
     fn feed(&self, front: &mut FrontEnd, samples: &[f32]) -> bool {
         match front.feed(samples) {
@@ -164,8 +257,44 @@ impl Outlet<'_> {
             },
             AudioCommand::StopListening => front.stop_listening(),
             AudioCommand::Continue => {}
+            AudioCommand::Speaking => {
+                // A text right after another starts where the other's echo ends.
+                let since = match self.hearing.get() {
+                    Hearing::DeafUntil(end) => end.max(self.read.get()),
+                    _ => self.read.get(),
+                };
+                self.hearing.set(Hearing::Speaking { since });
+                if self.file_mode {
+                    // The file stands still while Sotto speaks; it goes on by the speech's length.
+                    return self.wait_for_speech(front);
+                }
+            }
+            AudioCommand::Spoke { samples } => return self.spoke(front, samples),
         }
         true
+    }
+
+    /// File input: hold the audio until Sotto has spoken, carrying out other commands meanwhile.
+    fn wait_for_speech(&self, front: &mut FrontEnd) -> bool {
+        loop {
+            match self.commands.recv() {
+                Ok(AudioCommand::Spoke { samples }) => return self.spoke(front, samples),
+                Ok(AudioCommand::Stop) | Err(_) => return false,
+                // Meant for the wait for the session around this one: kept for it.
+                Ok(AudioCommand::Continue) => self.resumed.set(true),
+                Ok(AudioCommand::ListenNow) => {
+                    self.resumed.set(true);
+                    if !self.obey(front, AudioCommand::ListenNow) {
+                        return false;
+                    }
+                }
+                Ok(other) => {
+                    if !self.obey(front, other) {
+                        return false;
+                    }
+                }
+            }
+        }
     }
 
     /// Sends `evs` to the session loop (wake words dropped while muted); file input then waits
@@ -194,6 +323,9 @@ impl Outlet<'_> {
     /// other than its word (a question timing out meanwhile) are carried out while waiting.
     fn wait_for_session(&self, front: &mut FrontEnd) -> bool {
         loop {
+            if self.resumed.take() {
+                return true;
+            }
             match self.commands.recv() {
                 Ok(AudioCommand::Continue) => return true,
                 Ok(AudioCommand::ListenNow) => return self.obey(front, AudioCommand::ListenNow),

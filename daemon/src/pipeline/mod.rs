@@ -12,11 +12,16 @@
 //! - **control** messages, SIGHUP (reload), SIGTERM (shutdown: the request in flight is aborted
 //!   through its worker's supervisor) and a 500 ms tick (deadlines, the systemd watchdog).
 //!
+//! - **speech** ([`speaker`]): the dialogue's texts go to the speaker thread (or, without a voice,
+//!   out as `hermes/tts/say`); each text's end comes back as an input, and what was said is
+//!   published on `sotto/<site>/said`.
+//!
 //! Speculative speech-to-text: at a pause inside speech (`endpoint.speculate_after_ms`) the core
 //! asks for a transcription of the utterance as it stands while the endpointer keeps waiting out
 //! the trailing silence; if the endpoint then cuts exactly that audio, its transcript is used.
 
 mod audio;
+mod speaker;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +38,7 @@ use sotto_workers::{SlmClient, SttClient, TranscribeOptions};
 use tokio::sync::mpsc;
 
 use self::audio::{AudioCommand, AudioEvent, AudioStats, AudioThread, EVENT_CHANNEL};
+use self::speaker::{Output, Speaker, Spoken, SPEAK_QUEUE};
 use crate::config::{AudioSource, Config};
 use crate::engines::{self, WorkerLanguageModel, WorkerTranscriber};
 use crate::mqtt::{self, ControlMessage, MqttHub, PrintMode};
@@ -62,12 +68,25 @@ pub async fn run(
     let (hub, control) = MqttHub::start(&config.mqtt, print).await.context("starting MQTT")?;
 
     // Engines load in parallel with each other: whisper and the LM take seconds to map.
-    let (stt, slm) = {
-        let (cfg_stt, cfg_slm) = (config.clone(), config.clone());
-        let (stt_model, slm_model) = (models.stt.clone(), models.slm.clone());
+    let (stt, slm, voice) = {
+        let (cfg_stt, cfg_slm, cfg_voice) = (config.clone(), config.clone(), config.clone());
+        let (stt_model, slm_model, voice_files) = (models.stt.clone(), models.slm.clone(), models.voice.clone());
         let stt = tokio::task::spawn_blocking(move || engines::start_stt(&cfg_stt, &stt_model));
         let slm = tokio::task::spawn_blocking(move || slm_model.map(|m| engines::start_slm(&cfg_slm, &m)).transpose());
-        (stt.await??, slm.await??)
+        let voice =
+            tokio::task::spawn_blocking(move || voice_files.map(|v| engines::load_voice(&cfg_voice, &v)).transpose());
+        (stt.await??, slm.await??, voice.await??)
+    };
+    let (spoken_tx, spoken_rx) = mpsc::channel(SPEAK_QUEUE);
+    let speaker = match voice {
+        Some(voice) => {
+            let output = match &config.tts.wav_dir {
+                Some(dir) => Output::WavDir { dir: dir.clone(), paced: input.is_none() },
+                None => Output::Device(config.tts.device.clone()),
+            };
+            Some(Speaker::spawn(voice, output, spoken_tx.clone()).context("starting the speaker thread")?)
+        }
+        None => None,
     };
     let front = FrontEnd::load(&models.front_end, config.endpoint.clone()).context("loading the audio front end")?;
 
@@ -92,6 +111,7 @@ pub async fn run(
         commands: commands_rx,
         muted: muted.clone(),
         stats: audio_stats.clone(),
+        tail: config.tts.tail_ms as u64 * SAMPLE_RATE as u64 / 1000,
     }
     .spawn()
     .context("starting the audio thread")?;
@@ -117,9 +137,11 @@ pub async fn run(
         done: done_tx,
         audio_stats,
         aborts,
+        speaker,
+        spoken: spoken_tx,
     };
     shell.warm_up_language_model();
-    let result = shell.run(events_rx, done_rx, control, &mut signals).await;
+    let result = shell.run(events_rx, done_rx, spoken_rx, control, &mut signals).await;
     let _ = shell.commands.send(AudioCommand::Stop);
     crate::service::notify_stopping();
     // The audio thread may sit in a blocking read; it notices Stop at its next block.
@@ -140,6 +162,9 @@ fn dialogue_settings(config: &Config) -> dialogue::Settings {
         confirm_timeout: Duration::from_secs_f32(config.intents.confirm_timeout_s),
         confirm_reasks: 1,
         sensitivities: config.wake.models.iter().map(|w| (w.name.clone(), w.threshold)).collect(),
+        voice: config.tts.enabled,
+        responses: config.tts.responses,
+        reply_timeout: Duration::from_secs_f32(config.intents.reply_timeout_s),
     }
 }
 
@@ -161,6 +186,10 @@ struct Shell {
     aborts: Vec<sotto_workers::AbortHandle>,
     /// `MqttSettings::secrets_fingerprint` of the connection made at start, for reload.
     mqtt_secrets: u64,
+    /// Sotto's voice (None: `tts.enabled = false`, texts go out as `hermes/tts/say`).
+    speaker: Option<Speaker>,
+    /// Where a text's end is reported (the speaker thread, or the shell itself without a voice).
+    spoken: mpsc::Sender<Spoken>,
 }
 
 impl Shell {
@@ -168,6 +197,7 @@ impl Shell {
         &mut self,
         mut events: mpsc::Receiver<AudioEvent>,
         mut done: mpsc::Receiver<Input>,
+        mut spoken: mpsc::Receiver<Spoken>,
         mut control: mpsc::Receiver<ControlMessage>,
         signals: &mut crate::service::Signals,
     ) -> anyhow::Result<()> {
@@ -187,6 +217,7 @@ impl Shell {
                     }
                 },
                 Some(input) = done.recv() => self.feed(input),
+                Some(said) = spoken.recv() => self.said(said),
                 Some(message) = control.recv() => match message {
                     ControlMessage::Reload => self.reload("control topic"),
                     message => self.feed(Input::Control(message)),
@@ -239,6 +270,8 @@ impl Shell {
                     // Only file input waits for this word.
                     Command::Resume if self.file_mode => AudioCommand::Continue,
                     Command::Resume => return,
+                    Command::Speaking => AudioCommand::Speaking,
+                    Command::Spoke { samples } => AudioCommand::Spoke { samples },
                 };
                 let _ = self.commands.send(command);
             }
@@ -246,7 +279,62 @@ impl Shell {
             Effect::Transcribe { job, audio } => self.transcribe(job, audio),
             Effect::Understand { job, heard, audio } => self.understand(job, heard, audio),
             Effect::Report(report) => self.report(&report),
+            Effect::Say(speech) => self.say(speech),
         }
+    }
+
+    /// Hands a text to the speaker, or without a voice, to whoever speaks `hermes/tts/say`.
+    fn say(&mut self, speech: dialogue::Speech) {
+        let refused = match &self.speaker {
+            Some(speaker) => match speaker.speak(speech) {
+                Ok(()) => return,
+                Err(speech) => Some((speech, "the speaker's queue is full".to_string())),
+            },
+            None => {
+                let event = mqtt::HermesEvent::TtsSay(mqtt::TtsSay {
+                    text: speech.text.clone(),
+                    site_id: self.config.mqtt.site_id.clone(),
+                    id: speech.id.clone(),
+                    session_id: speech.session_id.clone(),
+                    lang: Some(self.config.stt.language.clone()),
+                });
+                if let Err(err) = self.hub.publish_event(&event) {
+                    tracing::error!(error = %err, "hermes/tts/say not published");
+                }
+                Some((speech, String::new()))
+            }
+        };
+        // Nothing is played: the end is reported now (through the channel, so the dialogue is not
+        // re-entered from inside one of its own effects).
+        if let Some((speech, error)) = refused {
+            let spoken = Spoken {
+                speech,
+                samples: 0,
+                wav: None,
+                first_audio_ms: 0.0,
+                error: Some(error).filter(|e| !e.is_empty()),
+            };
+            let tx = self.spoken.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(spoken).await;
+            });
+        }
+    }
+
+    /// A text has been spoken: `sotto/<site>/said` for whoever watches, then the dialogue goes on.
+    fn said(&mut self, s: Spoken) {
+        if self.speaker.is_some() {
+            let mut payload = serde_json::json!({"id": s.speech.id, "text": s.speech.text, "sessionId": s.speech.session_id,
+                "seconds": s.samples as f64 / SAMPLE_RATE as f64, "firstAudioMs": s.first_audio_ms});
+            if let Some(wav) = &s.wav {
+                payload["wav"] = serde_json::json!(wav);
+            }
+            if let Some(error) = &s.error {
+                payload["error"] = serde_json::json!(error);
+            }
+            self.publish_notice("said", payload);
+        }
+        self.feed(Input::Spoken { id: s.speech.id, samples: s.samples, error: s.error });
     }
 
     fn transcribe(&self, job: u64, audio: dialogue::Audio) {
@@ -325,7 +413,7 @@ impl Shell {
         }
     }
 
-    /// Sotto's own messages under `sotto/<site>/` (not Hermes): a confirmation request.
+    /// Sotto's own messages under `sotto/<site>/` (not Hermes): a confirmation request, what was said.
     fn publish_notice(&self, subtopic: &str, payload: serde_json::Value) {
         let topic = format!("sotto/{}/{subtopic}", self.config.mqtt.site_id);
         let mut notice = mqtt::Action::new(&topic, payload);
@@ -401,7 +489,10 @@ impl Shell {
         }
         self.stt_prompt = new.stt_prompt(&intents);
         self.understand = new.understanding();
-        self.dialogue.reconfigure(dialogue_settings(&new), intents);
+        let mut settings = dialogue_settings(&new);
+        // The voice was loaded at start: the running `tts` section stays until a restart.
+        (settings.voice, settings.responses) = (self.config.tts.enabled, self.config.tts.responses);
+        self.dialogue.reconfigure(settings, intents);
         self.warm_up_language_model();
         self.config.stt = new.stt;
         self.config.slm = new.slm;
