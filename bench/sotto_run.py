@@ -216,6 +216,9 @@ def config_text(broker, site, slm, extra=""):
             f'[endpoint]\ntrailing_silence_ms = {TRAILING_SILENCE_MS}\n\n'
             # A loaded shared machine makes requests slow, not hung: no worker restarts mid-benchmark.
             f'[stt]\ntimeout_s = {WORKER_TIMEOUT_S}\n\n'
+            # Commands follow each other closely in the stream: a spoken answer would mute the
+            # microphone over the next one (half duplex). The benchmark measures understanding.
+            f'[tts]\nresponses = false\n\n'
             f'[slm]\nenabled = {"true" if slm else "false"}\ntimeout_s = {WORKER_TIMEOUT_S}\n{extra}')
 
 

@@ -49,7 +49,7 @@ const SAMPLE_RATE: usize = 16_000;
 
 /// Runs the daemon until the input ends (files, stdin) or SIGTERM/SIGINT (microphone).
 pub async fn run(
-    config: Config,
+    mut config: Config,
     config_path: Option<PathBuf>,
     input: Option<PathBuf>,
     realtime: bool,
@@ -58,8 +58,18 @@ pub async fn run(
     // Before anything else: "ready" must not be announced while SIGHUP and SIGTERM still have
     // their default action (terminate), and a SIGTERM during start-up is kept for the loop.
     let mut signals = crate::service::Signals::new().context("installing the signal handlers")?;
-    let models = engines::locate_models(&config)
-        .map_err(|issues| anyhow::anyhow!("models are missing or damaged:\n  {}", issue_lines(&issues)))?;
+    let missing = |issues: Problems| anyhow::anyhow!("models are missing or damaged:\n  {}", issue_lines(&issues));
+    let models = match engines::locate_models(&config) {
+        Ok(models) => models,
+        // Commands matter more than the voice: without it Sotto still serves them, and its
+        // texts go out on hermes/tts/say (`sotto check-config` reports the problem).
+        Err(issues) if issues.iter().all(|i| i.key.starts_with("tts.")) => {
+            tracing::error!("{}; Sotto runs without its voice", issue_lines(&issues));
+            config.tts.enabled = false;
+            engines::locate_models(&config).map_err(missing)?
+        }
+        Err(issues) => return Err(missing(issues)),
+    };
     sotto_audio::init_onnx_runtime(&models.onnxruntime).context("loading ONNX Runtime")?;
     let intents = Arc::new(engines::load_intents(&config).map_err(|issue| anyhow::anyhow!("{issue}"))?);
 
@@ -75,8 +85,13 @@ pub async fn run(
         let slm = tokio::task::spawn_blocking(move || slm_model.map(|m| engines::start_slm(&cfg_slm, &m)).transpose());
         let voice =
             tokio::task::spawn_blocking(move || voice_files.map(|v| engines::load_voice(&cfg_voice, &v)).transpose());
-        (stt.await??, slm.await??, voice.await??)
+        let voice = voice.await?.unwrap_or_else(|err| {
+            tracing::error!("{err:#}; Sotto runs without its voice");
+            None
+        });
+        (stt.await??, slm.await??, voice)
     };
+    config.tts.enabled = voice.is_some();
     let (spoken_tx, spoken_rx) = mpsc::channel(SPEAK_QUEUE);
     let speaker = match voice {
         Some(voice) => {
@@ -515,6 +530,8 @@ fn front_input(event: Event) -> Input {
         Event::NoSpeech { .. } => Input::NoSpeech,
     }
 }
+
+type Problems = sotto_problems::Problems;
 
 fn issue_lines(issues: &[crate::config::ConfigIssue]) -> String {
     issues.iter().map(|i| i.to_string()).collect::<Vec<_>>().join("\n  ")
