@@ -101,6 +101,21 @@ pub(crate) struct Graph {
 }
 
 impl Graph {
+    /// Every edge on a way on from `node` to the end: what the templates allow after it.
+    pub fn ahead(&self, node: u32) -> impl Iterator<Item = &Edge> + '_ {
+        let mut seen = vec![false; self.nodes.len()];
+        let mut stack = vec![node];
+        seen[node as usize] = true;
+        while let Some(n) = stack.pop() {
+            for e in &self.nodes[n as usize] {
+                if !std::mem::replace(&mut seen[e.to as usize], true) {
+                    stack.push(e.to);
+                }
+            }
+        }
+        seen.into_iter().enumerate().filter(|(_, s)| *s).flat_map(move |(n, _)| &self.nodes[n])
+    }
+
     /// The template words on the graph (slot synonyms included), with repeats.
     pub fn words<'g>(&'g self, vocab: &'g Vocabulary) -> impl Iterator<Item = &'g str> + 'g {
         self.nodes.iter().flatten().filter_map(|e| match e.kind {

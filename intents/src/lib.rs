@@ -7,6 +7,7 @@
 //! incomplete ever becomes an action. Risky intents pass a [`confirm::ConfirmationGate`] first.
 
 pub mod barista;
+pub mod completeness;
 pub mod confirm;
 pub mod error;
 pub mod evaluate;
@@ -31,6 +32,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub use completeness::Completeness;
 pub use error::{LoadError, SlmError};
 pub use matcher::{MatchedWord, Matcher};
 pub use schema::{Action, Domain, Intent, Slot, SlotKind, SlotValue};

@@ -30,7 +30,7 @@ const TEXT_WORD_COST: f32 = 0.05;
 pub const DEFAULT_THRESHOLD: f32 = 0.75;
 /// How much dearer than a refused best match another intent's match may be and still be tried:
 /// half a word, a near tie between domains that share words ("heating" of a seat or a house).
-const RUNNER_UP_MARGIN: f32 = 0.5;
+pub(crate) const RUNNER_UP_MARGIN: f32 = 0.5;
 /// A substitution this cheap counts as clearly heard.
 const STRONG_MATCH: f32 = 0.25;
 /// Longest number or duration phrase considered.
@@ -75,6 +75,17 @@ impl GrammarMatch {
     pub fn well_supported(&self) -> bool {
         self.support >= 1 && (self.text_words == 0 || self.deletions == 0)
     }
+}
+
+/// A reading of a whole transcript as the beginning of one of an intent's template sentences
+/// (see [`Matcher::prefixes`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prefix {
+    pub intent: usize,
+    /// The intent's graph state reached with every word read.
+    pub state: u32,
+    /// The edge that read the last word; `None` when that word was left unexplained.
+    pub last: Option<EdgeKind>,
 }
 
 pub struct Matcher {
@@ -259,6 +270,38 @@ impl Matcher {
         out
     }
 
+    /// Readings of all of `text` as the beginning of a template sentence, in every intent, that
+    /// cost at most `limit`: where each one stands in its intent's graph, and how it read the
+    /// last word. (What may follow is in the graph from there on.)
+    pub(crate) fn prefixes(&self, text: &str, limit: f32) -> Vec<Prefix> {
+        let mut words = tokenize(text);
+        words.truncate(MAX_WORDS);
+        let n = words.len();
+        let mut utt = Utterance::new(&words, &self.grammar.vocab.index);
+        let (mut cost, mut back) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        for g in &self.grammar.graphs {
+            self.fill(g, &mut utt, &mut cost, &mut back, limit);
+            let states = g.nodes.len();
+            for state in (0..states).filter(|&s| cost[n * states + s] <= limit) {
+                // Back through ε edges and dropped template words to the edge that read word n-1.
+                let (mut pos, mut s) = (n, state);
+                let last = loop {
+                    let b = back[pos * states + s];
+                    if b.from_state == u32::MAX {
+                        break None; // nothing read: an empty transcript
+                    }
+                    if (b.from_pos as usize) < pos {
+                        break (b.edge != u32::MAX).then(|| g.nodes[b.from_state as usize][b.edge as usize].kind);
+                    }
+                    (pos, s) = (b.from_pos as usize, b.from_state as usize);
+                };
+                out.push(Prefix { intent: g.intent, state: state as u32, last });
+            }
+        }
+        out
+    }
+
     fn search(
         &self,
         g: &Graph,
@@ -267,73 +310,10 @@ impl Matcher {
         back: &mut Vec<Back>,
         limit: f32,
     ) -> Option<GrammarMatch> {
+        self.fill(g, utt, cost, back, limit);
         let n = utt.words.len();
         let states = g.nodes.len();
-        let cells = (n + 1) * states;
-        cost.clear();
-        cost.resize(cells, f32::INFINITY);
-        back.clear();
-        back.resize(cells, Back { from_state: u32::MAX, from_pos: 0, edge: 0 });
         let at = |pos: usize, s: usize| pos * states + s;
-        cost[0] = 0.0;
-        for pos in 0..=n {
-            for s in 0..states {
-                let c = cost[at(pos, s)];
-                if c > limit {
-                    continue;
-                }
-                let relax = |cost: &mut Vec<f32>, back: &mut Vec<Back>, p: usize, t: usize, v: f32, edge: u32| {
-                    let k = at(p, t);
-                    if v < cost[k] {
-                        cost[k] = v;
-                        back[k] = Back { from_state: s as u32, from_pos: pos as u16, edge };
-                    }
-                };
-                if pos < n {
-                    relax(cost, back, pos + 1, s, c + utt.insert_cost[pos], u32::MAX);
-                }
-                for (ei, e) in g.nodes[s].iter().enumerate() {
-                    let t = e.to as usize;
-                    let ei = ei as u32;
-                    match e.kind {
-                        EdgeKind::Eps => relax(cost, back, pos, t, c, ei),
-                        EdgeKind::Word(w) => {
-                            if pos < n {
-                                let sc = utt.substitution(&self.grammar.vocab.words, w, pos);
-                                if sc.is_finite() {
-                                    relax(cost, back, pos + 1, t, c + sc, ei);
-                                }
-                            }
-                            let del = if is_filler(&self.grammar.vocab.words[w as usize].text) {
-                                DELETE_FILLER_COST
-                            } else {
-                                DELETE_COST
-                            };
-                            relax(cost, back, pos, t, c + del, ei);
-                        }
-                        EdgeKind::Number(_) => {
-                            if pos < n {
-                                for &(end, _) in &utt.numbers[pos] {
-                                    relax(cost, back, end, t, c, ei);
-                                }
-                            }
-                        }
-                        EdgeKind::Duration(_) => {
-                            if pos < n {
-                                for &(end, _) in &utt.durations[pos] {
-                                    relax(cost, back, end, t, c, ei);
-                                }
-                            }
-                        }
-                        EdgeKind::Any(_) => {
-                            if pos < n {
-                                relax(cost, back, pos + 1, t, c + TEXT_WORD_COST, ei);
-                            }
-                        }
-                    }
-                }
-            }
-        }
         let fin = states - 1;
         let total = cost[at(n, fin)];
         if total > limit {
@@ -420,5 +400,77 @@ impl Matcher {
             deletions,
             text_words,
         })
+    }
+
+    /// The search's table: the cheapest way to each (word position, graph state), and where it
+    /// came from; cells dearer than `limit` are not expanded.
+    fn fill(&self, g: &Graph, utt: &mut Utterance, cost: &mut Vec<f32>, back: &mut Vec<Back>, limit: f32) {
+        let n = utt.words.len();
+        let states = g.nodes.len();
+        let cells = (n + 1) * states;
+        cost.clear();
+        cost.resize(cells, f32::INFINITY);
+        back.clear();
+        back.resize(cells, Back { from_state: u32::MAX, from_pos: 0, edge: 0 });
+        let at = |pos: usize, s: usize| pos * states + s;
+        cost[0] = 0.0;
+        for pos in 0..=n {
+            for s in 0..states {
+                let c = cost[at(pos, s)];
+                if c > limit {
+                    continue;
+                }
+                let relax = |cost: &mut Vec<f32>, back: &mut Vec<Back>, p: usize, t: usize, v: f32, edge: u32| {
+                    let k = at(p, t);
+                    if v < cost[k] {
+                        cost[k] = v;
+                        back[k] = Back { from_state: s as u32, from_pos: pos as u16, edge };
+                    }
+                };
+                if pos < n {
+                    relax(cost, back, pos + 1, s, c + utt.insert_cost[pos], u32::MAX);
+                }
+                for (ei, e) in g.nodes[s].iter().enumerate() {
+                    let t = e.to as usize;
+                    let ei = ei as u32;
+                    match e.kind {
+                        EdgeKind::Eps => relax(cost, back, pos, t, c, ei),
+                        EdgeKind::Word(w) => {
+                            if pos < n {
+                                let sc = utt.substitution(&self.grammar.vocab.words, w, pos);
+                                if sc.is_finite() {
+                                    relax(cost, back, pos + 1, t, c + sc, ei);
+                                }
+                            }
+                            let del = if is_filler(&self.grammar.vocab.words[w as usize].text) {
+                                DELETE_FILLER_COST
+                            } else {
+                                DELETE_COST
+                            };
+                            relax(cost, back, pos, t, c + del, ei);
+                        }
+                        EdgeKind::Number(_) => {
+                            if pos < n {
+                                for &(end, _) in &utt.numbers[pos] {
+                                    relax(cost, back, end, t, c, ei);
+                                }
+                            }
+                        }
+                        EdgeKind::Duration(_) => {
+                            if pos < n {
+                                for &(end, _) in &utt.durations[pos] {
+                                    relax(cost, back, end, t, c, ei);
+                                }
+                            }
+                        }
+                        EdgeKind::Any(_) => {
+                            if pos < n {
+                                relax(cost, back, pos + 1, t, c + TEXT_WORD_COST, ei);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
