@@ -1,6 +1,6 @@
 //! Text-level evaluation of the grammar matcher on `intents/testset/*.jsonl`.
 //!
-//! `cargo run --release -p sotto-intents --example evaluate [-- --verbose]`
+//! `cargo run --release -p sotto-intents --example evaluate [-- --verbose | --completeness]`
 use std::path::Path;
 
 use sotto_intents::evaluate::{held_out_sets, percentile, shipped_testset, Score};
@@ -23,6 +23,23 @@ fn main() {
                     r.intent.unwrap_or_default(),
                     c.text
                 );
+            }
+        }
+        return;
+    }
+    if std::env::args().any(|a| a == "--completeness") {
+        // How many test lines are finished commands (`Intents::complete`), with all four domains
+        // loaded and with each domain alone, by the reason the others may go on.
+        let all = sotto_intents::Intents::shipped();
+        for f in ["vehicle", "factory", "home"] {
+            let alone = sotto_intents::Intents::shipped_domains(&[f]).unwrap();
+            for (loaded, intents) in [("all four", &all), ("alone", &alone)] {
+                let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+                for c in sotto_intents::evaluate::read_cases(&dir.join(format!("{f}.jsonl"))).unwrap() {
+                    let why = serde_json::to_value(intents.complete(&c.text)).unwrap();
+                    *counts.entry(why["completeness"].as_str().unwrap_or_default().to_string()).or_default() += 1;
+                }
+                println!("{f:<8} {loaded:<8} {counts:?}");
             }
         }
         return;

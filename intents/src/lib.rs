@@ -7,9 +7,11 @@
 //! incomplete ever becomes an action. Risky intents pass a [`confirm::ConfirmationGate`] first.
 
 pub mod barista;
+pub mod completeness;
 pub mod confirm;
 pub mod error;
 pub mod evaluate;
+pub mod grammar;
 pub mod grounding;
 pub mod matcher;
 pub mod numbers;
@@ -30,6 +32,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+pub use completeness::Completeness;
 pub use error::{LoadError, SlmError};
 pub use matcher::{MatchedWord, Matcher};
 pub use schema::{Action, Domain, Intent, Slot, SlotKind, SlotValue};
@@ -102,16 +105,13 @@ pub struct Intents {
 impl Intents {
     /// Loads `(file name, TOML)` sources.
     pub fn from_sources(sources: &[(String, String)]) -> Result<Self, LoadError> {
-        let domains = schema::load_domains(sources)?;
+        let (domains, grammar) = schema::load(sources)?;
         let intents: Vec<Intent> = domains.iter().flat_map(|d| d.intents.iter().cloned()).collect();
-        let matcher = Matcher::compile(&domains);
-        tracing::debug!(states = matcher.states(), "intent grammar compiled");
-        let no_rules = BTreeMap::new();
-        let shortlist = shortlist::Shortlist::build(&intents, |i| {
-            domains.iter().find(|d| d.name == i.domain).map(|d| &d.rules).unwrap_or(&no_rules)
-        });
+        let shortlist = shortlist::Shortlist::build(&intents, &grammar);
         // Built once here: the daemon sends it with every second-pass transcription.
-        let speech_grammar = speech_grammar::SpeechGrammar::build(&domains);
+        let speech_grammar = speech_grammar::SpeechGrammar::build(&grammar, &intents);
+        let matcher = Matcher::new(grammar, &intents);
+        tracing::debug!(states = matcher.states(), "intent grammar compiled");
         Ok(Intents { domains, intents, matcher, shortlist, speech_grammar, slm_state: std::sync::Mutex::new(None) })
     }
 

@@ -1,15 +1,16 @@
-//! The grammar matcher: every intent's templates compiled once into an acyclic word graph, matched
-//! against a transcript by a weighted edit-distance search (Viterbi over graph states × word
-//! positions). Substitutions by similar-sounding words, dropped template words and extra spoken
-//! words are allowed at a cost, which is what makes the match robust to recognition errors.
+//! The grammar matcher: every intent's templates compiled once into a word graph
+//! ([`crate::grammar`]), matched against a transcript by a weighted edit-distance search (Viterbi
+//! over graph states × word positions). Substitutions by similar-sounding words, dropped template
+//! words and extra spoken words are allowed at a cost, which is what makes the match robust to
+//! recognition errors.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::grammar::{EdgeKind, Grammar, Graph, Tag};
 use crate::numbers::{may_start_number, parse_duration, parse_number, SpokenNumber};
-use crate::schema::{Domain, Intent, SlotKind};
-use crate::template::{permutations, Expr};
+use crate::schema::{Intent, SlotKind};
 use crate::text::{is_filler, phonetic_key, substitution_cost, tokenize, VocabWord};
 
 /// A spoken word that is not in the template.
@@ -29,51 +30,13 @@ const TEXT_WORD_COST: f32 = 0.05;
 pub const DEFAULT_THRESHOLD: f32 = 0.75;
 /// How much dearer than a refused best match another intent's match may be and still be tried:
 /// half a word, a near tie between domains that share words ("heating" of a seat or a house).
-const RUNNER_UP_MARGIN: f32 = 0.5;
+pub(crate) const RUNNER_UP_MARGIN: f32 = 0.5;
 /// A substitution this cheap counts as clearly heard.
 const STRONG_MATCH: f32 = 0.25;
 /// Longest number or duration phrase considered.
 const MAX_SPAN: usize = 8;
 /// Longer transcripts are cut: no command is this long, and the search is linear in it.
 pub const MAX_WORDS: usize = 48;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum EdgeKind {
-    Eps,
-    Word(u32),
-    Number(u16),
-    Duration(u16),
-    Any(u16),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Tag {
-    None,
-    EnumValue(u16, u16),
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Edge {
-    to: u32,
-    kind: EdgeKind,
-    tag: Tag,
-}
-
-/// One intent's templates as a graph whose node indices are a topological order.
-struct Graph {
-    intent: usize,
-    nodes: Vec<Vec<Edge>>,
-}
-
-impl Graph {
-    fn add_node(&mut self) -> u32 {
-        self.nodes.push(Vec::new());
-        (self.nodes.len() - 1) as u32
-    }
-    fn edge(&mut self, from: u32, to: u32, kind: EdgeKind, tag: Tag) {
-        self.nodes[from as usize].push(Edge { to, kind, tag });
-    }
-}
 
 /// A slot value as found in the words, before type checks.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,138 +77,24 @@ impl GrammarMatch {
     }
 }
 
+/// A reading of a whole transcript as the beginning of one of an intent's template sentences
+/// (see [`Matcher::prefixes`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prefix {
+    pub intent: usize,
+    /// The intent's graph state reached with every word read.
+    pub state: u32,
+    /// The edge that read the last word; `None` when that word was left unexplained.
+    pub last: Option<EdgeKind>,
+}
+
 pub struct Matcher {
-    graphs: Vec<Graph>,
-    vocab: Vec<VocabWord>,
-    vocab_index: HashMap<String, u32>,
+    grammar: Grammar,
     /// Slot names per intent, indexed by the u16 in edges.
     slot_names: Vec<Vec<String>>,
     enum_values: Vec<Vec<Vec<String>>>,
     /// Minimum confidence for a match to count.
     pub threshold: f32,
-}
-
-struct Builder<'a> {
-    vocab: &'a mut Vec<VocabWord>,
-    vocab_index: &'a mut HashMap<String, u32>,
-    rules: &'a BTreeMap<String, Expr>,
-    intent: &'a Intent,
-}
-
-impl Builder<'_> {
-    fn word(&mut self, w: &str) -> u32 {
-        if let Some(&i) = self.vocab_index.get(w) {
-            return i;
-        }
-        self.vocab.push(VocabWord::new(w));
-        let i = (self.vocab.len() - 1) as u32;
-        self.vocab_index.insert(w.to_string(), i);
-        i
-    }
-
-    fn slot_index(&self, name: &str) -> u16 {
-        self.intent.slots.iter().position(|s| s.name == name).expect("slot references are checked at load") as u16
-    }
-
-    fn build(&mut self, g: &mut Graph, e: &Expr, from: u32, depth: usize) -> u32 {
-        match e {
-            Expr::Word(w) => {
-                let id = self.word(w);
-                let to = g.add_node();
-                g.edge(from, to, EdgeKind::Word(id), Tag::None);
-                to
-            }
-            Expr::Seq(items) => items.iter().fold(from, |at, item| self.build(g, item, at, depth)),
-            Expr::Alt(branches) => {
-                let ends: Vec<u32> = branches.iter().map(|b| self.build(g, b, from, depth)).collect();
-                let end = g.add_node();
-                for x in ends {
-                    g.edge(x, end, EdgeKind::Eps, Tag::None);
-                }
-                end
-            }
-            Expr::Opt(inner) => {
-                let x = self.build(g, inner, from, depth);
-                let end = g.add_node();
-                g.edge(x, end, EdgeKind::Eps, Tag::None);
-                g.edge(from, end, EdgeKind::Eps, Tag::None);
-                end
-            }
-            Expr::Perm(items) => {
-                let mut ends = Vec::new();
-                for order in permutations(items.len()) {
-                    let mut at = from;
-                    for i in order {
-                        at = self.build(g, &items[i], at, depth);
-                    }
-                    ends.push(at);
-                }
-                let end = g.add_node();
-                for x in ends {
-                    g.edge(x, end, EdgeKind::Eps, Tag::None);
-                }
-                end
-            }
-            Expr::Rule(name) => {
-                let rule = self.rules.get(name).expect("rules are checked at load");
-                assert!(depth < crate::template::MAX_RULE_DEPTH, "rule nesting is bounded at load");
-                let rule = rule.clone();
-                self.build(g, &rule, from, depth + 1)
-            }
-            Expr::Slot(name) => {
-                let idx = self.slot_index(name);
-                let slot = &self.intent.slots[idx as usize];
-                let end;
-                match &slot.kind {
-                    SlotKind::Enum(values) => {
-                        // Synonyms share their prefixes (a trie): "a bit of milk", "a bit of soy milk"…
-                        // The value is tagged on the last edge, where it is known.
-                        let values = values.clone();
-                        let mut children: HashMap<(u32, u32), u32> = HashMap::new();
-                        let mut finals = Vec::new();
-                        let trie_root = g.add_node();
-                        g.edge(from, trie_root, EdgeKind::Eps, Tag::None);
-                        for (vi, v) in values.iter().enumerate() {
-                            for syn in &v.synonyms {
-                                let mut at = trie_root;
-                                for w in tokenize(syn) {
-                                    let id = self.word(&w);
-                                    at = *children.entry((at, id)).or_insert_with(|| {
-                                        let to = g.add_node();
-                                        g.edge(at, to, EdgeKind::Word(id), Tag::None);
-                                        to
-                                    });
-                                }
-                                finals.push((at, vi as u16));
-                            }
-                        }
-                        end = g.add_node();
-                        finals.sort_unstable();
-                        finals.dedup();
-                        for (x, vi) in finals {
-                            g.edge(x, end, EdgeKind::Eps, Tag::EnumValue(idx, vi));
-                        }
-                    }
-                    SlotKind::Integer { .. } | SlotKind::Number { .. } => {
-                        end = g.add_node();
-                        g.edge(from, end, EdgeKind::Number(idx), Tag::None);
-                    }
-                    SlotKind::Duration { .. } => {
-                        end = g.add_node();
-                        g.edge(from, end, EdgeKind::Duration(idx), Tag::None);
-                    }
-                    SlotKind::Text { .. } => {
-                        let inner = g.add_node();
-                        g.edge(from, inner, EdgeKind::Any(idx), Tag::None);
-                        g.edge(inner, inner, EdgeKind::Any(idx), Tag::None);
-                        end = g.add_node();
-                        g.edge(inner, end, EdgeKind::Eps, Tag::None);
-                    }
-                }
-                end
-            }
-        }
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -336,49 +185,37 @@ impl<'a> Utterance<'a> {
 }
 
 impl Matcher {
-    pub fn compile(domains: &[Domain]) -> Matcher {
-        let mut vocab = Vec::new();
-        let mut vocab_index = HashMap::new();
-        let mut graphs = Vec::new();
-        let mut slot_names = Vec::new();
-        let mut enum_values = Vec::new();
-        let mut flat = 0usize;
-        for d in domains {
-            for intent in &d.intents {
-                let mut g = Graph { intent: flat, nodes: Vec::new() };
-                let start = g.add_node();
-                let mut b = Builder { vocab: &mut vocab, vocab_index: &mut vocab_index, rules: &d.rules, intent };
-                let ends: Vec<u32> = intent.templates.iter().map(|t| b.build(&mut g, t, start, 0)).collect();
-                let fin = g.add_node();
-                for e in ends {
-                    g.edge(e, fin, EdgeKind::Eps, Tag::None);
-                }
-                graphs.push(g);
-                slot_names.push(intent.slots.iter().map(|s| s.name.clone()).collect());
-                enum_values.push(
-                    intent
-                        .slots
-                        .iter()
-                        .map(|s| match &s.kind {
-                            SlotKind::Enum(v) => v.iter().map(|x| x.canonical.clone()).collect(),
-                            _ => Vec::new(),
-                        })
-                        .collect(),
-                );
-                flat += 1;
-            }
-        }
-        Matcher { graphs, vocab, vocab_index, slot_names, enum_values, threshold: DEFAULT_THRESHOLD }
+    /// The matcher of compiled templates; `intents` are the grammar's, in the same order.
+    pub(crate) fn new(grammar: Grammar, intents: &[Intent]) -> Matcher {
+        let slot_names = intents.iter().map(|i| i.slots.iter().map(|s| s.name.clone()).collect()).collect();
+        let enum_values = intents
+            .iter()
+            .map(|i| {
+                i.slots
+                    .iter()
+                    .map(|s| match &s.kind {
+                        SlotKind::Enum(v) => v.iter().map(|x| x.canonical.clone()).collect(),
+                        _ => Vec::new(),
+                    })
+                    .collect()
+            })
+            .collect();
+        Matcher { grammar, slot_names, enum_values, threshold: DEFAULT_THRESHOLD }
+    }
+
+    /// The compiled templates this matcher searches.
+    pub fn grammar(&self) -> &Grammar {
+        &self.grammar
     }
 
     /// Whether a word is one of the loaded templates' or synonyms' words.
     pub fn knows(&self, word: &str) -> bool {
-        self.vocab_index.contains_key(word)
+        self.grammar.vocab.index.contains_key(word)
     }
 
     /// Number of graph states over all intents (a size figure for logs).
     pub fn states(&self) -> usize {
-        self.graphs.iter().map(|g| g.nodes.len()).sum()
+        self.grammar.graphs.iter().map(|g| g.nodes.len()).sum()
     }
 
     /// Best match over all intents, if its confidence reaches the threshold.
@@ -388,11 +225,11 @@ impl Matcher {
         if words.is_empty() {
             return None;
         }
-        let mut utt = Utterance::new(&words, &self.vocab_index);
+        let mut utt = Utterance::new(&words, &self.grammar.vocab.index);
         let (mut cost, mut back) = (Vec::new(), Vec::new());
         let mut limit = (1.0 - self.threshold) * words.len() as f32 + TEXT_WORD_COST * words.len() as f32 + 1e-3;
         let mut best: Option<GrammarMatch> = None;
-        for g in &self.graphs {
+        for g in &self.grammar.graphs {
             // Costs only grow along a path: a cell already dearer than the best full match is dead.
             if let Some(m) = self.search(g, &mut utt, &mut cost, &mut back, limit) {
                 if m.confidence >= self.threshold && m.well_supported() && best.as_ref().is_none_or(|b| m.cost < b.cost)
@@ -422,14 +259,46 @@ impl Matcher {
         if words.is_empty() {
             return Vec::new();
         }
-        let mut utt = Utterance::new(&words, &self.vocab_index);
+        let mut utt = Utterance::new(&words, &self.grammar.vocab.index);
         let mut cost = Vec::new();
         let mut back = Vec::new();
         // No path costlier than this can reach the threshold, so the search drops it early.
         let limit = (1.0 - self.threshold) * words.len() as f32 + TEXT_WORD_COST * words.len() as f32 + 1e-3;
         let mut out: Vec<GrammarMatch> =
-            self.graphs.iter().filter_map(|g| self.search(g, &mut utt, &mut cost, &mut back, limit)).collect();
+            self.grammar.graphs.iter().filter_map(|g| self.search(g, &mut utt, &mut cost, &mut back, limit)).collect();
         out.sort_by(|a, b| a.cost.total_cmp(&b.cost));
+        out
+    }
+
+    /// Readings of all of `text` as the beginning of a template sentence, in every intent, that
+    /// cost at most `limit`: where each one stands in its intent's graph, and how it read the
+    /// last word. (What may follow is in the graph from there on.)
+    pub(crate) fn prefixes(&self, text: &str, limit: f32) -> Vec<Prefix> {
+        let mut words = tokenize(text);
+        words.truncate(MAX_WORDS);
+        let n = words.len();
+        let mut utt = Utterance::new(&words, &self.grammar.vocab.index);
+        let (mut cost, mut back) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        for g in &self.grammar.graphs {
+            self.fill(g, &mut utt, &mut cost, &mut back, limit);
+            let states = g.nodes.len();
+            for state in (0..states).filter(|&s| cost[n * states + s] <= limit) {
+                // Back through ε edges and dropped template words to the edge that read word n-1.
+                let (mut pos, mut s) = (n, state);
+                let last = loop {
+                    let b = back[pos * states + s];
+                    if b.from_state == u32::MAX {
+                        break None; // nothing read: an empty transcript
+                    }
+                    if (b.from_pos as usize) < pos {
+                        break (b.edge != u32::MAX).then(|| g.nodes[b.from_state as usize][b.edge as usize].kind);
+                    }
+                    (pos, s) = (b.from_pos as usize, b.from_state as usize);
+                };
+                out.push(Prefix { intent: g.intent, state: state as u32, last });
+            }
+        }
         out
     }
 
@@ -441,70 +310,10 @@ impl Matcher {
         back: &mut Vec<Back>,
         limit: f32,
     ) -> Option<GrammarMatch> {
+        self.fill(g, utt, cost, back, limit);
         let n = utt.words.len();
         let states = g.nodes.len();
-        let cells = (n + 1) * states;
-        cost.clear();
-        cost.resize(cells, f32::INFINITY);
-        back.clear();
-        back.resize(cells, Back { from_state: u32::MAX, from_pos: 0, edge: 0 });
         let at = |pos: usize, s: usize| pos * states + s;
-        cost[0] = 0.0;
-        for pos in 0..=n {
-            for s in 0..states {
-                let c = cost[at(pos, s)];
-                if c > limit {
-                    continue;
-                }
-                let relax = |cost: &mut Vec<f32>, back: &mut Vec<Back>, p: usize, t: usize, v: f32, edge: u32| {
-                    let k = at(p, t);
-                    if v < cost[k] {
-                        cost[k] = v;
-                        back[k] = Back { from_state: s as u32, from_pos: pos as u16, edge };
-                    }
-                };
-                if pos < n {
-                    relax(cost, back, pos + 1, s, c + utt.insert_cost[pos], u32::MAX);
-                }
-                for (ei, e) in g.nodes[s].iter().enumerate() {
-                    let t = e.to as usize;
-                    let ei = ei as u32;
-                    match e.kind {
-                        EdgeKind::Eps => relax(cost, back, pos, t, c, ei),
-                        EdgeKind::Word(w) => {
-                            if pos < n {
-                                let sc = utt.substitution(&self.vocab, w, pos);
-                                if sc.is_finite() {
-                                    relax(cost, back, pos + 1, t, c + sc, ei);
-                                }
-                            }
-                            let del =
-                                if is_filler(&self.vocab[w as usize].text) { DELETE_FILLER_COST } else { DELETE_COST };
-                            relax(cost, back, pos, t, c + del, ei);
-                        }
-                        EdgeKind::Number(_) => {
-                            if pos < n {
-                                for &(end, _) in &utt.numbers[pos] {
-                                    relax(cost, back, end, t, c, ei);
-                                }
-                            }
-                        }
-                        EdgeKind::Duration(_) => {
-                            if pos < n {
-                                for &(end, _) in &utt.durations[pos] {
-                                    relax(cost, back, end, t, c, ei);
-                                }
-                            }
-                        }
-                        EdgeKind::Any(_) => {
-                            if pos < n {
-                                relax(cost, back, pos + 1, t, c + TEXT_WORD_COST, ei);
-                            }
-                        }
-                    }
-                }
-            }
-        }
         let fin = states - 1;
         let total = cost[at(n, fin)];
         if total > limit {
@@ -550,8 +359,9 @@ impl Matcher {
             }
             match e.kind {
                 EdgeKind::Word(w) if to_pos > from_pos => {
-                    let expected = &self.vocab[w as usize].text;
-                    if !is_filler(expected) && utt.substitution(&self.vocab, w, from_pos) <= STRONG_MATCH {
+                    let expected = &self.grammar.vocab.words[w as usize].text;
+                    if !is_filler(expected) && utt.substitution(&self.grammar.vocab.words, w, from_pos) <= STRONG_MATCH
+                    {
                         support += 1;
                     }
                     matched_words.push(MatchedWord { heard: utt.words[from_pos].clone(), expected: expected.clone() })
@@ -590,5 +400,77 @@ impl Matcher {
             deletions,
             text_words,
         })
+    }
+
+    /// The search's table: the cheapest way to each (word position, graph state), and where it
+    /// came from; cells dearer than `limit` are not expanded.
+    fn fill(&self, g: &Graph, utt: &mut Utterance, cost: &mut Vec<f32>, back: &mut Vec<Back>, limit: f32) {
+        let n = utt.words.len();
+        let states = g.nodes.len();
+        let cells = (n + 1) * states;
+        cost.clear();
+        cost.resize(cells, f32::INFINITY);
+        back.clear();
+        back.resize(cells, Back { from_state: u32::MAX, from_pos: 0, edge: 0 });
+        let at = |pos: usize, s: usize| pos * states + s;
+        cost[0] = 0.0;
+        for pos in 0..=n {
+            for s in 0..states {
+                let c = cost[at(pos, s)];
+                if c > limit {
+                    continue;
+                }
+                let relax = |cost: &mut Vec<f32>, back: &mut Vec<Back>, p: usize, t: usize, v: f32, edge: u32| {
+                    let k = at(p, t);
+                    if v < cost[k] {
+                        cost[k] = v;
+                        back[k] = Back { from_state: s as u32, from_pos: pos as u16, edge };
+                    }
+                };
+                if pos < n {
+                    relax(cost, back, pos + 1, s, c + utt.insert_cost[pos], u32::MAX);
+                }
+                for (ei, e) in g.nodes[s].iter().enumerate() {
+                    let t = e.to as usize;
+                    let ei = ei as u32;
+                    match e.kind {
+                        EdgeKind::Eps => relax(cost, back, pos, t, c, ei),
+                        EdgeKind::Word(w) => {
+                            if pos < n {
+                                let sc = utt.substitution(&self.grammar.vocab.words, w, pos);
+                                if sc.is_finite() {
+                                    relax(cost, back, pos + 1, t, c + sc, ei);
+                                }
+                            }
+                            let del = if is_filler(&self.grammar.vocab.words[w as usize].text) {
+                                DELETE_FILLER_COST
+                            } else {
+                                DELETE_COST
+                            };
+                            relax(cost, back, pos, t, c + del, ei);
+                        }
+                        EdgeKind::Number(_) => {
+                            if pos < n {
+                                for &(end, _) in &utt.numbers[pos] {
+                                    relax(cost, back, end, t, c, ei);
+                                }
+                            }
+                        }
+                        EdgeKind::Duration(_) => {
+                            if pos < n {
+                                for &(end, _) in &utt.durations[pos] {
+                                    relax(cost, back, end, t, c, ei);
+                                }
+                            }
+                        }
+                        EdgeKind::Any(_) => {
+                            if pos < n {
+                                relax(cost, back, pos + 1, t, c + TEXT_WORD_COST, ei);
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

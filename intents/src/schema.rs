@@ -1,7 +1,7 @@
 //! Domain files: TOML, one per domain, checked in full at load (every problem reported at once,
 //! naming file, intent, template or key).
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sotto_problems::{Problem, Problems};
 
 use crate::error::LoadError;
+use crate::grammar::{self, Grammar};
 use crate::template::{self, Expr};
 
 #[derive(Debug, Deserialize)]
@@ -233,7 +234,15 @@ pub fn read_sources(paths: &[PathBuf]) -> Result<Vec<(String, String)>, LoadErro
 /// Parses and validates domain sources `(file name, TOML text)`; intent names must be unique
 /// across all of them.
 pub fn load_domains(sources: &[(String, String)]) -> Result<Vec<Domain>, LoadError> {
+    load(sources).map(|(domains, _)| domains)
+}
+
+/// [`load_domains`], and the domains' intents compiled (in the same order): the compiler's
+/// problems (rules nested too deep or in a cycle, templates that expand too far) are reported
+/// with the others.
+pub fn load(sources: &[(String, String)]) -> Result<(Vec<Domain>, Grammar), LoadError> {
     let mut issues = Problems::new();
+    let mut grammar = Grammar::default();
     let mut domains = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
     for (file, text) in sources {
@@ -243,7 +252,7 @@ pub fn load_domains(sources: &[(String, String)]) -> Result<Vec<Domain>, LoadErr
         let raw: Option<RawDomain> = sotto_problems::from_toml_lenient(text, &mut found);
         issues.extend(found.into_iter().map(|p| Problem::new(key_in(file, Some(&p.key)), p.message)));
         let Some(raw) = raw else { continue };
-        let domain = check_domain(file, raw, &mut issues);
+        let domain = check_domain(file, raw, &mut grammar, &mut issues);
         for intent in &domain.intents {
             if !seen.insert(intent.name.clone()) {
                 issues.push(issue(
@@ -258,7 +267,7 @@ pub fn load_domains(sources: &[(String, String)]) -> Result<Vec<Domain>, LoadErr
         domains.push(domain);
     }
     if issues.is_empty() {
-        Ok(domains)
+        Ok((domains, grammar))
     } else {
         Err(LoadError::Schema(issues))
     }
@@ -289,7 +298,7 @@ fn issue(
     Problem::new(key_in(file, key.as_deref()), context + &message.into())
 }
 
-fn check_domain(file: &str, raw: RawDomain, issues: &mut Problems) -> Domain {
+fn check_domain(file: &str, raw: RawDomain, grammar: &mut Grammar, issues: &mut Problems) -> Domain {
     let mut rules = BTreeMap::new();
     for (name, text) in &raw.rules {
         match template::parse(text) {
@@ -317,22 +326,16 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Problems) -> Domain {
             issues.push(issue(file, None, None, Some(format!("rules.{name}")), format!("unknown rule <{x}>")));
         }
     }
-    // Rules may reference rules, neither in a cycle nor deeper than the matcher expands.
-    let rule_facts = rule_facts(&rules);
-    for name in rules.keys() {
-        let problem = match rule_facts.get(name) {
-            None => "rule is in, or leads into, a reference cycle".to_string(),
-            Some(f) if f.height >= template::MAX_RULE_DEPTH => {
-                format!("rules nest {} levels deep from here; at most {}", f.height + 1, template::MAX_RULE_DEPTH)
-            }
-            Some(_) => continue,
-        };
-        issues.push(issue(file, None, None, Some(format!("rules.{name}")), problem));
+    // Rules may reference rules, neither in a cycle nor deeper than the compiler expands; each
+    // is checked (by compiling it) even when no template uses it.
+    for (name, problem) in grammar::check_rules(&rules) {
+        issues.push(issue(file, None, None, Some(format!("rules.{name}")), problem.to_string()));
     }
     let mut intents = Vec::new();
     for (index, ri) in raw.intents.into_iter().enumerate() {
         let name = ri.name.clone();
         let at = |k: &str| Some(format!("intent[{index}].{k}"));
+        let problems_before = issues.len();
         let mut slots = Vec::new();
         for (slot_name, rs) in &ri.slots {
             let key = format!("intent[{index}].slots.{slot_name}");
@@ -371,19 +374,15 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Problems) -> Domain {
                 Err(e) => issues.push(issue(file, Some(&name), Some(t), None, e.to_string())),
             }
         }
-        let states = templates.iter().fold(0usize, |n, t| {
-            let rule = |r: &str| rule_facts.get(r).map_or(0, |f| f.states);
-            let slot = |name: &str| slots.iter().find(|s| s.name == name).map_or(0, slot_states);
-            n.saturating_add(t.compiled_states(&rule, &slot))
-        });
-        if states > MAX_INTENT_STATES {
-            issues.push(issue(
-                file,
-                Some(&name),
-                None,
-                at("templates"),
-                format!("the templates expand to {states} matcher states, over the limit of {MAX_INTENT_STATES}: fewer nested permutations or rule references"),
-            ));
+        // Compiled here, once, so that its size is the real one and the problems come with the
+        // file's others; only when its slots and templates are sound (else the load fails anyway).
+        if issues.len() == problems_before {
+            match grammar.add_intent(&templates, &rules, &slots) {
+                // Reported at the rule by the rule check above.
+                Err(e) if e.is_in_a_rule() => {}
+                Err(e) => issues.push(issue(file, Some(&name), None, at("templates"), e.to_string())),
+                Ok(()) => {}
+            }
         }
         for (slot, value) in &ri.confirm_when {
             let ok = slots.iter().any(|s| {
@@ -453,63 +452,6 @@ fn check_domain(file: &str, raw: RawDomain, issues: &mut Problems) -> Domain {
     }
     let responses = raw.responses;
     Domain { name: raw.domain, description: raw.description, file: file.to_string(), rules, intents, responses }
-}
-
-/// Matcher states one intent's templates may compile to: a dozen times what all 21 shipped
-/// intents need together (4147, printed by `tests/hostile_domains.rs`). Nested permutations and
-/// rules multiply, and a hostile or mistaken file could otherwise ask for billions (memory and
-/// load time without bound, then a slow search of every transcript).
-pub const MAX_INTENT_STATES: usize = 50_000;
-
-struct RuleFacts {
-    /// Reference hops down to the deepest rule it uses (0: references no rule).
-    height: usize,
-    /// Matcher states it compiles to, rules expanded.
-    states: usize,
-}
-
-/// Height and size of every rule, computed leaves first (Kahn's order) so that a rule shared by
-/// many paths is counted once, not once per path: linear in rules and references, whatever the
-/// nesting. A rule in a cycle, or referencing one, never becomes ready and gets no entry.
-fn rule_facts(rules: &BTreeMap<String, Expr>) -> BTreeMap<String, RuleFacts> {
-    let mut refs: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
-    let mut users: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for (name, e) in rules {
-        let mut v = Vec::new();
-        e.rules(&mut v);
-        let known: BTreeSet<String> = v.into_iter().filter(|r| rules.contains_key(r)).collect();
-        for r in &known {
-            users.entry(r.clone()).or_default().push(name);
-        }
-        refs.insert(name, known);
-    }
-    let mut pending: BTreeMap<&str, usize> = refs.iter().map(|(name, r)| (*name, r.len())).collect();
-    let mut ready: Vec<&str> = pending.iter().filter(|(_, n)| **n == 0).map(|(name, _)| *name).collect();
-    let mut facts: BTreeMap<String, RuleFacts> = BTreeMap::new();
-    while let Some(name) = ready.pop() {
-        let height = refs[name].iter().map(|r| facts[r].height + 1).max().unwrap_or(0);
-        let states = rules[name].compiled_states(&|r| facts.get(r).map_or(0, |f| f.states), &|_| 0);
-        facts.insert(name.to_string(), RuleFacts { height, states });
-        for user in users.get(name).into_iter().flatten() {
-            let n = pending.get_mut(user).expect("every user is a rule");
-            *n -= 1;
-            if *n == 0 {
-                ready.push(user);
-            }
-        }
-    }
-    facts
-}
-
-/// Matcher states of one slot reference (enum synonyms as a trie: at most one state per word).
-fn slot_states(slot: &Slot) -> usize {
-    match &slot.kind {
-        SlotKind::Enum(values) => {
-            2 + values.iter().flat_map(|v| &v.synonyms).map(|s| crate::text::tokenize(s).len()).sum::<usize>()
-        }
-        SlotKind::Integer { .. } | SlotKind::Number { .. } | SlotKind::Duration { .. } => 1,
-        SlotKind::Text { .. } => 2,
-    }
 }
 
 /// An intent slot that names a shared type inherits it; its own keys (default, required) win.

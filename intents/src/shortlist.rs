@@ -10,8 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::grammar::Grammar;
 use crate::schema::{Intent, SlotKind};
-use crate::template::Expr;
 use crate::text::{is_filler, tokenize};
 
 /// Word weights per intent, built once per loaded schema.
@@ -110,27 +110,10 @@ fn content_words(text: &str) -> impl Iterator<Item = String> {
         .map(|w| stem(&w))
 }
 
-fn template_words(expr: &Expr, rules: &BTreeMap<String, Expr>, depth: usize, out: &mut BTreeSet<String>) {
-    match expr {
-        Expr::Word(w) => out.extend(content_words(w)),
-        // Rules are shared phrasing ("set", "please"); expanded a few levels, cycles impossible
-        // after load but bounded anyway.
-        Expr::Rule(name) if depth < 4 => {
-            if let Some(r) = rules.get(name) {
-                template_words(r, rules, depth + 1, out)
-            }
-        }
-        Expr::Rule(_) | Expr::Slot(_) => {}
-        Expr::Seq(v) | Expr::Alt(v) | Expr::Perm(v) => v.iter().for_each(|e| template_words(e, rules, depth, out)),
-        Expr::Opt(e) => template_words(e, rules, depth, out),
-    }
-}
-
-fn vocabulary(intent: &Intent, rules: &BTreeMap<String, Expr>) -> BTreeSet<String> {
+/// `template_words`: the words of the intent's compiled templates (rules expanded).
+fn vocabulary<'a>(intent: &Intent, template_words: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
     let mut words = BTreeSet::new();
-    for t in &intent.templates {
-        template_words(t, rules, 0, &mut words);
-    }
+    template_words.for_each(|w| words.extend(content_words(w)));
     for slot in &intent.slots {
         if let SlotKind::Enum(values) = &slot.kind {
             for v in values {
@@ -147,9 +130,10 @@ fn vocabulary(intent: &Intent, rules: &BTreeMap<String, Expr>) -> BTreeSet<Strin
 }
 
 impl Shortlist {
-    /// `rules_of(intent)` gives the expansion rules of the intent's domain.
-    pub fn build<'a>(intents: &[Intent], rules_of: impl Fn(&Intent) -> &'a BTreeMap<String, Expr>) -> Self {
-        let vocabularies: Vec<BTreeSet<String>> = intents.iter().map(|i| vocabulary(i, rules_of(i))).collect();
+    /// `grammar` is the intents' compiled templates, in the same order.
+    pub fn build(intents: &[Intent], grammar: &Grammar) -> Self {
+        let vocabularies: Vec<BTreeSet<String>> =
+            intents.iter().zip(&grammar.graphs).map(|(i, g)| vocabulary(i, g.words(&grammar.vocab))).collect();
         let mut document_frequency: BTreeMap<String, usize> = BTreeMap::new();
         for v in &vocabularies {
             for w in v {

@@ -11,19 +11,19 @@
 //! matcher and validation like any transcript.
 //!
 //! The graph is a [`sotto_speech::WordGraph`]: the same type the STT worker parses from its text
-//! form and enforces.
+//! form and enforces. It is rendered from the matcher's compiled templates ([`crate::grammar`]),
+//! so it allows exactly the sentences the matcher's graph describes, with each slot written out
+//! as the words Whisper may produce for it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sotto_speech::{Label, Token, WordGraph, WordGraphError};
 
-use crate::schema::{Domain, Intent, SlotKind};
-use crate::template::{permutations, Expr, MAX_RULE_DEPTH};
-use crate::text::tokenize;
+use crate::grammar::{EdgeKind, Grammar, Graph};
+use crate::schema::{Intent, SlotKind};
 use crate::Resolution;
 
-/// Edges a grammar may have: the four shipped domains need about 8,300 (see the tests); a domain
+/// Edges a grammar may have: the four shipped domains need about 9,400 (see the tests); a domain
 /// file whose permutations explode is refused instead of sending megabytes to the worker.
 pub const MAX_EDGES: usize = 200_000;
 
@@ -46,22 +46,16 @@ pub struct SpeechGrammar {
 }
 
 impl SpeechGrammar {
-    pub fn build(domains: &[Domain]) -> Result<Self, SpeechGrammarError> {
+    /// The word graph of `grammar`'s compiled templates; `intents` are its intents, in order.
+    pub fn build(grammar: &Grammar, intents: &[Intent]) -> Result<Self, SpeechGrammarError> {
         let mut b = GraphBuilder { edges: Vec::new(), states: 1 };
         let mut finals = Vec::new();
-        for domain in domains {
-            for intent in &domain.intents {
-                for template in &intent.templates {
-                    let end = b.expr(template, 0, intent, &domain.rules, 0);
-                    finals.push(end);
-                    if b.edges.len() > MAX_EDGES {
-                        return Err(SpeechGrammarError::TooLarge { intent: intent.name.clone() });
-                    }
-                }
+        for (g, intent) in grammar.graphs.iter().zip(intents) {
+            finals.push(b.intent(g, grammar, intent));
+            if b.edges.len() > MAX_EDGES {
+                return Err(SpeechGrammarError::TooLarge { intent: intent.name.clone() });
             }
         }
-        finals.sort_unstable();
-        finals.dedup();
         let edges = b.edges.len();
         let graph = WordGraph::from_edges(b.edges, &finals)?;
         Ok(SpeechGrammar { text: graph.to_string(), graph: Arc::new(graph), states: b.states as usize, edges })
@@ -106,16 +100,8 @@ impl GraphBuilder {
         self.edges.push((from, to, label));
     }
 
-    /// A word sequence from `from`; returns its end state.
-    fn words(&mut self, from: u32, words: &[String]) -> u32 {
-        words.iter().fold(from, |at, w| {
-            let to = self.state();
-            self.edge(at, to, w);
-            to
-        })
-    }
-
-    /// One or more of `label` (a number: "twenty one", "one hundred and five", "21").
+    /// One or more of `labels` (a number: "twenty one", "one hundred and five", "21"), at most
+    /// `max`; returns the end state.
     fn repeated(&mut self, from: u32, labels: &[&str], max: usize) -> u32 {
         let end = self.state();
         let mut at = from;
@@ -130,65 +116,48 @@ impl GraphBuilder {
         end
     }
 
-    fn expr(&mut self, e: &Expr, from: u32, intent: &Intent, rules: &BTreeMap<String, Expr>, depth: usize) -> u32 {
-        if self.edges.len() > MAX_EDGES {
-            return from; // reported by the caller
-        }
-        match e {
-            Expr::Word(w) => self.words(from, &tokenize(w)),
-            Expr::Seq(items) => items.iter().fold(from, |at, item| self.expr(item, at, intent, rules, depth)),
-            Expr::Alt(branches) => {
-                let end = self.state();
-                for b in branches {
-                    let x = self.expr(b, from, intent, rules, depth);
-                    self.edge(x, end, "-");
-                }
-                end
-            }
-            Expr::Opt(inner) => {
-                let x = self.expr(inner, from, intent, rules, depth);
-                self.edge(from, x, "-");
-                x
-            }
-            Expr::Perm(items) => {
-                let end = self.state();
-                for order in permutations(items.len()) {
-                    let x = order.into_iter().fold(from, |at, i| self.expr(&items[i], at, intent, rules, depth));
-                    self.edge(x, end, "-");
-                }
-                end
-            }
-            Expr::Rule(name) => match rules.get(name) {
-                // Rules are checked at load (known, acyclic, bounded depth).
-                Some(rule) if depth < MAX_RULE_DEPTH => self.expr(rule, from, intent, rules, depth + 1),
-                _ => from,
-            },
-            Expr::Slot(name) => {
-                let Some(slot) = intent.slot(name) else { return from };
-                match &slot.kind {
-                    SlotKind::Enum(values) => {
-                        let end = self.state();
-                        for synonym in values.iter().flat_map(|v| &v.synonyms) {
-                            let x = self.words(from, &tokenize(synonym));
-                            self.edge(x, end, "-");
-                        }
-                        end
+    /// Copies one intent's compiled graph, its start merged into the common start state 0; returns
+    /// the state of its end. Template words and ε edges stay as they are; a slot value becomes
+    /// the words Whisper may write for it.
+    fn intent(&mut self, g: &Graph, grammar: &Grammar, intent: &Intent) -> u32 {
+        let base = self.states - 1;
+        self.states += g.nodes.len() as u32 - 1;
+        let state = |node: u32| if node == 0 { 0 } else { base + node };
+        for (from, edges) in g.nodes.iter().enumerate() {
+            let from = from as u32;
+            for e in edges {
+                let (s, t) = (state(from), state(e.to));
+                let end = match e.kind {
+                    EdgeKind::Eps => {
+                        self.edge(s, t, "-");
+                        continue;
                     }
-                    SlotKind::Integer { .. } | SlotKind::Number { .. } => self.repeated(from, &["<number>"], 6),
-                    SlotKind::Duration { .. } => self.repeated(
-                        from,
-                        &[
-                            "<number>", "second", "seconds", "sec", "secs", "minute", "minutes", "min", "mins", "hour",
-                            "hours",
-                        ],
-                        8,
-                    ),
-                    SlotKind::Text { max_words } => self.repeated(from, &["<any>"], (*max_words).max(1)),
-                }
+                    EdgeKind::Word(w) => {
+                        self.edge(s, t, &grammar.vocab.words[w as usize].text);
+                        continue;
+                    }
+                    EdgeKind::Number(_) => self.repeated(s, &["<number>"], 6),
+                    EdgeKind::Duration(_) => self.repeated(s, DURATION_LABELS, 8),
+                    // The free-text slot's loop: the edge into it stands for the whole bounded run.
+                    EdgeKind::Any(_) if e.to == from => continue,
+                    EdgeKind::Any(slot) => {
+                        let max_words = match intent.slots[slot as usize].kind {
+                            SlotKind::Text { max_words } => max_words,
+                            _ => unreachable!("`Any` edges are compiled from text slots only"),
+                        };
+                        self.repeated(s, &["<any>"], max_words.max(1))
+                    }
+                };
+                self.edge(end, t, "-");
             }
         }
+        state(g.nodes.len() as u32 - 1)
     }
 }
+
+/// What a spoken duration is made of.
+const DURATION_LABELS: &[&str] =
+    &["<number>", "second", "seconds", "sec", "secs", "minute", "minutes", "min", "mins", "hour", "hours"];
 
 /// Matcher confidence under which a grammar resolution is checked by the second pass.
 pub const RECHECK_BELOW: f32 = 0.95;
@@ -332,7 +301,7 @@ mod tests {
     /// The graph as the STT worker gets it: through its text form.
     fn barista() -> (Intents, WordGraph) {
         let intents = Intents::shipped_domains(&["barista"]).unwrap();
-        let g = SpeechGrammar::build(&intents.domains).unwrap();
+        let g = intents.speech_grammar().unwrap();
         let graph = WordGraph::parse(g.text()).unwrap_or_else(|e| panic!("{e}"));
         (intents, graph)
     }
@@ -340,7 +309,7 @@ mod tests {
     #[test]
     fn the_text_form_reads_back_as_the_same_graph() {
         let intents = Intents::shipped();
-        let g = SpeechGrammar::build(&intents.domains).unwrap();
+        let g = intents.speech_grammar().unwrap();
         let back = WordGraph::parse(g.text()).unwrap();
         assert_eq!(back.to_string(), g.text());
         assert_eq!(back.states(), g.graph().states());
@@ -368,7 +337,7 @@ mod tests {
     #[test]
     fn every_shipped_example_is_in_the_graph_and_outsiders_are_not() {
         let intents = Intents::shipped();
-        let g = SpeechGrammar::build(&intents.domains).unwrap();
+        let g = intents.speech_grammar().unwrap();
         eprintln!("shipped domains: {} states, {} edges", g.states(), g.edges());
         let graph = g.graph();
         let mut missing = Vec::new();
@@ -402,42 +371,20 @@ mod tests {
     }
 
     #[test]
-    fn a_hostile_template_is_refused_with_the_intent_named() {
-        let perm = "(a | b | c | d | e | f | g | h)";
-        let nested = format!("({perm}; {perm}; {perm}; {perm}; {perm})");
-        let template = format!("({nested}; {nested}; {nested}; {nested}; {nested})");
-        let toml = format!("domain = \"x\"\n[[intent]]\nname = \"huge\"\ntemplates = [\"{template}\"]\n");
-        // The matcher's own state limit refuses this at load already; the grammar builder must
-        // not depend on that.
-        let domains = match crate::schema::load_domains(&[("x.toml".into(), toml)]) {
-            Ok(d) => d,
-            Err(_) => {
-                let t = crate::template::parse(&template).unwrap();
-                vec![Domain {
-                    name: "x".into(),
-                    description: String::new(),
-                    file: "x.toml".into(),
-                    rules: BTreeMap::new(),
-                    intents: vec![Intent {
-                        name: "huge".into(),
-                        domain: "x".into(),
-                        description: String::new(),
-                        slots: Vec::new(),
-                        templates: vec![t],
-                        examples: Vec::new(),
-                        confirm: false,
-                        query: false,
-                        confirm_when: BTreeMap::new(),
-                        action: None,
-                        say: None,
-                        confirm_say: None,
-                    }],
-                    responses: Default::default(),
-                }]
-            }
-        };
-        let e = SpeechGrammar::build(&domains).unwrap_err();
-        assert_eq!(e, SpeechGrammarError::TooLarge { intent: "huge".into() });
+    fn a_grammar_too_large_for_the_worker_is_refused_with_the_intent_named() {
+        // A duration is one matcher edge but 96 word-graph edges (numbers and units, up to eight
+        // words): twenty templates of 120 orders each stay far inside the matcher's state limit
+        // and still exceed the word graph's edge limit.
+        let templates: Vec<String> =
+            (0..20u8).map(|i| format!("\"({{d}}; {}; b; c; e)\"", (b'f' + i) as char)).collect();
+        let toml = format!(
+            "domain = \"x\"\n[[intent]]\nname = \"huge\"\ntemplates = [{}]\n[intent.slots.d]\ntype = \"duration\"\n",
+            templates.join(", ")
+        );
+        let intents = Intents::from_sources(&[("x.toml".into(), toml)]).unwrap();
+        assert!(intents.matcher().states() < crate::grammar::MAX_INTENT_STATES);
+        let e = intents.speech_grammar().unwrap_err();
+        assert_eq!(e, &SpeechGrammarError::TooLarge { intent: "huge".into() });
         assert!(e.to_string().contains("intent huge"));
     }
 

@@ -1,13 +1,9 @@
 //! Sentence templates in the spirit of Home Assistant's hassil and Picovoice Rhino expressions:
 //! `(a | b)` alternatives, `[a | b]` optional, `(a; b; c)` any order, `{slot}` a slot,
-//! `<rule>` a domain-wide expansion rule.
+//! `<rule>` a domain-wide expansion rule. [`crate::grammar`] compiles them.
 
 use crate::error::TemplateError;
 use crate::text::tokenize;
-
-/// Rules may reference rules this many levels deep (a template's rule is level 0); deeper nesting
-/// is refused at load, and the matcher's compiler relies on that.
-pub const MAX_RULE_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {
@@ -21,51 +17,41 @@ pub enum Expr {
 }
 
 impl Expr {
-    /// Slot names referenced, rules not expanded.
-    pub fn slots(&self, out: &mut Vec<String>) {
+    /// The words, slot references and rule references, in written order; rules are not expanded
+    /// (that is the compiler's job, [`crate::grammar`]).
+    pub fn for_each_leaf(&self, f: &mut impl FnMut(&Expr)) {
         match self {
-            Expr::Slot(s) => out.push(s.clone()),
-            Expr::Word(_) | Expr::Rule(_) => {}
-            Expr::Seq(v) | Expr::Alt(v) | Expr::Perm(v) => v.iter().for_each(|e| e.slots(out)),
-            Expr::Opt(e) => e.slots(out),
+            Expr::Word(_) | Expr::Slot(_) | Expr::Rule(_) => f(self),
+            Expr::Seq(v) | Expr::Alt(v) | Expr::Perm(v) => v.iter().for_each(|e| e.for_each_leaf(f)),
+            Expr::Opt(e) => e.for_each_leaf(f),
         }
     }
 
-    /// Graph states the matcher's compiler creates for this expression (saturating): every
-    /// permutation order and every rule reference is built out in full, so nesting multiplies.
-    /// `rule` and `slot` give the states of a referenced rule or slot.
-    pub fn compiled_states(&self, rule: &dyn Fn(&str) -> usize, slot: &dyn Fn(&str) -> usize) -> usize {
-        let sum = |v: &[Expr]| v.iter().fold(0usize, |n, e| n.saturating_add(e.compiled_states(rule, slot)));
-        match self {
-            Expr::Word(_) => 1,
-            Expr::Slot(name) => slot(name),
-            Expr::Rule(name) => rule(name),
-            Expr::Seq(v) => sum(v),
-            Expr::Alt(v) => sum(v).saturating_add(1),
-            Expr::Opt(e) => e.compiled_states(rule, slot).saturating_add(1),
-            Expr::Perm(v) => {
-                (1..=v.len()).fold(1usize, |n, k| n.saturating_mul(k)).saturating_mul(sum(v)).saturating_add(1)
+    /// Slot names referenced.
+    pub fn slots(&self, out: &mut Vec<String>) {
+        self.for_each_leaf(&mut |e| {
+            if let Expr::Slot(s) = e {
+                out.push(s.clone())
             }
-        }
+        });
     }
 
     /// Literal words, rules not expanded and slots left out.
     pub fn words(&self, out: &mut Vec<String>) {
-        match self {
-            Expr::Word(w) => out.push(w.clone()),
-            Expr::Slot(_) | Expr::Rule(_) => {}
-            Expr::Seq(v) | Expr::Alt(v) | Expr::Perm(v) => v.iter().for_each(|e| e.words(out)),
-            Expr::Opt(e) => e.words(out),
-        }
+        self.for_each_leaf(&mut |e| {
+            if let Expr::Word(w) = e {
+                out.push(w.clone())
+            }
+        });
     }
 
+    /// Rule names referenced.
     pub fn rules(&self, out: &mut Vec<String>) {
-        match self {
-            Expr::Rule(s) => out.push(s.clone()),
-            Expr::Word(_) | Expr::Slot(_) => {}
-            Expr::Seq(v) | Expr::Alt(v) | Expr::Perm(v) => v.iter().for_each(|e| e.rules(out)),
-            Expr::Opt(e) => e.rules(out),
-        }
+        self.for_each_leaf(&mut |e| {
+            if let Expr::Rule(r) = e {
+                out.push(r.clone())
+            }
+        });
     }
 }
 

@@ -38,15 +38,28 @@ fn rules_nested_past_the_compiler_limit_are_refused_not_a_panic() {
     assert_eq!(intents.parse(&spoken).intent.as_deref(), Some("i"), "{spoken}");
 }
 
+/// Twelve rules, each referencing the next eight times, the last one being `last`.
+fn fan_out(last: &str) -> String {
+    let mut rules: Vec<String> =
+        (0..12).map(|i| format!("r{i} = \"{}\"", vec![format!("<r{}>", i + 1); 8].join(" "))).collect();
+    rules.push(format!("r12 = \"{last}\""));
+    rules.join("\n")
+}
+
 /// Each rule references the next eight times: the old cycle check walked every path (8^16) and
 /// never finished; the compiler would have built as many states.
 #[test]
 fn a_rule_fan_out_is_refused_quickly() {
-    let mut rules: Vec<String> =
-        (0..12).map(|i| format!("r{i} = \"{}\"", vec![format!("<r{}>", i + 1); 8].join(" "))).collect();
-    rules.push("r12 = \"x\"".into());
-    let err = schema_error(&domain(&rules.join("\n"), "<r0>"));
+    let err = schema_error(&domain(&fan_out("x"), "<r0>"));
     assert!(err.contains("matcher states"), "{err}");
+}
+
+/// The same fan-out of rules that expand to nothing: the old size estimate counted no state for
+/// it, and the compiler then walked its 8^13 references. Now the compiler's step limit refuses it.
+#[test]
+fn a_fan_out_of_empty_rules_is_refused_quickly() {
+    let err = schema_error(&domain(&fan_out("()"), "go <r0>"));
+    assert!(err.contains("rules.r0") && err.contains("expansion steps"), "{err}");
 }
 
 /// Nested five-item permutations: 120 orders at each level, 120^3 x 15 states.
@@ -71,7 +84,7 @@ fn shipped_domains_are_well_inside_the_state_limit() {
     let states = Intents::shipped().matcher().states();
     let intents = Intents::shipped().intents().len();
     eprintln!("shipped grammar: {states} matcher states over {intents} intents");
-    assert!(states < sotto_intents::schema::MAX_INTENT_STATES, "{states} states over {intents} intents");
+    assert!(states < sotto_intents::grammar::MAX_INTENT_STATES, "{states} states over {intents} intents");
 }
 
 /// Property: every prefix of every shipped template (a file cut while editing) parses or gives a
