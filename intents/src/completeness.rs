@@ -86,8 +86,8 @@ impl Intents {
         for reading in matcher.prefixes(text, best.cost + RUNNER_UP_MARGIN) {
             let graph = &graphs[reading.intent];
             if reading.intent != best.intent {
-                // A reading that is already at its end can only lose to the served one.
-                if reading.state as usize + 1 < graph.nodes.len() {
+                // A reading with no word left to read can only lose to the served one.
+                if graph.ahead(reading.state).any(|e| e.kind != EdgeKind::Eps) {
                     return Completeness::OtherIntent { intent: self.intents()[reading.intent].name.clone() };
                 }
                 continue;
@@ -136,6 +136,16 @@ mod tests {
             let c = all.complete(text);
             assert!(!c.is_complete(), "{text:?}: {c:?}");
         }
+        // The car's window intent serves it, but "… instructions" would make it a look-up of the
+        // factory's procedures ("open [the] {topic} instructions").
+        assert_eq!(all.parse("open the driver window").intent.as_deref(), Some("window.set"));
+        assert_eq!(
+            all.complete("open the driver window"),
+            Completeness::OtherIntent { intent: "procedure.lookup".into() }
+        );
+        // The house thermostat reads this as well as the car's climate intent, but at its end:
+        // nothing more it may take makes it win.
+        assert_eq!(all.complete("set the temperature to twenty one degrees"), Completeness::Complete);
     }
 
     #[test]
