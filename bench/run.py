@@ -170,12 +170,16 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
         r["stage_ms"].update({"stt": float(f["stt_ms"]), "stt_compute": float(f.get("stt_compute_ms", f["stt_ms"])),
                               "intent": float(f["intents_ms"])})
         r["speculative_stt"] = bool(f.get("speculative"))
+        r["early"] = bool(f.get("early"))
         if e.get("speech_end_s") is not None:
-            # The decision falls trailing_silence_ms after the last speech the VAD saw (within one 32 ms
-            # window); how late the VAD saw speech end is measured, the silence itself is configured.
+            # The decision falls after the silence waited past the last speech the VAD saw: what the
+            # daemon reports for an utterance a pause had reported (an early decision at the pause, or
+            # the full silence), else trailing_silence_ms (within one 32 ms window). How late the VAD
+            # saw speech end is measured in stream time.
             lag = (float(f["utterance_end_s"]) - offsets[i] - e["speech_end_s"]) * 1000
+            waited = f.get("endpoint_wait_ms")
             r["stage_ms"]["vad_end_lag"] = round(lag, 1)
-            r["stage_ms"]["endpoint"] = round(lag + sr.TRAILING_SILENCE_MS, 1)
+            r["stage_ms"]["endpoint"] = round(lag + (float(waited) if waited is not None else sr.TRAILING_SILENCE_MS), 1)
         r["action_handed_to_mqtt_ms"] = float(f["end_of_speech_to_action_ms"])
         if action:
             r["end_of_speech_to_action_ms"] = round((action[0] - t0) * 1000, 1)
@@ -326,7 +330,12 @@ def latency_summary(utts, resolver=None):
         return None
     col = lambda k: [u["stage_ms"].get(k) for u in rows]
     e2e = [u["end_of_speech_to_action_ms"] for u in rows]
+    # From the speech's real end, per utterance: the silence waited (endpoint stage) plus the rest.
+    real = [u["stage_ms"]["endpoint"] + u["end_of_speech_to_action_ms"] for u in rows if u["stage_ms"].get("endpoint") is not None]
     return {"n": len(rows), "e2e_p50_ms": percentile(e2e, 50), "e2e_p95_ms": percentile(e2e, 95),
+            "from_speech_end_p50_ms": percentile(real, 50) if real else None,
+            "from_speech_end_p95_ms": percentile(real, 95) if real else None,
+            "early_decisions": sum(1 for u in rows if u.get("early")),
             "stage_p50_ms": {k: percentile(col(k), 50) for k in ("wake", "vad_end_lag", "endpoint", "stt", "stt_compute", "intent", "publish")},
             "stage_p95_ms": {k: percentile(col(k), 95) for k in ("wake", "vad_end_lag", "endpoint", "stt", "stt_compute", "intent", "publish")}}
 

@@ -189,7 +189,14 @@ impl Live {
                 return None;
             }
             match self.subscriber.next(Duration::from_millis(10)) {
-                Some(m) => self.pending.push(m),
+                // Only this site's: other daemons may share the broker.
+                Some(m)
+                    if m.topic.starts_with(&format!("sotto/{}/", self.site))
+                        || m.payload["siteId"] == json!(self.site) =>
+                {
+                    self.pending.push(m)
+                }
+                Some(_) => {}
                 None => self.daemon.speak_pcm(&silence(0.2)),
             }
         }

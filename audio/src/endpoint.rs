@@ -39,6 +39,11 @@ pub struct EndpointConfig {
     /// utterance as it would be if it ended there, so speech-to-text can start while the rest of
     /// the trailing silence is still being waited for. 0 turns it off.
     pub speculate_after_ms: u32,
+    /// Least silence after which the utterance may be ended early, when the dialogue finds the
+    /// transcript of the audio so far a complete command ([`Endpointer::end_at_pause`]). 0 turns
+    /// early decisions off, and so does `speculate_after_ms = 0` (the transcript is the speculative
+    /// one); otherwise at least `speculate_after_ms` and less than `trailing_silence_ms`.
+    pub early_after_ms: u32,
 }
 
 impl Default for EndpointConfig {
@@ -54,6 +59,7 @@ impl Default for EndpointConfig {
             no_speech_timeout_ms: 4_000,
             wake_tail_ms: 400,
             speculate_after_ms: 200,
+            early_after_ms: 250,
         }
     }
 }
@@ -87,6 +93,19 @@ impl EndpointConfig {
                 format!(
                     "{} must be 0 (off) or less than trailing_silence_ms = {}",
                     self.speculate_after_ms, self.trailing_silence_ms
+                ),
+            );
+        }
+        // Without speculation there is no transcript at a pause, so no early decision either.
+        if self.early_after_ms != 0
+            && self.speculate_after_ms != 0
+            && (self.early_after_ms < self.speculate_after_ms || self.early_after_ms >= self.trailing_silence_ms)
+        {
+            p.add(
+                key("early_after_ms"),
+                format!(
+                    "{} must be 0 (off) or in speculate_after_ms = {} ..< trailing_silence_ms = {}",
+                    self.early_after_ms, self.speculate_after_ms, self.trailing_silence_ms
                 ),
             );
         }
@@ -143,8 +162,12 @@ pub struct Endpointer {
     base: u64,
     /// Next VAD window starts here (stream index) while active.
     cursor: u64,
-    /// `last_speech` of the pause already reported, so a pause is reported once.
-    pause_reported: Option<u64>,
+    /// `last_speech` of the pause already reported (so a pause is reported once) and the stream
+    /// position it was reported at (so an early end cuts the same utterance).
+    pause_reported: Option<(u64, u64)>,
+    /// The dialogue asked to end the utterance at the pause with this `last_speech` once the
+    /// silence reaches `early_after_ms`.
+    end_early: Option<u64>,
 }
 
 /// Idle audio kept so that a wake detection that lags the stream can still start from its sample.
@@ -153,7 +176,16 @@ const IDLE_KEEP: u64 = 4 * 16_000;
 impl Endpointer {
     pub fn new(cfg: EndpointConfig, vad: Box<dyn Vad>) -> Result<Self, AudioError> {
         cfg.problems("endpoint").into_result(()).map_err(AudioError::Settings)?;
-        Ok(Self { cfg, vad, state: State::Idle, audio: VecDeque::new(), base: 0, cursor: 0, pause_reported: None })
+        Ok(Self {
+            cfg,
+            vad,
+            state: State::Idle,
+            audio: VecDeque::new(),
+            base: 0,
+            cursor: 0,
+            pause_reported: None,
+            end_early: None,
+        })
     }
 
     /// Stream index just past the last sample fed.
@@ -199,18 +231,44 @@ impl Endpointer {
         self.advance()
     }
 
+    /// Ends the utterance early at the pause whose [`EndpointEvent::Pause`] ended at `end_sample`:
+    /// the dialogue found the words so far a complete command. The utterance is the pause's (same
+    /// samples), now if the silence has lasted `early_after_ms`, else as soon as it has; nothing
+    /// if speech resumed since that pause (the full trailing silence then decides), or early
+    /// decisions are off.
+    pub fn end_at_pause(&mut self, end_sample: u64) -> Vec<EndpointEvent> {
+        let (State::Speech { wake, start, last_speech }, Some((reported, limit))) = (self.state, self.pause_reported)
+        else {
+            return Vec::new();
+        };
+        if self.cfg.early_after_ms == 0 || reported != last_speech {
+            return Vec::new();
+        }
+        if self.cut(wake, start, last_speech, limit, false).end_sample != end_sample {
+            return Vec::new();
+        }
+        if self.cursor - last_speech >= self.cfg.early_after_ms as u64 * MS {
+            tracing::debug!(start, last_speech, "utterance ended early at a pause");
+            return vec![self.utterance(wake, start, last_speech, limit, false)];
+        }
+        self.end_early = Some(last_speech);
+        Vec::new()
+    }
+
     /// Stops collecting without an event (the dialogue moved on: its question timed out, or a
     /// wake word started a new command); the recent audio stays, so a wake detection that lags
     /// the stream can still start from its sample.
     pub fn abandon(&mut self) {
         self.state = State::Idle;
         self.pause_reported = None;
+        self.end_early = None;
     }
 
     /// Starts a new stream at sample 0, dropping any session in progress.
     pub fn reset(&mut self) {
         self.state = State::Idle;
         self.pause_reported = None;
+        self.end_early = None;
         self.audio.clear();
         self.base = 0;
         self.cursor = 0;
@@ -235,6 +293,7 @@ impl Endpointer {
         };
         self.state = State::Idle;
         self.pause_reported = None;
+        self.end_early = None;
         event.into_iter().collect()
     }
 
@@ -301,12 +360,22 @@ impl Endpointer {
                     return Some(self.utterance(wake, start, last_speech, w_end, false));
                 }
                 let paused = w_end - last_speech;
+                if let Some(at) = self.end_early {
+                    if at != last_speech {
+                        // Speech resumed: the full trailing silence decides after all.
+                        self.end_early = None;
+                    } else if paused >= ms(c.early_after_ms) {
+                        let limit = self.pause_reported.map_or(w_end, |(_, limit)| limit);
+                        tracing::debug!(start, last_speech, "utterance ended early at a pause");
+                        return Some(self.utterance(wake, start, last_speech, limit, false));
+                    }
+                }
                 if c.speculate_after_ms > 0
                     && paused >= ms(c.speculate_after_ms)
                     && last_speech - start >= ms(c.min_speech_ms)
-                    && self.pause_reported != Some(last_speech)
+                    && self.pause_reported.map(|(at, _)| at) != Some(last_speech)
                 {
-                    self.pause_reported = Some(last_speech);
+                    self.pause_reported = Some((last_speech, w_end));
                     tracing::trace!(start, last_speech, "pause: speculative utterance");
                     return Some(EndpointEvent::Pause(self.cut(wake, start, last_speech, w_end, false)));
                 }
@@ -319,6 +388,7 @@ impl Endpointer {
         let utterance = self.cut(wake, start, last_speech, limit, truncated);
         self.state = State::Idle;
         self.pause_reported = None;
+        self.end_early = None;
         tracing::debug!(start = utterance.start_sample, end = utterance.end_sample, truncated, "utterance");
         EndpointEvent::Utterance(utterance)
     }
@@ -407,12 +477,73 @@ mod tests {
         assert_eq!(pauses[1], u);
     }
 
+    /// Feeds `audio` after a wake at `wake_ms`; at the first pause, asks to end early there.
+    /// Returns the events and the stream position (ms) at which the utterance came.
+    fn run_ending_early(cfg: EndpointConfig, audio: &[f32], wake_ms: u64) -> (Vec<EndpointEvent>, Option<u64>) {
+        let mut ep = Endpointer::new(cfg, Box::new(MarkerVad)).unwrap();
+        let split = (wake_ms * MS) as usize;
+        let mut events = ep.feed(&audio[..split]).unwrap();
+        events.extend(ep.wake(wake_ms * MS).unwrap());
+        let (mut asked, mut came) = (false, None);
+        for chunk in audio[split..].chunks(160) {
+            events.extend(ep.feed(chunk).unwrap());
+            if let (false, Some(EndpointEvent::Pause(p))) = (asked, events.last()) {
+                asked = true;
+                let end = p.end_sample;
+                events.extend(ep.end_at_pause(end));
+            }
+            if came.is_none() && events.iter().any(|e| matches!(e, EndpointEvent::Utterance(_))) {
+                came = Some(ep.position() / MS);
+            }
+        }
+        events.extend(ep.finish());
+        (events, came)
+    }
+
+    #[test]
+    fn an_early_end_cuts_the_pauses_utterance_once_the_pause_is_long_enough() {
+        let audio = signal(&[(1500, 3000)], 5000);
+        let (events, came) = run_ending_early(EndpointConfig::default(), &audio, 1000);
+        match &events[..] {
+            [EndpointEvent::Pause(p), EndpointEvent::Utterance(u)] => assert_eq!(p, u),
+            other => panic!("expected the pause's utterance, got {other:?}"),
+        }
+        let came = came.unwrap();
+        assert!((3250..3300).contains(&came), "ended after 250 ms of silence, at {came} ms");
+        let off = EndpointConfig { early_after_ms: 0, ..Default::default() };
+        let (waited, waited_until) = run_ending_early(off, &audio, 1000);
+        assert_eq!(events, waited, "the same utterance either way; only when it comes differs");
+        assert!(waited_until.unwrap() >= 3700, "{waited_until:?}");
+    }
+
+    #[test]
+    fn speech_that_resumes_before_the_early_end_is_not_cut() {
+        // A 220 ms hesitation: the pause is reported at 200 ms, the early end would come at 250.
+        let audio = signal(&[(1500, 2500), (2720, 3500)], 6000);
+        let (events, _) = run_ending_early(EndpointConfig::default(), &audio, 1000);
+        let utterances: Vec<&Utterance> =
+            events.iter().filter_map(|e| if let EndpointEvent::Utterance(u) = e { Some(u) } else { None }).collect();
+        assert_eq!(utterances.len(), 1, "{events:?}");
+        assert!(utterances[0].end_sample >= 3500 * MS, "the whole command: {:?}", utterances[0].end_sample / MS);
+    }
+
     #[test]
     fn no_pause_when_speculation_is_off() {
-        let cfg = EndpointConfig { speculate_after_ms: 0, ..Default::default() };
+        let cfg = EndpointConfig { speculate_after_ms: 0, early_after_ms: 0, ..Default::default() };
         let audio = signal(&[(1500, 3000)], 5000);
         let events = run_all(cfg, &audio, 1000);
         assert!(matches!(&events[..], [EndpointEvent::Utterance(_)]), "{events:?}");
+    }
+
+    #[test]
+    fn an_early_end_must_fall_between_the_speculation_and_the_endpoint() {
+        for early in [100, 700] {
+            let cfg = EndpointConfig { early_after_ms: early, ..Default::default() };
+            let problems = cfg.problems("endpoint");
+            assert!(problems.iter().any(|p| p.key == "endpoint.early_after_ms"), "{early}: {problems}");
+        }
+        let off = EndpointConfig { speculate_after_ms: 0, ..Default::default() };
+        assert!(off.problems("endpoint").is_empty(), "no speculation: early decisions are off, not an error");
     }
 
     #[test]

@@ -108,6 +108,12 @@ impl FrontEnd {
         Ok(self.endpointer.listen_now()?.into_iter().map(Event::from).collect())
     }
 
+    /// Ends the utterance at the pause whose [`Event::Pause`] audio ended at `end_sample` (the
+    /// dialogue found its transcript a complete command); see [`Endpointer::end_at_pause`].
+    pub fn end_at_pause(&mut self, end_sample: u64) -> Vec<Event> {
+        self.endpointer.end_at_pause(end_sample).into_iter().map(Event::from).collect()
+    }
+
     /// Stops collecting a command without an event (the dialogue gave up on it); wake words
     /// count again from here.
     pub fn stop_listening(&mut self) {

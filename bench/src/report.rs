@@ -124,6 +124,11 @@ fn goals(s: &mut String, run: &Value) {
     let from_speech_end: Vec<String> = stacks(run)
         .into_iter()
         .filter_map(|(label, sm)| {
+            // Per utterance (silence waited + the rest) where the run has it; older runs: the sum of p50s.
+            let early = num(&sm["early_decisions"]).map(|k| format!(", {k:.0} of {} decided early", f(&sm["n"], 0)));
+            if let Some(p50) = num(&sm["from_speech_end_p50_ms"]) {
+                return Some(format!("{label} {p50:.0} ms{}", early.unwrap_or_default()));
+            }
             let (silence, rest) = (num(&sm["stage_p50_ms"]["endpoint"])?, num(&sm["e2e_p50_ms"])?);
             (silence > 0.0).then(|| format!("{label} {:.0} ms", silence + rest))
         })
@@ -131,8 +136,9 @@ fn goals(s: &mut String, run: &Value) {
     if !from_speech_end.is_empty() {
         let _ = writeln!(
             s,
-            "Counting from the speech's real end instead (the trailing silence's p50 plus the p50 above, i.e. what a user \
-             waits for in all): {}. Sotto's lead comes from speculative speech-to-text, which starts during that silence \
+            "Counting from the speech's real end instead (p50 per utterance of the silence waited plus the time after the \
+             endpoint decision, i.e. what a user waits for in all; an early decision ends the utterance at a pause when its \
+             speculative transcript is a complete command, `endpoint.early_after_ms`): {}. Sotto's lead comes from speculative speech-to-text, which starts during that silence \
              (Latency below: *speech-to-text* waited vs *STT work*).\n",
             from_speech_end.join("; ")
         );

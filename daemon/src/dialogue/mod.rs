@@ -41,6 +41,8 @@ pub use voice::Speech;
 use voice::{Speaking, Then};
 
 const SAMPLE_RATE: f64 = 16_000.0;
+/// Least grammar confidence (1 = every word explained by a template) for an early decision.
+const EARLY_MIN_CONFIDENCE: f32 = 0.9;
 
 /// Audio handed over by the front end: one utterance, or the speech so far at a pause.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +108,8 @@ pub enum AudioCommand {
     ListenNow,
     /// Stop collecting (the question this was the answer to has ended).
     StopListening,
+    /// End the utterance at the pause whose audio ended at `end_sample` (an early decision).
+    EndAt { end_sample: u64 },
     /// File input only: the utterance it waits on is handled, go on.
     Resume,
     /// Sotto starts speaking: the microphone hears the loudspeaker, so wake word and endpointing
@@ -168,6 +172,11 @@ pub struct Settings {
     /// After a query intent (`query = true`), the session stays open this long for the system that
     /// answers it (`endSession` with the answer's text, or `continueSession`).
     pub reply_timeout: Duration,
+    /// End an utterance at a pause when its speculative transcript is a complete command
+    /// (`endpoint.early_after_ms` > 0).
+    pub early_decisions: bool,
+    /// The pause after which a speculative transcription starts (`endpoint.speculate_after_ms`).
+    pub speculate_after: Duration,
 }
 
 /// One session: from a wake word (or startSession) to its end.
@@ -190,7 +199,7 @@ enum Phase {
     /// The front end is collecting an utterance (or nothing is happening).
     Listening,
     /// A transcript of this utterance.
-    Transcribing { job: u64, audio: Audio, started: Instant, speculative: bool },
+    Transcribing { job: u64, audio: Audio, started: Instant, from_pause: Option<FromPause> },
     /// A decision on this transcript.
     Understanding { job: u64, audio: Audio, timing: Timing },
 }
@@ -201,7 +210,18 @@ struct Timing {
     endpoint_at: Instant,
     stt_ms: f64,
     stt_compute_ms: f64,
-    speculative: bool,
+    /// Set when the utterance is the one a pause reported (its transcription started there).
+    from_pause: Option<FromPause>,
+}
+
+/// An utterance whose audio a pause had reported already.
+#[derive(Debug, Clone, Copy)]
+struct FromPause {
+    /// Ended at the pause because its transcript was a complete command (see `decide_early`).
+    early: bool,
+    /// Silence waited after the speech: the pause's own length plus the time from the pause to
+    /// the endpoint (wall time, which is stream time for live input).
+    endpoint_wait_ms: f64,
 }
 
 /// A transcription started at a pause, before the endpoint.
@@ -211,6 +231,8 @@ struct Speculation {
     audio: Audio,
     started: Instant,
     result: Option<(Result<Heard, String>, f64)>,
+    /// The front end was told to end the utterance here.
+    early: bool,
 }
 
 pub struct Dialogue<C: Clock + Clone> {
@@ -381,7 +403,8 @@ impl<C: Clock + Clone> Dialogue<C> {
         if self.speculation.take().is_some() {
             self.counters.speculations_discarded += 1;
         }
-        self.speculation = Some(Speculation { job, audio: audio.clone(), started: self.clock.now(), result: None });
+        self.speculation =
+            Some(Speculation { job, audio: audio.clone(), started: self.clock.now(), result: None, early: false });
         out.push(Effect::Transcribe { job, audio });
     }
 
@@ -403,14 +426,18 @@ impl<C: Clock + Clone> Dialogue<C> {
         match self.speculation.take() {
             Some(s) if same(&s) => {
                 self.counters.speculations_used += 1;
+                let waited = now.saturating_duration_since(s.started) + self.settings.speculate_after;
+                let from_pause = Some(FromPause { early: s.early, endpoint_wait_ms: waited.as_secs_f64() * 1000.0 });
+                if s.early {
+                    self.counters.early_decisions += 1;
+                }
                 match s.result {
                     Some((result, compute_ms)) => {
-                        let timing =
-                            Timing { endpoint_at: now, stt_ms: 0.0, stt_compute_ms: compute_ms, speculative: true };
+                        let timing = Timing { endpoint_at: now, stt_ms: 0.0, stt_compute_ms: compute_ms, from_pause };
                         self.on_transcript(audio, result, timing, out);
                     }
                     None => {
-                        self.phase = Phase::Transcribing { job: s.job, audio, started: now, speculative: true };
+                        self.phase = Phase::Transcribing { job: s.job, audio, started: now, from_pause };
                     }
                 }
             }
@@ -419,7 +446,7 @@ impl<C: Clock + Clone> Dialogue<C> {
                     self.counters.speculations_discarded += 1;
                 }
                 let job = self.job();
-                self.phase = Phase::Transcribing { job, audio: audio.clone(), started: now, speculative: false };
+                self.phase = Phase::Transcribing { job, audio: audio.clone(), started: now, from_pause: None };
                 out.push(Effect::Transcribe { job, audio });
             }
         }
@@ -442,19 +469,20 @@ impl<C: Clock + Clone> Dialogue<C> {
         if let Some(s) = self.speculation.as_mut().filter(|s| s.job == job) {
             tracing::debug!(ms = s.started.elapsed().as_millis() as u64, "speculative transcript ready");
             s.result = Some((result, compute_ms));
+            self.decide_early(out);
             return;
         }
         let Phase::Transcribing { job: want, .. } = &self.phase else { return };
         if *want != job {
             return;
         }
-        let Phase::Transcribing { audio, started, speculative, .. } =
+        let Phase::Transcribing { audio, started, from_pause, .. } =
             std::mem::replace(&mut self.phase, Phase::Listening)
         else {
             unreachable!("checked above")
         };
         let stt_ms = self.clock.now().saturating_duration_since(started).as_secs_f64() * 1000.0;
-        let timing = Timing { endpoint_at: started, stt_ms, stt_compute_ms: compute_ms, speculative };
+        let timing = Timing { endpoint_at: started, stt_ms, stt_compute_ms: compute_ms, from_pause };
         self.on_transcript(audio, result, timing, out);
     }
 
@@ -481,7 +509,8 @@ impl<C: Clock + Clone> Dialogue<C> {
         }
         let text = heard.text.trim().to_string();
         tracing::info!(text = %text, audio_s = audio.seconds(), stt_ms = timing.stt_ms, stt_compute_ms = timing.stt_compute_ms,
-            speculative = timing.speculative, flagged = ?heard.flagged, "transcribed");
+            speculative = timing.from_pause.is_some(), early = timing.from_pause.is_some_and(|p| p.early),
+            flagged = ?heard.flagged, "transcribed");
         out.push(Effect::Publish(HermesEvent::TextCaptured(mqtt::TextCaptured {
             text: text.clone(),
             likelihood: sotto_speech::mean_probability(&heard.tokens),
@@ -620,14 +649,11 @@ impl<C: Clock + Clone> Dialogue<C> {
             }
         }
         let waited = self.clock.now().saturating_duration_since(timing.endpoint_at);
-        out.push(Effect::Report(CommandReport::new(
-            &audio,
-            &u,
-            timing.stt_ms,
-            timing.stt_compute_ms,
-            timing.speculative,
-            waited,
-        )));
+        let mut report = CommandReport::new(&audio, &u, timing.stt_ms, timing.stt_compute_ms, waited);
+        if let Some(p) = timing.from_pause {
+            (report.speculative, report.early, report.endpoint_wait_ms) = (true, p.early, Some(p.endpoint_wait_ms));
+        }
+        out.push(Effect::Report(report));
         self.settle(listen_again, out);
     }
 
@@ -689,6 +715,39 @@ impl<C: Clock + Clone> Dialogue<C> {
             let timeout_s = self.settings.confirm_timeout.as_secs_f32();
             out.push(Effect::AskConfirmation { action, session_id, timeout_s, again: false });
         }
+    }
+
+    /// The early decision: the speculative transcript of the speech so far is a command the
+    /// grammar says is complete (no continuation the templates allow changes its intent or a slot
+    /// value: [`Intents::complete`]), resolved with high confidence, in a session waiting for a
+    /// command (not for a yes/no: that keeps the full trailing silence, as do the language model
+    /// and the second pass, which only run on the final utterance). The front end is then told to
+    /// end the utterance at that pause once it has lasted `endpoint.early_after_ms`; if speech
+    /// resumed meanwhile, it does not, and the full trailing silence decides. Speech after an
+    /// early end is not a continuation: the session has moved on.
+    fn decide_early(&mut self, out: &mut Vec<Effect>) {
+        if !self.settings.early_decisions
+            || self.session.is_none()
+            || self.gate.pending().is_some()
+            || !matches!(self.phase, Phase::Listening)
+        {
+            return;
+        }
+        let Some(s) = self.speculation.as_mut() else { return };
+        let Some((Ok(heard), _)) = &s.result else { return };
+        if heard.flagged.is_some() || s.early {
+            return;
+        }
+        let text = heard.text.trim();
+        let completeness = self.intents.complete(text);
+        let confidence = self.intents.parse(text).confidence;
+        if !completeness.is_complete() || confidence < EARLY_MIN_CONFIDENCE {
+            tracing::debug!(text, ?completeness, confidence, "not complete at the pause: waiting for the endpoint");
+            return;
+        }
+        tracing::info!(text, confidence, "a complete command at a pause: ending the utterance early");
+        s.early = true;
+        out.push(Effect::Audio(AudioCommand::EndAt { end_sample: s.audio.end_sample }));
     }
 
     /// A session opened with an intent filter only accepts those intents in its next turn (Hermes

@@ -25,6 +25,8 @@ pub struct Counters {
     /// Texts Sotto began to speak, and those whose synthesis or playback failed.
     pub spoken: u64,
     pub speech_errors: u64,
+    /// Utterances ended at a pause because their transcript was a complete command.
+    pub early_decisions: u64,
 }
 
 /// One command, from the endpoint decision to its decision.
@@ -39,6 +41,12 @@ pub struct CommandReport {
     pub stt_ms: f64,
     pub stt_compute_ms: f64,
     pub speculative: bool,
+    /// Ended at a pause as a complete command, before the full trailing silence.
+    pub early: bool,
+    /// The silence waited after the speech before the endpoint decision, when the utterance is
+    /// the one a pause reported (else it is `endpoint.trailing_silence_ms` plus the VAD's lag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_wait_ms: Option<f64>,
     /// The understanding cascade, second pass included.
     pub intents_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,20 +63,15 @@ pub struct CommandReport {
 }
 
 impl CommandReport {
-    pub fn new(
-        audio: &Audio,
-        u: &Understanding,
-        stt_ms: f64,
-        stt_compute_ms: f64,
-        speculative: bool,
-        waited: Duration,
-    ) -> Self {
+    pub fn new(audio: &Audio, u: &Understanding, stt_ms: f64, stt_compute_ms: f64, waited: Duration) -> Self {
         CommandReport {
             audio_s: audio.seconds(),
             utterance_end_s: audio.end_sample as f64 / super::SAMPLE_RATE,
             stt_ms,
             stt_compute_ms,
-            speculative,
+            speculative: false,
+            early: false,
+            endpoint_wait_ms: None,
             intents_ms: u.elapsed_ms,
             second_pass_ms: u.second_pass.as_ref().map(|p| p.ms),
             resolver: u.resolution.resolver,

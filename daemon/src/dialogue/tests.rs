@@ -45,6 +45,8 @@ pub(super) fn silent() -> Settings {
         voice: false,
         responses: false,
         reply_timeout: Duration::ZERO,
+        early_decisions: false,
+        speculate_after: Duration::from_millis(200),
     }
 }
 
@@ -98,6 +100,13 @@ impl Harness {
 
     pub(super) fn transcribed(&mut self, job: u64, result: Result<Heard, String>) -> Vec<Effect> {
         let mut effects = self.on(Input::Transcribed { job, result, compute_ms: 100.0 });
+        effects.extend(self.understood());
+        effects
+    }
+
+    /// Runs the cascade the last [`Effect::Understand`] asked for, if any, and feeds its result.
+    pub(super) fn understood(&mut self) -> Vec<Effect> {
+        let mut effects = Vec::new();
         if let Some((job, heard)) = self.understand.take() {
             let config = UnderstandConfig::default();
             let understanding = Understander::new(&intents(), &config, "test").understand_text(&heard.text, None);
@@ -360,4 +369,57 @@ fn shutdown_ends_the_open_session() {
     h.wake();
     assert_eq!(ended(&h.on(Input::Shutdown)), [TerminationReason::AbortedByUser]);
     assert!(!h.dialogue.in_session());
+}
+
+/// A pause after `text`: the speculative transcription is asked for and comes back as `text`.
+fn pause_heard(h: &mut Harness, text: &str) -> (Audio, Vec<Effect>) {
+    let audio = h.audio(1.0);
+    h.on(Input::Pause(audio.clone()));
+    let job = h.transcribe.take().unwrap();
+    let effects = h.on(Input::Transcribed { job, result: Ok(Heard::text(text)), compute_ms: 300.0 });
+    (audio, effects)
+}
+
+fn early() -> Harness {
+    Harness::with(Settings { early_decisions: true, ..silent() })
+}
+
+#[test]
+fn a_complete_command_at_a_pause_ends_the_utterance_there() {
+    let mut h = early();
+    h.wake();
+    let (audio, effects) = pause_heard(&mut h, "turn on the kitchen lights");
+    assert_eq!(effects, [Effect::Audio(AudioCommand::EndAt { end_sample: audio.end_sample })]);
+    h.advance(0.1);
+    let mut done = h.on(Input::Utterance(audio));
+    done.extend(h.understood());
+    assert_eq!(acted(&done), ["light.set"]);
+    let Some(Effect::Report(report)) = done.iter().find(|e| matches!(e, Effect::Report(_))) else { panic!() };
+    assert!(report.early && report.speculative, "{report:?}");
+    let waited = report.endpoint_wait_ms.unwrap();
+    assert!((299.0..301.0).contains(&waited), "200 ms pause + 100 ms to the endpoint: {waited}");
+    assert_eq!(h.dialogue.counters().early_decisions, 1);
+}
+
+#[test]
+fn a_command_that_may_go_on_waits_for_the_endpoint() {
+    for text in ["set the temperature to twenty", "turn on the", "navigate to the station", "set a timer for five"] {
+        let mut h = early();
+        h.wake();
+        let (_, effects) = pause_heard(&mut h, text);
+        assert!(effects.is_empty(), "{text}: {effects:?}");
+    }
+}
+
+#[test]
+fn no_early_decision_for_a_yes_or_no_or_when_switched_off() {
+    let mut h = early();
+    h.wake();
+    h.say("stop press one");
+    let (_, effects) = pause_heard(&mut h, "yes");
+    assert!(effects.is_empty(), "{effects:?}");
+    let mut off = Harness::new();
+    off.wake();
+    let (_, effects) = pause_heard(&mut off, "turn on the kitchen lights");
+    assert!(effects.is_empty(), "{effects:?}");
 }

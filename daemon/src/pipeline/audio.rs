@@ -42,6 +42,10 @@ pub enum AudioCommand {
     ListenNow,
     /// Stop collecting a command (its question ended); wake words count again.
     StopListening,
+    /// End the utterance at the pause that ended at this sample (an early decision).
+    EndAt {
+        end_sample: u64,
+    },
     /// File input only: the last utterance is handled, go on.
     Continue,
     /// Sotto starts speaking (see the module doc).
@@ -256,6 +260,10 @@ impl Outlet<'_> {
                 Err(err) => tracing::error!(error = %err, "cannot start listening"),
             },
             AudioCommand::StopListening => front.stop_listening(),
+            AudioCommand::EndAt { end_sample } => {
+                let events = front.end_at_pause(end_sample);
+                return self.pass(front, events);
+            }
             AudioCommand::Continue => {}
             AudioCommand::Speaking => {
                 // A text right after another starts where the other's echo ends.

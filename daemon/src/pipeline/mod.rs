@@ -180,6 +180,8 @@ fn dialogue_settings(config: &Config) -> dialogue::Settings {
         voice: config.tts.enabled,
         responses: config.tts.responses,
         reply_timeout: Duration::from_secs_f32(config.intents.reply_timeout_s),
+        early_decisions: config.endpoint.early_after_ms > 0 && config.endpoint.speculate_after_ms > 0,
+        speculate_after: Duration::from_millis(config.endpoint.speculate_after_ms as u64),
     }
 }
 
@@ -282,6 +284,7 @@ impl Shell {
                 let command = match command {
                     Command::ListenNow => AudioCommand::ListenNow,
                     Command::StopListening => AudioCommand::StopListening,
+                    Command::EndAt { end_sample } => AudioCommand::EndAt { end_sample },
                     // Only file input waits for this word.
                     Command::Resume if self.file_mode => AudioCommand::Continue,
                     Command::Resume => return,
@@ -401,7 +404,8 @@ impl Shell {
     fn report(&self, r: &CommandReport) {
         // One line per command, and the same as data on MQTT for the benchmarks.
         tracing::info!(audio_s = r.audio_s, utterance_end_s = r.utterance_end_s, stt_ms = r.stt_ms,
-            stt_compute_ms = r.stt_compute_ms, speculative = r.speculative, intents_ms = r.intents_ms,
+            stt_compute_ms = r.stt_compute_ms, speculative = r.speculative, early = r.early,
+            endpoint_wait_ms = ?r.endpoint_wait_ms, intents_ms = r.intents_ms,
             second_pass_ms = r.second_pass_ms, resolver = ?r.resolver, intent = ?r.intent, decision = r.decision,
             end_of_speech_to_action_ms = r.end_of_speech_to_action_ms, "latency");
         let counters = serde_json::to_value(self.dialogue.counters()).unwrap_or_default();
