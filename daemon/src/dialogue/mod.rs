@@ -615,7 +615,8 @@ impl<C: Clock + Clone> Dialogue<C> {
                     self.counters.rejected += 1;
                 }
                 let keep_open = self.session.as_ref().is_some_and(|s| s.send_not_recognized);
-                if !keep_open {
+                // Nothing heard at all (a false wake word in a quiet room): no "sorry" either.
+                if !keep_open && !u.text.trim().is_empty() {
                     if let Some(text) = reply {
                         self.respond(text, Then::Nothing, out);
                     }

@@ -82,6 +82,15 @@ fn not_understood_is_said_and_file_input_waits_for_the_end_of_it() {
     assert_eq!(topics(&h.spoken(1.5)), ["Spoke { samples: 24000 }", "Resume"]);
 }
 
+#[test]
+fn an_empty_transcript_gets_no_sorry() {
+    let mut h = speaking();
+    h.wake();
+    let out = h.say("");
+    assert!(said(&out).is_empty(), "{:?}", topics(&out));
+    assert_eq!(ended(&out), [TerminationReason::IntentNotRecognized]);
+}
+
 fn responses_default_not_understood() -> String {
     sotto_intents::responses::DEFAULT_NOT_UNDERSTOOD.to_string()
 }
