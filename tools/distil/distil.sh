@@ -102,6 +102,11 @@ record = {
 }
 Path(out).with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
 EOF
-cp "$work/data/eval.jsonl" "${out%.gguf}.eval.jsonl"
+# The held-out split as evaluation cases (text, intent, slots), for slm_eval --cases.
+"$py" -c 'import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    print(json.dumps({"text": r["text"], "intent": r["intent"], "slots": r["slots"]}))' \
+  "$work/data/eval.jsonl" > "${out%.gguf}.eval.jsonl"
 rm -rf "$work"
 say "done in $((elapsed / 60)) min $((elapsed % 60)) s: $out ($(du -h "$out" | cut -f1)), ${out%.gguf}.json, held-out split ${out%.gguf}.eval.jsonl"

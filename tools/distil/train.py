@@ -118,7 +118,13 @@ def main():
                       target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
                       task_type="CAUSAL_LM")
     # The base's config beside the adapter: convert_lora_to_gguf.py reads the architecture from it.
-    base.config.save_pretrained(Path(args.out) / "base")
+    # A config built from a GGUF names no architecture, which the converter detects the model by,
+    # and says it is GGUF-quantised, which the converter would try to undo (it only needs shapes).
+    config = base.config.to_dict()
+    config["architectures"] = [type(base).__name__]
+    config.pop("quantization_config", None)
+    (Path(args.out) / "base").mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "base" / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     model = get_peft_model(base, lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log(f"LoRA r={args.rank}: {trainable / 1e6:.2f} M trainable parameters")
