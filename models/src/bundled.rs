@@ -3,7 +3,8 @@
 //! one; tools/distil/distil.sh makes it, and the record beside it says what it was trained from.
 
 /// Path under `models/` and the file's bytes.
-const FILES: &[(&str, &[u8])] = &[];
+const FILES: &[(&str, &[u8])] =
+    &[("adapters/gemma3-270m-sotto-lora.gguf", include_bytes!("../adapters/gemma3-270m-sotto-lora.gguf"))];
 
 /// The bytes of the bundled file `path` (as the manifest names it).
 pub fn file(path: &str) -> Option<&'static [u8]> {
