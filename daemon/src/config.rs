@@ -209,11 +209,17 @@ pub struct SlmConfig {
     pub max_tokens: u32,
     /// Language-model threads; 0 = every core.
     pub threads: u32,
+    /// A LoRA adapter specialising the model to the loaded domains (tools/distil): a model id of
+    /// the store (role `adapter`) or a GGUF file. With one, the model is asked with the short
+    /// prompt it was trained on ([`sotto_intents::slm::SlmConfig::distilled`]).
+    pub adapter: Option<String>,
+    /// How strongly the adapter applies; 1 = as trained.
+    pub adapter_scale: f32,
 }
 
 impl Default for SlmConfig {
     fn default() -> Self {
-        SlmConfig { enabled: false, timeout_s: 10.0, max_tokens: 48, threads: 0 }
+        SlmConfig { enabled: false, timeout_s: 10.0, max_tokens: 48, threads: 0, adapter: None, adapter_scale: 1.0 }
     }
 }
 
@@ -357,6 +363,12 @@ impl Config {
                 issues.add("tts.wav_dir", format!("{} is not a directory", dir.display()));
             }
         }
+        if !(self.slm.adapter_scale > 0.0 && self.slm.adapter_scale <= 4.0) {
+            issues.add("slm.adapter_scale", format!("{} is not in (0, 4]", self.slm.adapter_scale));
+        }
+        if self.slm.adapter.as_deref().is_some_and(|a| a.trim().is_empty()) {
+            issues.add("slm.adapter", "is empty: name a model id or a GGUF file, or leave the key out");
+        }
         if !(1.0..=300.0).contains(&self.intents.confirm_timeout_s) {
             issues.add("intents.confirm_timeout_s", format!("{} is not in 1..=300", self.intents.confirm_timeout_s));
         }
@@ -382,6 +394,7 @@ impl Config {
             ("wake", self.wake != new.wake),
             ("endpoint", self.endpoint != new.endpoint),
             ("tts", self.tts != new.tts),
+            ("slm.adapter", self.slm.adapter != new.slm.adapter || self.slm.adapter_scale != new.slm.adapter_scale),
         ] {
             if differs {
                 changed.push(section);
@@ -409,6 +422,9 @@ impl Config {
     pub fn understanding(&self) -> sotto_intents::understand::UnderstandConfig {
         let mut u =
             sotto_intents::understand::UnderstandConfig { second_pass: self.stt.second_pass, ..Default::default() };
+        if self.slm.adapter.is_some() {
+            u.slm = sotto_intents::slm::SlmConfig::distilled();
+        }
         u.slm.max_tokens = self.slm.max_tokens;
         u
     }
@@ -507,6 +523,19 @@ mod tests {
         let mut wake = a.clone();
         wake.wake.models[0].threshold = 0.7;
         assert_eq!(a.restart_only_changes(a.mqtt.secrets_fingerprint(), &wake), ["wake"]);
+    }
+
+    #[test]
+    fn an_adapter_switches_to_the_short_prompt_and_bad_adapter_keys_are_named() {
+        let plain = Config::from_toml("[slm]\nenabled = true\n", "test").unwrap();
+        assert_eq!(plain.understanding().slm.prompt, sotto_intents::slm::PromptMode::FewShot);
+        let tuned = Config::from_toml("[slm]\nenabled = true\nadapter = \"a.gguf\"\nmax_tokens = 40\n", "t").unwrap();
+        let u = tuned.understanding().slm;
+        assert_eq!((u.prompt, u.calibrate, u.max_tokens), (sotto_intents::slm::PromptMode::Short, false, 40));
+        assert_eq!(plain.restart_only_changes(plain.mqtt.secrets_fingerprint(), &tuned), ["slm.adapter"]);
+        let errors = Config::from_toml("[slm]\nadapter = \" \"\nadapter_scale = 0.0\n", "bad.toml").unwrap_err();
+        let keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys, ["slm.adapter_scale", "slm.adapter"], "{errors}");
     }
 
     #[test]

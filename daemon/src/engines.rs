@@ -103,6 +103,11 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
             None
         }
     };
+    if slm.is_some() {
+        if let Err(problem) = slm_adapter(config) {
+            issues.borrow_mut().push(problem);
+        }
+    }
     let wakes: Vec<&WakeModelConfig> =
         config.wake.models.iter().filter(|w| sotto_audio::SHIPPED_WAKE_WORDS.contains(&w.name.as_str())).collect();
     let wake_names: Vec<String> = wakes.iter().map(|w| w.name.clone()).collect();
@@ -202,10 +207,39 @@ pub fn start_stt(config: &Config, model: &PathBuf) -> anyhow::Result<SttClient> 
     SttClient::start(worker).with_context(|| format!("starting the speech-to-text worker on {}", model.display()))
 }
 
+/// The file of `[slm] adapter`: a model id of the store (role `adapter`, verified) or a GGUF
+/// file's path. `None` when no adapter is configured.
+pub fn slm_adapter(config: &Config) -> Result<Option<PathBuf>, Problem> {
+    let Some(adapter) = config.slm.adapter.as_deref() else { return Ok(None) };
+    let key = "slm.adapter";
+    let store = open_store(config)?;
+    if let Ok(entry) = store.entry(adapter) {
+        if entry.role != Role::Adapter {
+            return Err(Problem::new(key, format!("model {adapter:?} is a {} model, not an adapter", entry.role)));
+        }
+        return store.path(adapter).map(Some).map_err(|e| Problem::new(key, e.to_string()));
+    }
+    let path = PathBuf::from(adapter);
+    if path.is_file() {
+        Ok(Some(path))
+    } else {
+        let ids: Vec<&str> =
+            store.ids().into_iter().filter(|id| store.entry(id).is_ok_and(|e| e.role == Role::Adapter)).collect();
+        Err(Problem::new(
+            key,
+            format!("{adapter:?} is neither an adapter in the model store ({}) nor a file", ids.join(", ")),
+        ))
+    }
+}
+
 pub fn start_slm(config: &Config, model: &PathBuf) -> anyhow::Result<SlmClient> {
     let mut worker = WorkerConfig::new(model);
     worker.request_timeout = config.slm_timeout();
     worker.args = thread_args(config.slm.threads);
+    if let Some(adapter) = slm_adapter(config).map_err(|p| anyhow::anyhow!("{p}"))? {
+        worker.args.extend(["--lora".into(), adapter.display().to_string()]);
+        worker.args.extend(["--lora-scale".into(), config.slm.adapter_scale.to_string()]);
+    }
     SlmClient::start(worker).with_context(|| format!("starting the language-model worker on {}", model.display()))
 }
 

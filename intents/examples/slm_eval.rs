@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model gemma3-270m-q4_k_m] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--sets vehicle,…,paraphrase] [-v]
+//!     [--adapter ID|FILE.gguf [--adapter-scale F]] [--cases FILE.jsonl --domains home,vehicle,…]
 //! ```
+//! With `--adapter` (a distilled LoRA adapter, tools/distil) the model is asked as the daemon asks
+//! it then ([`SlmConfig::distilled`]: the short prompt, no calibration). `--cases` adds a set of
+//! one's own, e.g. the held-out split distil.sh writes beside the adapter, run through the cascade
+//! with the `--domains` given.
 //! The `paraphrase` set holds requests the templates do not cover (and near-domain lines that must
 //! give nothing), with the three domains loaded: it runs the daemon's cascade (grammar, then the
 //! model for what the grammar misses) and also reports the grammar alone on it; so does `natural`
@@ -23,42 +28,73 @@ fn main() {
     let model_id = arg("--model").unwrap_or_else(|| "gemma3-270m-q4_k_m".into());
     let limit: usize = arg("--limit").map(|v| v.parse().unwrap()).unwrap_or(usize::MAX);
     let verbose = args.iter().any(|a| a == "-v");
-    let mut config = SlmConfig { calibrate: !args.iter().any(|a| a == "--no-calibration"), ..SlmConfig::default() };
+    let store = sotto_models::Store::open().expect("model cache");
+    let adapter = arg("--adapter").map(|a| match store.path(&a) {
+        Ok(path) => path,
+        Err(_) if Path::new(&a).is_file() => a.into(),
+        Err(e) => panic!("--adapter {a}: {e}"),
+    });
+    let mut config = if adapter.is_some() { SlmConfig::distilled() } else { SlmConfig::default() };
+    if args.iter().any(|a| a == "--no-calibration") {
+        config.calibrate = false;
+    }
     if let Some(m) = arg("--min-margin") {
         config.min_margin = m.parse().expect("--min-margin: log-probability margin over `none`");
     }
     if let Some(k) = arg("--shortlist") {
         config.shortlist = k.parse().expect("--shortlist: a number of candidates (0 = every intent)");
     }
-    let store = sotto_models::Store::open().expect("model cache");
     let model = store.path(&model_id).unwrap_or_else(|e| panic!("{e} (run `sotto models fetch {model_id}`)"));
     let mut worker = sotto_workers::WorkerConfig::new(model);
     // Long prompts on a shared, loaded machine: slow is not hung.
     worker.request_timeout = std::time::Duration::from_secs(300);
+    if let Some(adapter) = &adapter {
+        worker.args = vec!["--lora".into(), adapter.display().to_string()];
+        worker.args.extend(["--lora-scale".into(), arg("--adapter-scale").unwrap_or_else(|| "1".into())]);
+    }
     let mut client = sotto_workers::SlmClient::start(worker).expect("start the SLM worker (set SOTTO_WORKER_DIR)");
     let mut lm = WorkerLanguageModel(&mut client);
     let sets = arg("--sets").unwrap_or_else(|| "vehicle,factory,home,out_of_domain,paraphrase".into());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("testset");
-    println!("model {model_id}, calibration {}, shortlist {}", config.calibrate, config.shortlist);
+    println!(
+        "model {model_id}, adapter {}, prompt {:?}, calibration {}, min margin {}, shortlist {}",
+        adapter.as_ref().map_or("none".into(), |a| a.display().to_string()),
+        config.prompt,
+        config.calibrate,
+        config.min_margin,
+        config.shortlist
+    );
     println!(
         "{:<14} {:>6} {:>8} {:>6} {:>7} {:>9} {:>16}",
         "set", "cases", "exact %", "wrong", "missed", "null→int", "p50/p90 ms"
     );
-    for (set, domains) in [
+    let own = arg("--cases").map(|file| {
+        let domains = arg("--domains").expect("--cases needs --domains a,b,…");
+        (file, domains.split(',').map(String::from).collect::<Vec<_>>())
+    });
+    let mut runs: Vec<(String, Vec<String>, std::path::PathBuf)> = [
         ("vehicle", vec!["vehicle"]),
         ("factory", vec!["factory"]),
         ("home", vec!["home"]),
         ("out_of_domain", vec!["vehicle", "factory", "home"]),
         ("paraphrase", vec!["vehicle", "factory", "home"]),
         ("natural", vec!["vehicle", "factory", "home", "barista"]),
-    ] {
-        let cascade = set == "paraphrase" || set == "natural";
-        if !sets.split(',').any(|s| s == set) {
-            continue;
-        }
+    ]
+    .into_iter()
+    .filter(|(set, _)| sets.split(',').any(|s| s == *set))
+    .map(|(set, d)| (set.to_string(), d.into_iter().map(String::from).collect(), dir.join(format!("{set}.jsonl"))))
+    .collect();
+    if let Some((file, domains)) = own {
+        let name = Path::new(&file).file_stem().map_or("cases".into(), |s| s.to_string_lossy().into_owned());
+        runs.push((name, domains, file.into()));
+    }
+    for (set, domains, file) in runs {
+        let set = set.as_str();
+        let cascade = !matches!(set, "vehicle" | "factory" | "home" | "out_of_domain");
+        let domains: Vec<&str> = domains.iter().map(String::as_str).collect();
         let intents = Intents::shipped_domains(&domains).unwrap();
-        let mut state = SlmState::new(&intents);
-        let cases = read_cases(&dir.join(format!("{set}.jsonl"))).unwrap();
+        let mut state = SlmState::new(&intents, config.prompt);
+        let cases = read_cases(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
         let cases: Vec<_> = cases.into_iter().filter(|c| !c.text.trim().is_empty()).take(limit).collect();
         let grammar = score_with(&cases, |text| intents.parse(text));
         let score = score_with(&cases, |text| {

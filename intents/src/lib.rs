@@ -198,7 +198,7 @@ impl Intents {
             return grammar;
         }
         let mut guard = self.slm_state.lock().unwrap_or_else(|p| p.into_inner());
-        let state = guard.get_or_insert_with(|| slm::SlmState::new(self));
+        let state = guard.get_or_insert_with(|| slm::SlmState::new(self, slm_config.prompt));
         let mut r = match slm::resolve_with(state, self, text, lm, slm_config) {
             Ok(r) => r,
             Err(e) => {
@@ -212,9 +212,13 @@ impl Intents {
 
     /// Prepares the language-model fallback (prompt prefix in the model's cache, calibration
     /// priors) so the first request that needs it is not the slow one.
-    pub fn warm_up_slm(&self, lm: &mut dyn slm::LanguageModel) -> Result<(), SlmError> {
+    pub fn warm_up_slm(&self, lm: &mut dyn slm::LanguageModel, slm_config: &slm::SlmConfig) -> Result<(), SlmError> {
         let mut guard = self.slm_state.lock().unwrap_or_else(|p| p.into_inner());
-        guard.get_or_insert_with(|| slm::SlmState::new(self)).warm_up(self, lm)
+        let state = guard.get_or_insert_with(|| slm::SlmState::new(self, slm_config.prompt));
+        if state.mode() != slm_config.prompt {
+            *state = slm::SlmState::new(self, slm_config.prompt);
+        }
+        state.warm_up(self, lm)
     }
 
     /// Forgets the cached language-model prompt and prior (after switching models).

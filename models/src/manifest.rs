@@ -32,6 +32,8 @@ pub enum Role {
     Runtime,
     /// Text to speech: a voice model and its config (two entries, `<id>` and `<id>-config`).
     Tts,
+    /// A LoRA adapter for a language model (`[slm] adapter`, tools/distil).
+    Adapter,
 }
 
 impl fmt::Display for Role {
@@ -43,6 +45,7 @@ impl fmt::Display for Role {
             Role::Slm => "slm",
             Role::Runtime => "runtime",
             Role::Tts => "tts",
+            Role::Adapter => "adapter",
         };
         f.write_str(s)
     }
@@ -127,6 +130,11 @@ pub enum Source {
         #[serde(default)]
         sha256: Option<String>,
     },
+    /// A small file that ships inside Sotto itself (`models/<path>` in the source tree, compiled
+    /// into the binary: see [`crate::bundled`]), e.g. the distilled LoRA adapter.
+    Bundled {
+        path: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -175,6 +183,7 @@ impl fmt::Display for Source {
             }
             Source::Npm { package, version, path } => write!(f, "npm {package}@{version}:{path}"),
             Source::Url { url, .. } => write!(f, "url {url}"),
+            Source::Bundled { path } => write!(f, "bundled {path}"),
         }
     }
 }
@@ -308,6 +317,14 @@ impl Manifest {
                                     format!("{id}{h:?} is not 64 lower-case hex digits"),
                                 );
                             }
+                        }
+                    }
+                    Source::Bundled { path } => {
+                        if crate::bundled::file(path).is_none() {
+                            problems.add(
+                                format!("{skey}.path"),
+                                format!("{id}{path:?} is not bundled; bundled: {}", crate::bundled::names().join(", ")),
+                            );
                         }
                     }
                 }

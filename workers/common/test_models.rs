@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub const WHISPER_BASE: &str = "whisper-base";
 pub const GEMMA: &str = "gemma3-270m-q4_k_m";
 pub const SMOLLM2: &str = "smollm2-135m-instruct-q4_1";
+/// The LoRA adapter distilled for the shipped domains (tools/distil), bundled with Sotto.
+pub const GEMMA_ADAPTER: &str = "gemma3-270m-sotto-lora";
 
 /// Path of a present, verified model, or a panic that says how to get it.
 pub fn model(id: &str) -> PathBuf {

@@ -456,10 +456,11 @@ impl Shell {
     fn warm_up_language_model(&self) {
         let Some(slm) = self.slm.clone() else { return };
         let intents = self.dialogue.intents().clone();
+        let slm_config = self.understand.slm.clone();
         tokio::task::spawn_blocking(move || {
             let started = Instant::now();
             let mut client = slm.lock().unwrap_or_else(|p| p.into_inner());
-            match intents.warm_up_slm(&mut WorkerLanguageModel(&mut client)) {
+            match intents.warm_up_slm(&mut WorkerLanguageModel(&mut client), &slm_config) {
                 Ok(()) => tracing::info!(took_ms = started.elapsed().as_millis() as u64, "language model warmed up"),
                 Err(e) => {
                     tracing::warn!(error = %e, "language-model warm-up failed; the first fallback request will do it")
@@ -475,7 +476,7 @@ impl Shell {
             tracing::warn!(trigger, "reload requested, but the daemon runs on the built-in config");
             return;
         };
-        let new = match Config::load(&path) {
+        let mut new = match Config::load(&path) {
             Ok(new) => new,
             Err(errors) => {
                 tracing::error!(trigger, "new config refused, the running one stays:\n{errors}");
@@ -506,6 +507,10 @@ impl Shell {
         if !changed.is_empty() {
             tracing::warn!(trigger, changed = %changed.join(", "), "these sections changed; they take effect at the next restart");
         }
+        // The running language-model worker keeps its adapter, and the prompt must stay the one
+        // that adapter expects.
+        new.slm.adapter = self.config.slm.adapter.clone();
+        new.slm.adapter_scale = self.config.slm.adapter_scale;
         self.stt_prompt = new.stt_prompt(&intents);
         self.understand = new.understanding();
         let mut settings = dialogue_settings(&new);

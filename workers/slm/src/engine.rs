@@ -11,7 +11,7 @@ use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::llama_batch::LlamaBatch;
 use llama_cpp_2::model::params::LlamaModelParams;
-use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::model::{LlamaLoraAdapter, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
@@ -25,8 +25,16 @@ use sotto_workers::{Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, P
 /// Candidates scored side by side in one batch, each in its own KV-cache sequence.
 const SCORE_SEQUENCES: usize = 15;
 
+/// A LoRA adapter to apply on the base model.
+pub struct Lora<'a> {
+    pub path: &'a Path,
+    pub scale: f32,
+}
+
 pub struct Engine {
     model: &'static LlamaModel,
+    /// Kept for the context's whole life: llama.cpp reads its tensors at every decode.
+    _lora: Option<LlamaLoraAdapter>,
     ctx: LlamaContext<'static>,
     /// Tokens whose KV entries are in sequence 0, in order.
     cached: Vec<LlamaToken>,
@@ -41,7 +49,13 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn load(path: &Path, threads: Option<i32>, n_ctx: u32, grammar_full_vocab: bool) -> anyhow::Result<Self> {
+    pub fn load(
+        path: &Path,
+        threads: Option<i32>,
+        n_ctx: u32,
+        grammar_full_vocab: bool,
+        lora: Option<Lora<'_>>,
+    ) -> anyhow::Result<Self> {
         let t0 = Instant::now();
         if !path.is_file() {
             bail!("model file {} does not exist", path.display());
@@ -51,8 +65,25 @@ impl Engine {
         // context borrows both.
         let backend: &'static LlamaBackend =
             Box::leak(Box::new(LlamaBackend::init().context("initialising the llama.cpp backend")?));
-        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+        let mut model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|e| anyhow!("llama.cpp could not load {}: {e} (see the log lines above)", path.display()))?;
+        let mut adapter = match &lora {
+            Some(l) => {
+                if !l.path.is_file() {
+                    bail!("LoRA adapter {} does not exist", l.path.display());
+                }
+                check_gguf_magic(l.path)?;
+                // llama.cpp checks the adapter's architecture and tensor shapes against the model.
+                Some(model.lora_adapter_init(l.path).map_err(|e| {
+                    anyhow!(
+                        "llama.cpp could not load the LoRA adapter {} for {}: {e}",
+                        l.path.display(),
+                        path.display()
+                    )
+                })?)
+            }
+            None => None,
+        };
         let model: &'static LlamaModel = Box::leak(Box::new(model));
         let threads = threads.unwrap_or_else(sotto_workers::server::default_threads);
         let n_ctx = n_ctx.min(model.n_ctx_train());
@@ -67,18 +98,28 @@ impl Engine {
             // share the cache cells (unified) rather than split the context between them.
             .with_n_seq_max(SCORE_SEQUENCES as u32 + 1)
             .with_kv_unified(true);
-        let ctx = model
+        let mut ctx = model
             .new_context(backend, params)
             .map_err(|e| anyhow!("cannot create a llama.cpp context of {n_ctx} tokens: {e}"))?;
+        if let (Some(adapter), Some(l)) = (adapter.as_mut(), &lora) {
+            ctx.lora_adapter_set(adapter, l.scale)
+                .map_err(|e| anyhow!("cannot apply the LoRA adapter {}: {e}", l.path.display()))?;
+            log("INFO", &format!("LoRA adapter {} applied at scale {}", l.path.display(), l.scale));
+        }
+        let path = match &lora {
+            Some(l) => format!("{} + {} (scale {})", path.display(), l.path.display(), l.scale),
+            None => path.display().to_string(),
+        };
         Ok(Self {
             model,
+            _lora: adapter,
             ctx,
             cached: Vec::new(),
             n_ctx,
             n_batch: 512,
             llg: None,
             grammar_full_vocab,
-            path: path.display().to_string(),
+            path,
             load_ms: t0.elapsed().as_secs_f64() * 1e3,
         })
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sotto_workers::{Grammar, SlmClient, WorkerConfig, WorkerError};
-use test_models::{model, GEMMA, SMOLLM2};
+use test_models::{model, GEMMA, GEMMA_ADAPTER, SMOLLM2};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_sotto-slm-worker");
 
@@ -193,6 +193,72 @@ fn kill_9_mid_request_fails_that_request_and_the_next_one_succeeds() {
 fn unsafe_kill(pid: u32) {
     let status = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
     assert!(status.success());
+}
+
+/// The short prompt of `sotto_intents::slm::PromptMode::Short`, which the adapter was trained on.
+const SHORT_PROMPT: &str = "Map the request to one function call in JSON. \
+     If it is not a command for this device, answer {\"intent\": \"none\"}.\n\n";
+
+fn with_adapter(base: &Path, adapter: &Path, scale: &str) -> SlmClient {
+    let mut c = config(base);
+    c.args = vec!["--lora".into(), adapter.display().to_string(), "--lora-scale".into(), scale.into()];
+    SlmClient::start(c).unwrap_or_else(|e| panic!("starting the SLM worker with {}: {e}", adapter.display()))
+}
+
+#[test]
+fn distilled_adapter_changes_the_answers() {
+    let (base, adapter) = (model(GEMMA), model(GEMMA_ADAPTER));
+    let choices: Vec<String> = ["light.set\"", "media.control\"", "none\""].iter().map(|c| c.to_string()).collect();
+    let score = |slm: &mut SlmClient, request: &str| {
+        let prompt = format!("{SHORT_PROMPT}Request: {request}\nCall: {{\"intent\": \"");
+        slm.score(&prompt, &choices).unwrap()
+    };
+    let mut plain = start(&base);
+    let mut tuned = with_adapter(&base, &adapter, "1");
+    let hello = tuned.hello().unwrap().model.path.clone();
+    assert!(hello.contains(&adapter.display().to_string()), "the worker does not name its adapter: {hello}");
+    // A command in words none of the templates use. (Near-domain remarks, "i bought some new
+    // lights for the kitchen", still get light.set from the shipped adapter's scores: the margin
+    // over `none` and grounding are what keep them from acting; docs/distil.md.)
+    let command = "it's pitch black in the kitchen, get the lights on";
+    let (p_cmd, t_cmd) = (score(&mut plain, command), score(&mut tuned, command));
+    assert!(
+        p_cmd.iter().zip(&t_cmd).any(|(p, t)| (p - t).abs() > 0.5),
+        "the adapter did not change the scores: {p_cmd:?} vs {t_cmd:?}"
+    );
+    assert!(t_cmd[0] > t_cmd[1] && t_cmd[0] > t_cmd[2], "with the adapter, the command is not light.set: {t_cmd:?}");
+    // The generated arguments follow the adapter too (same grammar, same prompt).
+    let grammar = Grammar::Gbnf(
+        r#"root ::= "\", \"room\": \"" ("kitchen" | "bedroom" | "office") "\", \"state\": \"" ("on" | "off") "\"}""#
+            .into(),
+    );
+    let prompt = format!("{SHORT_PROMPT}Request: {command}\nCall: {{\"intent\": \"light.set");
+    let tuned_call = tuned.generate(&prompt, Some(grammar), 24).unwrap().text;
+    assert!(tuned_call.contains("kitchen") && tuned_call.contains("\"on\""), "tuned answer {tuned_call:?}");
+    // A scale near zero is nearly the base model again: the scale reaches llama.cpp.
+    let mut faint = with_adapter(&base, &adapter, "0.001");
+    let f_cmd = score(&mut faint, command);
+    let gap = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(
+        gap(&f_cmd, &p_cmd) * 10.0 < gap(&t_cmd, &p_cmd),
+        "scale 0.001 is not near the base: {f_cmd:?}, base {p_cmd:?}, scale 1 {t_cmd:?}"
+    );
+}
+
+#[test]
+fn adapter_that_is_not_gguf_or_not_for_this_model_is_a_load_error() {
+    let dir = tempdir();
+    let wrong = dir.join("adapter.gguf");
+    std::fs::write(&wrong, b"not an adapter at all").unwrap();
+    let mut c = config(&model(GEMMA));
+    c.args = vec!["--lora".into(), wrong.display().to_string()];
+    let err = SlmClient::start(c).err().unwrap();
+    assert!(matches!(err, WorkerError::ModelLoad { .. }) && err.to_string().contains("not a GGUF file"), "{err}");
+    // A Gemma adapter on SmolLM2: llama.cpp refuses the tensors, the worker says which file.
+    let mut c = config(&model(SMOLLM2));
+    c.args = vec!["--lora".into(), model(GEMMA_ADAPTER).display().to_string()];
+    let err = SlmClient::start(c).err().unwrap().to_string();
+    assert!(err.contains("LoRA adapter"), "{err}");
 }
 
 #[test]
