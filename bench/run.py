@@ -14,6 +14,7 @@ bench/SCHEMA.md.
 import argparse
 import datetime
 import json
+import re
 import os
 import platform
 import shutil
@@ -143,6 +144,9 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
                 "wake_detected": False, "transcript": "", "intent": None, "slots": {}, "stage_ms": {},
                 "end_of_speech_to_action_ms": None, "responded": None} for e in entries]
     for t, f in d.named("wake word"):
+        if "time_s" not in f:
+            # Another line about a wake word ("wake word during a confirmation: …"), not a detection.
+            continue
         i = which_entry(offsets, float(f["time_s"]))
         r, e = results[i], entries[i]
         r["wake_detected"] = True
@@ -233,7 +237,7 @@ def sotto_idle(args, broker, tmp):
     cpu = d.monitor.cpu_total() - cpu0
     d.proc.stdin.close()
     d.wait(timeout=60)
-    wakes = len(d.named("wake word"))
+    wakes = sum(1 for _, f in d.named("wake word") if "time_s" in f)
     return {"audio_s": len(pcm) / SR, "cpu_s": cpu, "idle_cpu_s_per_audio_s": cpu / (len(pcm) / SR),
             "false_wakes": wakes, "peak_rss_mib": dict(d.monitor.peak_mib), "files": len(pcm_files)}
 
@@ -268,13 +272,17 @@ def textset_accuracy():
     out = subprocess.run([os.path.join(RELEASE, "examples", "evaluate")], capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         raise RuntimeError(f"evaluate failed:\n{out.stderr[-2000:]}")
+    # Rows of the evaluate example's table: set, cases, exact %, wrong, missed, null→int, latency.
+    row = re.compile(r"^(\S.*?)\s+(\d+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(\d+)/(\d+)\s")
     rows = {}
     for line in out.stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 5 and parts[1].isdigit():
-            fa, nulls = parts[3].split("/")
-            rows[parts[0]] = {"cases": int(parts[1]), "exact_pct": float(parts[2]), "null_given_intent": int(fa),
-                              "null_cases": int(nulls)}
+        m = row.match(line)
+        if m:
+            rows[m.group(1)] = {"cases": int(m.group(2)), "exact_pct": float(m.group(3)), "wrong": int(m.group(4)),
+                                "missed": int(m.group(5)), "null_given_intent": int(m.group(6)),
+                                "null_cases": int(m.group(7))}
+    if not rows:
+        raise RuntimeError(f"evaluate printed no table rows:\n{out.stdout[-2000:]}")
     return rows
 
 
