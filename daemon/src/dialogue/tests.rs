@@ -2,7 +2,9 @@
 //! inputs and checks the effects, the way the shell would carry them out.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::rc::Rc;
+use std::time::Duration;
 
 use sotto_intents::understand::{UnderstandConfig, Understander};
 

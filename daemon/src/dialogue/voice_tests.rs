@@ -1,6 +1,8 @@
 //! The spoken dialogue with a fake clock and the shipped domains: what Sotto says, what waits for
 //! the end of its speech, and the Hermes dialogue-manager requests.
 
+use std::time::Duration;
+
 use super::tests::{acted, ended, silent, topics, Harness};
 use super::*;
 use crate::mqtt::{ContinueSession, SayRequest, SessionKind, StartSession};
