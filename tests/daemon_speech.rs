@@ -274,3 +274,28 @@ fn continue_session_listens_without_a_wake_word_and_end_session_speaks_its_text(
     let ended = live.expect("hermes/dialogueManager/sessionEnded");
     assert_eq!((&ended["sessionId"], &ended["termination"]["reason"]), (&json!(session), &json!("nominal")));
 }
+
+/// Without espeak-ng's data the voice cannot load: the daemon says so and goes on serving
+/// commands, its texts published on `hermes/tts/say` for another system to speak.
+#[test]
+fn without_espeak_data_commands_are_still_served() {
+    let _one = one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let site = unique_site("no-espeak");
+    let config = write_config(dir.path(), &embedded(&site, ""));
+    let output = sotto()
+        .env("SOTTO_ESPEAK_DATA", dir.path().join("no-such-dir"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(fixture("pos_jarvis_home_lights.wav"))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    assert!(log.contains("no-such-dir") && log.contains("Sotto runs without its voice"), "{log}");
+    let printed = sotto_tests::daemon::printed_messages(&output);
+    assert!(printed.iter().any(|p| p.topic == format!("sotto/{site}/home/light/kitchen")), "{printed:#?}");
+    let say = printed.iter().find(|p| p.topic == "hermes/tts/say").expect("the text goes out for another speaker");
+    assert_eq!(say.payload["text"], json!("Turning the kitchen lights on."));
+}
