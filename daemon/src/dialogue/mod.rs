@@ -509,9 +509,10 @@ impl<C: Clock + Clone> Dialogue<C> {
                 self.confirmed_reply =
                     self.intents.intent(&action.intent).and_then(|i| sotto_intents::responses::done(i, &r.slots));
                 match reply {
-                    // The question is asked (and its time starts) once it has been spoken.
-                    Some(question) if self.settings.responses => self.respond(question, Then::Ask(action.clone()), out),
-                    _ => self.ask(action.clone(), out),
+                    // The question is asked (and its time starts) once it has been spoken; with
+                    // responses off, `respond` asks at once.
+                    Some(question) => self.respond(question, Then::Ask(action.clone()), out),
+                    None => self.ask(action.clone(), out),
                 }
                 listen_again = true;
             }
@@ -607,9 +608,10 @@ impl<C: Clock + Clone> Dialogue<C> {
             return;
         }
         let text = heard.text.trim();
-        let completeness = self.intents.complete(text);
+        // The cheap check first: a weak match needs no look at what may follow.
         let confidence = self.intents.parse(text).confidence;
-        if !completeness.is_complete() || confidence < EARLY_MIN_CONFIDENCE {
+        let completeness = (confidence >= EARLY_MIN_CONFIDENCE).then(|| self.intents.complete(text));
+        if !completeness.as_ref().is_some_and(|c| c.is_complete()) {
             tracing::debug!(text, ?completeness, confidence, "not complete at the pause: waiting for the endpoint");
             return;
         }

@@ -65,8 +65,21 @@ impl<C: Clock + Clone> Dialogue<C> {
             self.after_speaking(then, out);
             return;
         }
+        self.say_in_session(text, then, out);
+    }
+
+    /// Says a text in the open session (a response, or a text a Hermes request brings for it).
+    fn say_in_session(&mut self, text: String, then: Then, out: &mut Vec<Effect>) {
         let session_id = self.session_id();
         self.say(Queued { text, session_id, then, announcement: false }, out);
+    }
+
+    /// Ends the open session nominally, after saying `text` when there is one.
+    fn end_after(&mut self, text: Option<String>, out: &mut Vec<Effect>) {
+        match text {
+            Some(text) => self.say_in_session(text, Then::End(TerminationReason::Nominal), out),
+            None => self.end_session(TerminationReason::Nominal, None, out),
+        }
     }
 
     /// Says a text from outside the dialogue (a request, a notification): after the open session.
@@ -156,18 +169,7 @@ impl<C: Clock + Clone> Dialogue<C> {
         let id = self.open_session(None);
         self.session_started(&id, out);
         if start.kind == mqtt::SessionKind::Notification {
-            match text {
-                Some(text) => self.say(
-                    Queued {
-                        text,
-                        session_id: Some(id),
-                        then: Then::End(TerminationReason::Nominal),
-                        announcement: false,
-                    },
-                    out,
-                ),
-                None => self.end_session(TerminationReason::Nominal, None, out),
-            }
+            self.end_after(text, out);
             return;
         }
         if let Some(session) = &mut self.session {
@@ -175,7 +177,7 @@ impl<C: Clock + Clone> Dialogue<C> {
             session.send_not_recognized = start.send_intent_not_recognized;
         }
         if let Some(text) = text {
-            self.say(Queued { text, session_id: Some(id), then: Then::Nothing, announcement: false }, out);
+            self.say_in_session(text, Then::Nothing, out);
         }
         self.settle(true, out);
     }
@@ -190,7 +192,7 @@ impl<C: Clock + Clone> Dialogue<C> {
         session.send_not_recognized = next.send_intent_not_recognized;
         session.reply_by = None;
         if let Some(text) = next.text.filter(|t| !t.trim().is_empty()) {
-            self.say(Queued { text, session_id: Some(next.session_id), then: Then::Nothing, announcement: false }, out);
+            self.say_in_session(text, Then::Nothing, out);
         }
         self.settle(true, out);
     }
@@ -204,20 +206,7 @@ impl<C: Clock + Clone> Dialogue<C> {
                 tracing::info!(intent = %action.intent, "endSession during a confirmation: question dropped");
                 out.push(Effect::Audio(AudioCommand::StopListening));
             }
-            match text {
-                Some(text) => {
-                    self.say(
-                        Queued {
-                            text,
-                            session_id: Some(session_id.into()),
-                            then: Then::End(TerminationReason::Nominal),
-                            announcement: false,
-                        },
-                        out,
-                    );
-                }
-                None => self.end_session(TerminationReason::Nominal, None, out),
-            }
+            self.end_after(text, out);
         } else if self.recent_sessions.iter().any(|s| s == session_id) {
             // Sotto ends a session as soon as it has acted; the answer of the system that handles
             // the intent often comes after that, and is still the user's answer.
