@@ -50,14 +50,16 @@ fn the_documented_acl_lets_the_daemon_work_and_confines_its_user() {
     // A plain action, then a risky one: the confirmation notice, the spoken "yes", the action.
     daemon.speak("pos_jarvis_vehicle_temp.wav");
     daemon.wait_for_log("action intent=climate.set_temperature", Duration::from_secs(200));
-    // The recording says "Hey Jarvis! Stop press one." and, from 4.5 s on, "Yes.": a person
-    // answers after the prompt, so the test does too.
+    // The recording says "Hey Jarvis! Stop press one." (speech ends at 2.8 s) and "Yes." from 6.6 s
+    // on: a person answers after the prompt, so the test does too. The command part keeps 1.5 s of
+    // the pause (enough to end the utterance); the answer part starts 0.3 s before the "yes". So the
+    // silence heard while waiting for the answer stays well under the 4 s no-speech window, however
+    // much of the command's tail the daemon had read before it asked.
     let dialogue = pcm_of(&repo_root().join("tests/fixtures/dialogue/jarvis_factory_stop_yes.wav"));
-    let (command, answer) = dialogue.split_at(16_000 * 2 * 9 / 2);
-    daemon.speak_pcm(command);
-    daemon.speak_pcm(&silence(1.0));
+    let at = |seconds_x10: usize| 16_000 * 2 * seconds_x10 / 10;
+    daemon.speak_pcm(&dialogue[..at(43)]);
     daemon.wait_for_log("waiting for a spoken yes/no", Duration::from_secs(200));
-    daemon.speak_pcm(answer);
+    daemon.speak_pcm(&dialogue[at(63)..]);
     daemon.speak_pcm(&silence(1.0));
     daemon.wait_for_log("confirmed", Duration::from_secs(200));
     let (ok, log) = daemon.finish();
