@@ -137,8 +137,8 @@ impl WakeModelConfig {
     }
 }
 
-/// Largest `stt.timeout_s` / `slm.timeout_s`, in seconds: one hour, enough for the emulated
-/// aarch64 runs of `cross/` (see the check in `Config::validate`).
+/// Largest `stt.timeout_s` / `slm.timeout_s` / `intents.confirm_timeout_s`, in seconds: one hour,
+/// enough for the emulated aarch64 runs of `cross/` (see the check in `Config::validate`).
 pub const MAX_REQUEST_TIMEOUT_S: f32 = 3600.0;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -376,8 +376,13 @@ impl Config {
         if self.slm.adapter.as_deref().is_some_and(|a| a.trim().is_empty()) {
             issues.add("slm.adapter", "is empty: name a model id or a GGUF file, or leave the key out");
         }
-        if !(1.0..=300.0).contains(&self.intents.confirm_timeout_s) {
-            issues.add("intents.confirm_timeout_s", format!("{} is not in 1..=300", self.intents.confirm_timeout_s));
+        // The answer's transcription counts against the confirmation's time, so emulation needs
+        // as much room here as for a request (cross/parity.toml).
+        if !(1.0..=MAX_REQUEST_TIMEOUT_S).contains(&self.intents.confirm_timeout_s) {
+            issues.add(
+                "intents.confirm_timeout_s",
+                format!("{} is not in 1..={MAX_REQUEST_TIMEOUT_S}", self.intents.confirm_timeout_s),
+            );
         }
         if self.intents.domains.is_empty() {
             issues.add("intents.domains", "at least one domain is needed");
@@ -566,6 +571,9 @@ mod tests {
         let keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["stt.timeout_s", "slm.timeout_s"], "{errors}");
         assert!(errors.to_string().contains("15000 is not in 0.1..=3600"), "{errors}");
+        let parity = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../cross/parity.toml")).unwrap();
+        let config = Config::from_toml(&parity, "cross/parity.toml").unwrap();
+        assert!(config.intents.confirm_timeout_s > 300.0, "{}", config.intents.confirm_timeout_s);
     }
 
     #[test]
