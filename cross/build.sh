@@ -17,6 +17,7 @@ for tool in "${CROSS_GNU}-gcc" "${CROSS_GNU}-g++" cmake clang; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
 [[ -e "/usr/lib/${CROSS_GNU}/pkgconfig/alsa.pc" ]] || missing+=("alsa.pc for ${CROSS_GNU}")
+[[ -e "/usr/lib/${CROSS_GNU}/libespeak-ng.so" ]] || missing+=("libespeak-ng.so for ${CROSS_GNU}")
 rustup target list --installed 2>/dev/null | grep -qx "$triple" || missing+=("rust target $triple")
 if (( ${#missing[@]} )); then
   echo "cross/build.sh: missing: ${missing[*]} — run cross/setup-host.sh" >&2

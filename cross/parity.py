@@ -64,7 +64,7 @@ def word_distance(a, b):
 
 def published(stdout):
     """What a `sotto run --input` published, reduced to what must match across builds."""
-    out = {"wake": [], "transcripts": [], "intents": [], "rejected": [], "actions": [], "ended": []}
+    out = {"wake": [], "transcripts": [], "intents": [], "rejected": [], "actions": [], "ended": [], "said": []}
     for line in stdout.splitlines():
         try:
             msg = json.loads(line)
@@ -82,6 +82,9 @@ def published(stdout):
             out["rejected"].append(payload.get("customData") or "not recognized")
         elif topic == "hermes/dialogueManager/sessionEnded":
             out["ended"].append(payload["termination"]["reason"])
+        elif topic.startswith("sotto/") and topic.endswith("/said"):
+            # What was said and how it went, without the ids, which are new in every run.
+            out["said"].append([payload.get("text"), payload.get("error")])
         elif topic.startswith("sotto/") and not topic.endswith(("/status", "/confirm")):
             out["actions"].append([topic.split("/", 2)[2], payload])
     return out
@@ -109,7 +112,7 @@ def compare_run(a, b):
     if a is None or b is None:
         return ["a run failed"]
     diffs = []
-    for key in ("wake", "intents", "rejected", "actions", "ended"):
+    for key in ("wake", "intents", "rejected", "actions", "ended", "said"):
         if a[key] != b[key]:
             diffs.append(f"{key}: x86-64 {json.dumps(a[key])} vs aarch64 {json.dumps(b[key])}")
     if len(a["transcripts"]) != len(b["transcripts"]):

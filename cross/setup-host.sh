@@ -3,8 +3,11 @@
 # build under emulation (cross/run-aarch64-qemu.sh). Not part of CI. A second run only checks.
 #
 # - Cross gcc/g++ and libc headers, and the target's ALSA through Debian multiarch (libasound2-dev:arm64).
+# - espeak-ng for aarch64 (libespeak-ng-dev:arm64): sotto-tts links libespeak-ng (the voice's phonemes).
+#   Multi-Arch: same pulls the host's amd64 copies of shared dependencies (libsystemd0, liblzma5 ...)
+#   to the same bookworm point release as their arm64 twins.
 # - The aarch64 runtime libraries as multiarch packages (libc6:arm64, libstdc++6:arm64, libgomp1:arm64,
-#   libasound2:arm64): the emulated programs take loader *and* libc from this one package set (`-L /`).
+#   libasound2:arm64, libespeak-ng1:arm64): the emulated programs take loader *and* libc from this one package set (`-L /`).
 #   Mixing the cross toolchain's ld.so (/usr/aarch64-linux-gnu) with the multiarch libc.so.6 is what made
 #   every guest thread spin in pthread_create; see cross/README.md, "Why threads hung".
 # - qemu-user >= 8 (ONNX Runtime reads /proc/cpuinfo; 7.2 passes the host's x86 one through and ORT
@@ -17,8 +20,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/qemu-env.sh"
 
 pkgs=(cmake clang libclang-dev pkg-config file
-      gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross libasound2-dev:arm64
-      libc6:arm64 libstdc++6:arm64 libgomp1:arm64 libasound2:arm64)
+      gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross libasound2-dev:arm64 libespeak-ng-dev:arm64
+      libc6:arm64 libstdc++6:arm64 libgomp1:arm64 libasound2:arm64 libespeak-ng1:arm64)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
