@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use sotto_tests::daemon::{one_at_a_time, pcm_of, repo_root, silence, unique_site, write_config, LiveDaemon};
+use sotto_tests::daemon::{
+    one_at_a_time, pcm_bytes, pcm_of, repo_root, silence, unique_site, write_config, LiveDaemon,
+};
 use sotto_tests::mqtt::{publish, MqttMessage, MqttSubscriber};
 use sotto_tests::secure_mqtt::{SecureMosquitto, SecureOptions};
 
@@ -56,10 +58,9 @@ fn the_documented_acl_lets_the_daemon_work_and_confines_its_user() {
     // silence heard while waiting for the answer stays well under the 4 s no-speech window, however
     // much of the command's tail the daemon had read before it asked.
     let dialogue = pcm_of(&repo_root().join("tests/fixtures/dialogue/jarvis_factory_stop_yes.wav"));
-    let at = |seconds_x10: usize| 16_000 * 2 * seconds_x10 / 10;
-    daemon.speak_pcm(&dialogue[..at(43)]);
+    daemon.speak_pcm(&dialogue[..pcm_bytes(4.3)]);
     daemon.wait_for_log("waiting for a spoken yes/no", Duration::from_secs(200));
-    daemon.speak_pcm(&dialogue[at(63)..]);
+    daemon.speak_pcm(&dialogue[pcm_bytes(6.3)..]);
     daemon.speak_pcm(&silence(1.0));
     daemon.wait_for_log("confirmed", Duration::from_secs(200));
     let (ok, log) = daemon.finish();

@@ -356,6 +356,11 @@ pub fn pcm_of(wav: &Path) -> Vec<u8> {
     out.stdout
 }
 
+/// Bytes of `seconds` of the 16 kHz s16le PCM that [`pcm_of`] gives: an offset that stays on a sample.
+pub fn pcm_bytes(seconds: f32) -> usize {
+    (seconds * 16_000.0) as usize * 2
+}
+
 pub fn silence(seconds: f32) -> Vec<u8> {
-    vec![0u8; (seconds * 16_000.0) as usize * 2]
+    vec![0u8; pcm_bytes(seconds)]
 }
