@@ -61,7 +61,7 @@ conv="$(ls -d "$conv_dir"/llama_cpp_python-*/vendor/llama.cpp 2>/dev/null | head
 if [ -z "$conv" ]; then
   say "fetching llama.cpp's convert_lora_to_gguf.py (llama-cpp-python source distribution)"
   mkdir -p "$conv_dir"
-  "$venv/bin/pip" download --quiet --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$conv_dir"
+  "$venv/bin/pip" download --quiet --no-deps --no-binary llama-cpp-python llama-cpp-python==0.3.36 -d "$conv_dir"
   tar -xzf "$conv_dir"/llama_cpp_python-0.3.36.tar.gz -C "$conv_dir"
   conv="$conv_dir/llama_cpp_python-0.3.36/vendor/llama.cpp"
 fi
