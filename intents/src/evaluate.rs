@@ -31,9 +31,28 @@ pub fn read_cases(path: &Path) -> Result<Vec<Case>, String> {
 }
 
 fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
-    match (a.as_f64(), b.as_f64()) {
-        (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+    // Free text is a span of the transcript: the recogniser's capitals and closing punctuation
+    // ("coolant pressure is dropping!") are not a different action.
+    let text = |s: &str| s.trim_end_matches(|c: char| c.is_ascii_punctuation() || c.is_whitespace()).to_lowercase();
+    match (a.as_f64(), b.as_f64(), a.as_str(), b.as_str()) {
+        (Some(x), Some(y), ..) => (x - y).abs() < 1e-9,
+        (.., Some(x), Some(y)) => text(x) == text(y),
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_value;
+    use serde_json::json;
+
+    #[test]
+    fn free_text_ignores_closing_punctuation_and_case_but_not_words() {
+        assert!(same_value(&json!("Coolant pressure is dropping!"), &json!("coolant pressure is dropping")));
+        assert!(same_value(&json!(21), &json!(21.0)));
+        assert!(!same_value(&json!("willow drive"), &json!("305 willow drive")));
+        assert!(!same_value(&json!("on"), &json!("off")));
+        assert!(!same_value(&json!("21"), &json!(21)));
     }
 }
 

@@ -460,9 +460,15 @@ def main():
                     continue
                 seen.add(text.lower())
                 choice = f'{name}"'
+                slots = {k: json.loads(v) for k, v in values.items()}
+                # The expected action, as the resolver completes it: a slot the schema gives a
+                # default is filled with it (the answer leaves it out, as the user did).
+                for s in intent.slots if intent else []:
+                    if s.default is not None and s.name not in slots:
+                        slots[s.name] = s.default
                 out[target].append({
                     "text": text, "intent": None if name == "none" else name,
-                    "slots": {k: json.loads(v) for k, v in values.items()},
+                    "slots": slots,
                     "prompt": short_prompt(text), "choice": choice, "rest": rest,
                     "pattern": uid, "kind": kind,
                 })
