@@ -41,6 +41,23 @@ LM_COMMANDS = [
     ("give me a shout in five minutes", "timer.start"),
     ("the bedroom is too bright, kill the lights", "light.set"),
     ("tell me how the CNC mill is doing right now", "machine.status"),
+    # Added so that the model path is measured on at least 20 utterances (issue 13).
+    ("the hallway is pitch dark, I can't see a thing", "light.set"),
+    ("my side of the car is boiling, bring it down to nineteen", "climate.set_temperature"),
+    ("ping me in a quarter of an hour", "timer.start"),
+    ("any news on how conveyor one is running", "machine.status"),
+    ("we're heading out, make sure the front door is bolted", "lock.set"),
+    ("I need some air, drop the passenger window", "window.set"),
+    ("the rear glass is all misted up, sort it out", "climate.defrost"),
+    ("the battery is nearly flat, where can I plug the car in around here", "nav.find_nearby"),
+    ("take us over to 14 harbour street", "nav.navigate_to"),
+    ("dim the bedroom down to about a quarter", "light.brightness"),
+    ("this song is too quiet, crank it up to eighty", "media.volume"),
+    ("hold the music for a moment", "media.control"),
+    ("more air from the vents please, level four", "climate.set_fan"),
+    ("my back is cold, warm my seat up a notch to two", "seat.set_heating"),
+    ("the robot cell's gripper keeps dropping parts, log a fault", "fault.report"),
+    ("walk me through the lockout procedure", "procedure.lookup"),
 ]
 
 

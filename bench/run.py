@@ -132,7 +132,8 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
     site = f"bench-{tag}-{os.getpid()}"
     config = os.path.join(tmp, f"{tag}.toml")
     with open(config, "w") as f:
-        f.write(sr.config_text(broker, site, slm))
+        adapter = f'adapter = "{args.lm_adapter}"\n' if slm and args.lm_adapter != "none" else ""
+        f.write(sr.config_text(broker, site, slm, adapter))
     # At the recorded speed, as from a microphone: what happens during the trailing silence
     # (speculative speech-to-text) counts as it would live. Each command is still handled before
     # the audio after it.
@@ -363,6 +364,8 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--idle-s", type=float, default=None, help="seconds of idle audio (default 600, --quick 60)")
     ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--lm-adapter", default="gemma3-270m-sotto-lora",
+                    help="[slm] adapter of the language-model run: a store id or .gguf file; none = the base model, few-shot")
     ap.add_argument("--barista-levels", help="comma-separated SNRs and/or clean (default: all eight; --quick: clean,12)")
     ap.add_argument("--broker", help="HOST:PORT of an existing broker (default: a private mosquitto)")
     ap.add_argument("--sotto", default=os.path.join(RELEASE, "sotto"))
@@ -381,7 +384,7 @@ def main():
     broker = sr.Broker(args.broker)
     result = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_start": os.getloadavg()},
-              "args": {"quick": args.quick, "repeat": args.repeat, "idle_s": args.idle_s, "barista_levels": args.barista_levels,
+              "args": {"quick": args.quick, "repeat": args.repeat, "lm_adapter": args.lm_adapter, "idle_s": args.idle_s, "barista_levels": args.barista_levels,
                        "broker": args.broker or "private mosquitto"},
               "utterance_sets": {"grammar+fixture": len(grammar), "lm": len(lm)}}
     try:

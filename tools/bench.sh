@@ -16,7 +16,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$here/tools/env.sh"
 
 quick=()
-for a in "$@"; do [[ "$a" == "--quick" ]] && quick=(--per-domain 6 --negatives 4 --lm 8); done
+for a in "$@"; do [[ "$a" == "--quick" ]] && quick=(--per-domain 6 --negatives 4); done
 
 missing=()
 for tool in mosquitto mosquitto_sub mosquitto_pub sox espeak-ng; do
