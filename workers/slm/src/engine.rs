@@ -26,6 +26,12 @@ use sotto_workers::{Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, P
 /// Candidates scored side by side in one batch, each in its own KV-cache sequence.
 const SCORE_SEQUENCES: usize = 15;
 
+/// Candidate tokens scored in one batch. Each needs a row of logits over the whole vocabulary
+/// (1 MiB with Gemma's 262k tokens), and llama.cpp keeps its output buffer at the largest batch
+/// it has seen: fifteen intent names in one batch grew the worker by some 70 MiB for its whole life.
+/// A shortlist of four plus `none` fits in one batch; warm-up's priors over every intent take more.
+const SCORE_OUTPUTS: usize = 32;
+
 /// A LoRA adapter to apply on the base model.
 pub struct Lora<'a> {
     pub path: &'a Path,
@@ -322,7 +328,9 @@ impl Engine {
                 bail!("candidate {:?} is longer than a batch of {} tokens", candidates[k], self.n_batch);
             }
             match groups.last_mut() {
-                Some(g) if g.len() < SCORE_SEQUENCES && group_tokens + body <= self.n_batch => g.push(k),
+                Some(g) if g.len() < SCORE_SEQUENCES && group_tokens + body <= SCORE_OUTPUTS.min(self.n_batch) => {
+                    g.push(k)
+                }
                 _ => {
                     groups.push(vec![k]);
                     group_tokens = 0;
