@@ -384,6 +384,33 @@ fn the_language_model_fallback_never_publishes_outside_the_schema() {
     assert!(printed.iter().any(|p| p.topic == "hermes/dialogueManager/sessionEnded"), "{printed:#?}");
 }
 
+/// A request in the user's own words that no template covers ("more air from the vents please,
+/// level four"), spoken: the grammar finds nothing it may act on, the language model with the
+/// distilled adapter resolves it, and the action carries exactly the level that was said.
+#[test]
+fn a_paraphrase_the_grammar_misses_is_served_by_the_distilled_model() {
+    let _one = one_at_a_time();
+    let site = unique_site("model-path");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n\n[[wake.models]]\nname = \"alexa\"\n\n[tts]\nresponses = false\n\n[slm]\nenabled = true\ntimeout_s = 60\nadapter = \"gemma3-270m-sotto-lora\"\n"
+        ),
+    );
+    let wav = sotto_tests::daemon::repo_root().join("tests/fixtures/model_path/alexa_vehicle_fan_paraphrase.wav");
+    let (output, printed) = run_on_file(&config, &wav);
+    let log = String::from_utf8_lossy(&output.stderr);
+    let fan = format!("sotto/{site}/vehicle/climate/fan");
+    let status = format!("sotto/{site}/status");
+    let actions: Vec<&Printed> =
+        printed.iter().filter(|p| p.topic.starts_with(&format!("sotto/{site}/")) && p.topic != status).collect();
+    assert_eq!(actions.len(), 1, "one action, the fan's: {printed:#?}");
+    assert_eq!(actions[0].topic, fan, "{printed:#?}");
+    assert_eq!(actions[0].payload["level"], json!(4), "{:?}", actions[0].payload);
+    assert!(log.contains("resolver=Some(Slm)"), "resolved by the language model, not the grammar:\n{log}");
+}
+
 /// The dialogue is never deaf: a risky command whose question nobody answers, then three more
 /// commands back to back, each with its own wake word. The question ends when the next wake word
 /// is heard, and every later command is served.
