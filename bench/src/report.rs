@@ -97,6 +97,20 @@ fn goals(s: &mut String, run: &Value) {
         format!("{}×", spread(&run["ratios"]["e2e_p50:python-stack"], 2)),
         py.map(|x| x >= 3.0),
     );
+    // From the endpoint decision, a command decided early at a pause counts almost nothing, so that
+    // ratio flatters Sotto whenever early decisions happen; counted from the speech's real end, the
+    // silence each stack waited is in both.
+    let end = |v: &Value| num(&v["from_speech_end_p50_ms"]);
+    let real_end = end(&run["peer_summary"]["python-stack"]["grammar_set"])
+        .zip(end(&sum["grammar"]))
+        .filter(|(_, mine)| *mine > 0.0)
+        .map(|(peer, mine)| peer / mine);
+    row(
+        s,
+        "the same from the speech's real end (p50 ratio, trailing silence included)",
+        real_end.map_or("n/a".into(), |x| format!("{x:.2}×")),
+        real_end.map(|x| x >= 3.0),
+    );
     row(s, "idle listening < 5% of one core", pct_core(&run["idle"]["idle_cpu_s_per_audio_s"]), idle.map(|x| x < 0.05));
     row(
         s,
