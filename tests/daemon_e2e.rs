@@ -2,6 +2,7 @@
 //! Whisper, intents, and MQTT against the real Mosquitto on 127.0.0.1:1883.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::json;
@@ -25,13 +26,18 @@ fn config_for(site: &str, wake: &str, extra: &str) -> String {
 /// this site (Hermes events filtered by `siteId`, and the site's own topics), plus what the
 /// daemon printed.
 fn speak(wav: &str, wake: &str, extra: &str) -> (String, Vec<MqttMessage>, Vec<Printed>) {
+    speak_file(&fixture(wav), wake, extra)
+}
+
+/// [`speak`] for a recording outside `tests/fixtures/audio/`.
+fn speak_file(wav: &Path, wake: &str, extra: &str) -> (String, Vec<MqttMessage>, Vec<Printed>) {
     let _one = one_at_a_time();
-    let site = unique_site(wav.trim_end_matches(".wav"));
+    let site = unique_site(&wav.file_stem().expect("a file name").to_string_lossy());
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &config_for(&site, wake, extra));
     let own = format!("sotto/{site}/#");
     let subscriber = MqttSubscriber::start(MOSQUITTO, &["hermes/#", &own], None);
-    let (_, printed) = run_on_file(&config, &fixture(wav));
+    let (_, printed) = run_on_file(&config, wav);
     let seen = subscriber
         .drain(Duration::from_millis(1500))
         .into_iter()
@@ -52,8 +58,20 @@ fn payload_of<'a>(messages: &'a [MqttMessage], topic: &str) -> &'a serde_json::V
         .payload
 }
 
-/// The Hermes sequence of a recognised command, then its action, in publication order.
+/// The Hermes sequence of a command the grammar recognised, then its action, in publication order.
 fn assert_command(seen: &[MqttMessage], wake: &str, intent: &str, action_topic: &str, action: serde_json::Value) {
+    assert_command_by(seen, "grammar", wake, intent, action_topic, action);
+}
+
+/// [`assert_command`] for a command that `resolver` (as the command report names it) recognised.
+fn assert_command_by(
+    seen: &[MqttMessage],
+    resolver: &str,
+    wake: &str,
+    intent: &str,
+    action_topic: &str,
+    action: serde_json::Value,
+) {
     let expected = [
         format!("hermes/hotword/{wake}/detected"),
         "hermes/dialogueManager/sessionStarted".into(),
@@ -78,7 +96,7 @@ fn assert_command(seen: &[MqttMessage], wake: &str, intent: &str, action_topic: 
     let report = payload_of(seen, &report_topic);
     assert_eq!(
         (&report["intent"], &report["decision"], &report["resolver"]),
-        (&json!(intent), &json!("execute"), &json!("grammar"))
+        (&json!(intent), &json!("execute"), &json!(resolver))
     );
     assert!(report["end_of_speech_to_action_ms"].as_f64().is_some_and(|ms| ms > 0.0), "{report}");
     assert_eq!(payload_of(seen, &counters_topic)["actions"], json!(1));
@@ -389,26 +407,11 @@ fn the_language_model_fallback_never_publishes_outside_the_schema() {
 /// distilled adapter resolves it, and the action carries exactly the level that was said.
 #[test]
 fn a_paraphrase_the_grammar_misses_is_served_by_the_distilled_model() {
-    let _one = one_at_a_time();
-    let site = unique_site("model-path");
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[mqtt]\nbroker = \"embedded\"\nport = 0\nsite_id = \"{site}\"\n\n[[wake.models]]\nname = \"alexa\"\n\n[tts]\nresponses = false\n\n[slm]\nenabled = true\ntimeout_s = 60\nadapter = \"gemma3-270m-sotto-lora\"\n"
-        ),
-    );
     let wav = sotto_tests::daemon::repo_root().join("tests/fixtures/model_path/alexa_vehicle_fan_paraphrase.wav");
-    let (output, printed) = run_on_file(&config, &wav);
-    let log = String::from_utf8_lossy(&output.stderr);
-    let fan = format!("sotto/{site}/vehicle/climate/fan");
-    let status = format!("sotto/{site}/status");
-    let actions: Vec<&Printed> =
-        printed.iter().filter(|p| p.topic.starts_with(&format!("sotto/{site}/")) && p.topic != status).collect();
-    assert_eq!(actions.len(), 1, "one action, the fan's: {printed:#?}");
-    assert_eq!(actions[0].topic, fan, "{printed:#?}");
-    assert_eq!(actions[0].payload["level"], json!(4), "{:?}", actions[0].payload);
-    assert!(log.contains("resolver=Some(Slm)"), "resolved by the language model, not the grammar:\n{log}");
+    let (site, seen, _) =
+        speak_file(&wav, "alexa", "[slm]\nenabled = true\ntimeout_s = 60\nadapter = \"gemma3-270m-sotto-lora\"\n");
+    let action = format!("sotto/{site}/vehicle/climate/fan");
+    assert_command_by(&seen, "slm", "alexa", "climate.set_fan", &action, json!({"level": 4}));
 }
 
 /// The dialogue is never deaf: a risky command whose question nobody answers, then three more
