@@ -429,6 +429,8 @@ enum Flow {
 struct FaultyProxy {
     port: u16,
     flow: Arc<Mutex<Flow>>,
+    /// Every byte the proxy has swallowed, either way.
+    swallowed: Arc<Mutex<Vec<u8>>>,
     cut: tokio::sync::watch::Sender<u64>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -438,26 +440,34 @@ impl FaultyProxy {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let flow = Arc::new(Mutex::new(Flow::Pass));
+        let swallowed = Arc::new(Mutex::new(Vec::new()));
         let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (flow2, cut2) = (flow.clone(), cut.clone());
+        let (flow2, cut2, swallowed2) = (flow.clone(), cut.clone(), swallowed.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(broker) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await else { continue };
                 let mut cut_rx = cut2.subscribe();
                 cut_rx.borrow_and_update();
-                let flow = flow2.clone();
+                let (flow, swallowed) = (flow2.clone(), swallowed2.clone());
                 tokio::spawn(async move {
                     let (client_rd, client_wr) = client.into_split();
                     let (broker_rd, broker_wr) = broker.into_split();
                     tokio::select! {
-                        _ = pump(client_rd, broker_wr, flow.clone(), Flow::DropUp) => {}
-                        _ = pump(broker_rd, client_wr, flow, Flow::DropDown) => {}
+                        _ = pump(client_rd, broker_wr, flow.clone(), Flow::DropUp, swallowed.clone()) => {}
+                        _ = pump(broker_rd, client_wr, flow, Flow::DropDown, swallowed) => {}
                         _ = cut_rx.changed() => {}
                     }
                 });
             }
         });
-        FaultyProxy { port, flow, cut, task }
+        FaultyProxy { port, flow, swallowed, cut, task }
+    }
+
+    /// Whether the bytes of `text` were among those swallowed. The hub counts a packet in flight
+    /// once it wrote it, which can be before the proxy read it: a test that lets the flow pass
+    /// again must first see the packet swallowed, or the proxy forwards it after all.
+    fn has_swallowed(&self, text: &str) -> bool {
+        self.swallowed.lock().unwrap().windows(text.len()).any(|w| w == text.as_bytes())
     }
 
     fn set(&self, flow: Flow) {
@@ -480,6 +490,7 @@ async fn pump(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     flow: Arc<Mutex<Flow>>,
     swallowed_when: Flow,
+    swallowed: Arc<Mutex<Vec<u8>>>,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
@@ -489,6 +500,7 @@ async fn pump(
             Ok(n) => n,
         };
         if *flow.lock().unwrap() == swallowed_when {
+            swallowed.lock().unwrap().extend_from_slice(&buf[..n]);
             continue;
         }
         if to.write_all(&buf[..n]).await.is_err() {
@@ -523,6 +535,7 @@ async fn publish_lost_in_transit_is_sent_again_after_reconnect() {
         (stats.handed, stats.in_flight) == (0, 1)
     })
     .await;
+    wait_until("the proxy swallowed the PUBLISH", Duration::from_secs(5), || proxy.has_swallowed(&topic)).await;
     proxy.set(Flow::Pass);
     proxy.cut_all();
 
