@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::numbers::{parse_duration, parse_number};
+use crate::numbers::{parse_duration, parse_number, SpokenNumber};
 use crate::schema::{EnumValue, Intent, Slot, SlotKind, SlotValue};
 use crate::template::Expr;
 use crate::text::{is_filler, phonetic_key, substitution_cost, tokenize, VocabWord};
@@ -49,9 +49,10 @@ const MAX_MEAN_RIVAL: f32 = 0.2;
 pub struct Heard {
     words: Vec<String>,
     keys: Vec<String>,
-    /// The words of the last clause (after the last , ; . ! ? : that ends one): what the speaker
-    /// ends with is what they ask ("I'm off to bed, lights out").
-    last_clause: Vec<String>,
+    /// Each clause (cut at a , ; . ! ? : that ends one) as a range of `words`, in order.
+    clauses: Vec<(usize, usize)>,
+    /// Clauses whose first word is "we're": tokenised as "were", which opens a question.
+    we_are: Vec<bool>,
     /// How far a heard value may be from a synonym on average (see [`MAX_MEAN_MISHEARING`]).
     max_mishearing: f32,
 }
@@ -61,8 +62,18 @@ impl Heard {
         let mut words = tokenize(transcript);
         words.truncate(crate::matcher::MAX_WORDS);
         let keys = words.iter().map(|w| phonetic_key(w)).collect();
-        let last_clause = clauses(transcript).into_iter().map(tokenize).rfind(|c| !c.is_empty()).unwrap_or_default();
-        Heard { words, keys, last_clause, max_mishearing: MAX_MEAN_MISHEARING }
+        let (mut ranges, mut we_are, mut at) = (Vec::new(), Vec::new(), 0);
+        for c in clauses(transcript) {
+            let n = tokenize(c).len();
+            let (a, b) = (at.min(words.len()), (at + n).min(words.len()));
+            if a < b {
+                ranges.push((a, b));
+                let first = c.split_whitespace().next().unwrap_or("").to_lowercase().replace('\u{2019}', "'");
+                we_are.push(first.trim_matches(|ch: char| !ch.is_alphanumeric() && ch != '\'') == "we're");
+            }
+            at += n;
+        }
+        Heard { words, keys, clauses: ranges, we_are, max_mishearing: MAX_MEAN_MISHEARING }
     }
 
     /// `template_fit`: the grammar's match confidence, when a template matched the words.
@@ -98,7 +109,9 @@ impl Heard {
         }
         // A synonym of filler words only ("up") must be heard as such.
         let all_filler = expected.iter().all(|e| is_filler(&e.text));
-        let content = |e: &VocabWord| all_filler || !is_filler(&e.text);
+        // A particle is what tells "roll up" from "roll down" and "wind up" from "window": it may
+        // not be dropped from a value's words, as other fillers may.
+        let content = |e: &VocabWord| all_filler || !is_filler(&e.text) || matches!(e.text.as_str(), "up" | "in");
         let n = self.words.len();
         let m = expected.len();
         // cost[k][p]: synonym words ..k aligned, ending before heard word p (content cost only),
@@ -173,21 +186,42 @@ impl Heard {
             .map(|x| x.canonical.clone())
     }
 
-    /// Every span's number value, and durations in seconds.
-    fn spans<T>(&self, parse: impl Fn(&[&str]) -> Option<T>) -> Vec<T> {
+    /// Every span's number value, and durations in seconds, with the span's range of words.
+    fn spans<T>(&self, parse: impl Fn(&[&str]) -> Option<T>) -> Vec<((usize, usize), T)> {
         let refs: Vec<&str> = self.words.iter().map(String::as_str).collect();
         let mut out = Vec::new();
         for i in 0..refs.len() {
             for j in i + 1..=(i + MAX_SPAN).min(refs.len()) {
                 if let Some(v) = parse(&refs[i..j]) {
-                    out.push(v);
+                    out.push(((i, j), v));
                 }
             }
         }
         out
     }
 
+    /// The numbers said, each from its longest reading: "twenty one" is 21, and neither 20 nor 1.
+    fn numbers(&self) -> Vec<((usize, usize), SpokenNumber)> {
+        outermost(self.spans(parse_number), &[])
+    }
+
+    /// The durations said, in seconds, each from its longest reading (a bare number counts as
+    /// seconds): "a quarter of an hour" is 900, not the hour inside it, and "five minutes" is not
+    /// five seconds.
+    fn durations(&self) -> Vec<((usize, usize), f64)> {
+        let durations = self.spans(parse_duration);
+        let numbers: Vec<((usize, usize), f64)> =
+            self.spans(parse_number).into_iter().map(|(at, n)| (at, n.value)).collect();
+        let all: Vec<(usize, usize)> = durations.iter().chain(&numbers).map(|(at, _)| *at).collect();
+        outermost(durations.into_iter().chain(numbers).collect(), &all)
+    }
+
     fn number_said(&self, slot: &Slot, v: f64) -> bool {
+        !self.number_spans(slot, v).is_empty()
+    }
+
+    /// Where number `v` of `slot` was said.
+    fn number_spans(&self, slot: &Slot, v: f64) -> Vec<(usize, usize)> {
         let (min, max, percent) = match &slot.kind {
             SlotKind::Integer { min, max, percent, .. } | SlotKind::Number { min, max, percent, .. } => {
                 (*min, *max, *percent)
@@ -195,17 +229,88 @@ impl Heard {
             _ => (None, None, false),
         };
         let same = |a: f64| (a - v).abs() < 1e-6;
-        self.spans(parse_number).into_iter().any(|n| {
-            same(n.value)
-                || (percent && n.fraction_only && same(n.value * 100.0))
-                || (n.value == f64::INFINITY && max.is_some_and(same))
-                || (n.value == f64::NEG_INFINITY && min.is_some_and(same))
-        })
+        self.numbers()
+            .into_iter()
+            .filter(|(_, n)| {
+                same(n.value)
+                    || (percent && n.fraction_only && same(n.value * 100.0))
+                    || (n.value == f64::INFINITY && max.is_some_and(same))
+                    || (n.value == f64::NEG_INFINITY && min.is_some_and(same))
+            })
+            .map(|(at, _)| at)
+            .collect()
     }
 
     fn duration_said(&self, seconds: f64) -> bool {
+        !self.duration_spans(seconds).is_empty()
+    }
+
+    /// Where a duration of `seconds` was said (as a duration, or as a bare number of seconds).
+    fn duration_spans(&self, seconds: f64) -> Vec<(usize, usize)> {
         let same = |a: f64| (a.round() - seconds).abs() < 0.5;
-        self.spans(parse_duration).into_iter().any(same) || self.spans(parse_number).into_iter().any(|n| same(n.value))
+        self.durations().into_iter().filter(|(_, d)| same(*d)).map(|(at, _)| at).collect()
+    }
+
+    /// The values a number or duration slot could take from the words heard, as JSON numbers
+    /// (in range, whole for a whole-number slot); None for other kinds of slot.
+    pub fn said_values(&self, slot: &Slot) -> Option<Vec<String>> {
+        let (min, max, integer, percent) = match &slot.kind {
+            SlotKind::Integer { min, max, percent, .. } => (*min, *max, true, *percent),
+            SlotKind::Number { min, max, percent, .. } => (*min, *max, false, *percent),
+            SlotKind::Duration { min, max } => (*min, *max, true, false),
+            _ => return None,
+        };
+        let mut values: Vec<f64> = Vec::new();
+        if matches!(slot.kind, SlotKind::Duration { .. }) {
+            values.extend(self.durations().into_iter().map(|(_, d)| d.round()));
+        }
+        for (_, n) in self.numbers().into_iter().filter(|_| !matches!(slot.kind, SlotKind::Duration { .. })) {
+            values.push(n.value);
+            if percent && n.fraction_only {
+                values.push(n.value * 100.0);
+            }
+            if n.value == f64::INFINITY {
+                values.extend(max);
+            }
+            if n.value == f64::NEG_INFINITY {
+                values.extend(min);
+            }
+        }
+        let fits = |v: &f64| {
+            v.is_finite()
+                && min.is_none_or(|m| *v >= m)
+                && max.is_none_or(|m| *v <= m)
+                && (!integer || v.fract() == 0.0)
+        };
+        let mut out: Vec<String> = Vec::new();
+        for v in values.into_iter().filter(fits) {
+            let text = if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") };
+            if !out.contains(&text) {
+                out.push(text);
+            }
+        }
+        Some(out)
+    }
+
+    /// Where the answer's value of slot `name` was heard, whatever its kind (none for a default
+    /// nobody said).
+    fn value_spans(
+        &self,
+        intent: &Intent,
+        name: &str,
+        value: &SlotValue,
+        in_vocabulary: &dyn Fn(&str) -> bool,
+    ) -> Vec<(usize, usize)> {
+        let Some(slot) = intent.slot(name) else { return Vec::new() };
+        match (&slot.kind, value) {
+            (SlotKind::Integer { .. } | SlotKind::Number { .. }, SlotValue::Int(i)) => {
+                self.number_spans(slot, *i as f64)
+            }
+            (SlotKind::Integer { .. } | SlotKind::Number { .. }, SlotValue::Num(x)) => self.number_spans(slot, *x),
+            (SlotKind::Duration { .. }, SlotValue::Int(x)) => self.duration_spans(*x as f64),
+            (SlotKind::Duration { .. }, SlotValue::Num(x)) => self.duration_spans(*x),
+            _ => self.spans_of(slot, value, in_vocabulary),
+        }
     }
 
     fn text_at(&self, text: &str) -> Option<(usize, usize)> {
@@ -227,6 +332,16 @@ impl Heard {
         }
     }
 
+    /// Whether an enum value was heard clearly: a synonym's words exactly, or words of the same
+    /// sound ("bay" is not clearly "back", though grounding forgives it as a mishearing).
+    pub fn clearly_said(&self, slot: &Slot, value: &str, in_vocabulary: &dyn Fn(&str) -> bool) -> bool {
+        let SlotKind::Enum(values) = &slot.kind else { return false };
+        values
+            .iter()
+            .filter(|x| x.canonical == value)
+            .any(|x| !self.value_said(x, MAX_MEAN_RIVAL, in_vocabulary).is_empty())
+    }
+
     /// Whether a value of this slot is evidenced by the words heard.
     pub fn evidences(&self, slot: &Slot, value: &SlotValue, in_vocabulary: &dyn Fn(&str) -> bool) -> bool {
         match (&slot.kind, value) {
@@ -242,10 +357,30 @@ impl Heard {
         }
     }
 
+    /// The clause that carries the request: the last one where a value of the answer was heard
+    /// ("heater in the car to sixteen, my feet are cold": the reason after the request is not
+    /// what is asked; "is the front door locked, I can't remember" stays a question), else the
+    /// last clause, as the speaker ends with what they ask ("I'm off to bed, lights out").
+    fn request_clause(&self, heard_at: &[(usize, usize)]) -> Option<usize> {
+        let last = self.clauses.len().checked_sub(1)?;
+        Some(
+            (0..self.clauses.len())
+                .rev()
+                .find(|&k| {
+                    let (a, b) = self.clauses[k];
+                    heard_at.iter().any(|&(s, _)| a <= s && s < b)
+                })
+                .unwrap_or(last),
+        )
+    }
+
     /// Why these words are not a command, if they are not: a question (for an intent that is no
-    /// declared query) or a negated request.
-    pub fn not_a_command(&self, intent: &Intent) -> Option<&'static str> {
-        let w: Vec<&str> = self.last_clause.iter().map(String::as_str).skip_while(|w| is_opening(w)).collect();
+    /// declared query), a statement or a negated request. `heard_at`: where the answer's values
+    /// were heard, which says which clause is the request.
+    pub fn not_a_command(&self, intent: &Intent, heard_at: &[(usize, usize)]) -> Option<&'static str> {
+        let k = self.request_clause(heard_at)?;
+        let (a, b) = self.clauses[k];
+        let w: Vec<&str> = self.words[a..b].iter().map(String::as_str).skip_while(|w| is_opening(w)).collect();
         let polite = w.iter().position(|w| !matches!(*w, "please" | "just" | "no")).unwrap_or(w.len());
         if matches!(&w[polite..], ["dont" | "never", ..] | ["do", "not", ..]) {
             return Some("a negated request is not a command");
@@ -253,7 +388,7 @@ impl Heard {
         if intent.query {
             return None;
         }
-        if is_question(&w) {
+        if is_question(&w) && !(self.we_are[k] && w.first() == Some(&"were")) {
             return Some("a question, not a command");
         }
         if is_statement(&w) && !intent.templates.iter().any(copula_then_word) {
@@ -261,6 +396,16 @@ impl Heard {
         }
         None
     }
+}
+
+/// The readings not strictly inside a longer one (of `spans`, or of `also`): a number or a
+/// duration is what its whole phrase says.
+fn outermost<T>(spans: Vec<((usize, usize), T)>, also: &[(usize, usize)]) -> Vec<((usize, usize), T)> {
+    let ranges: Vec<(usize, usize)> = spans.iter().map(|(at, _)| *at).chain(also.iter().copied()).collect();
+    spans
+        .into_iter()
+        .filter(|((a, b), _)| !ranges.iter().any(|&(c, d)| c <= *a && *b <= d && (c, d) != (*a, *b)))
+        .collect()
 }
 
 /// The last clause of a transcript of several ("I'm off to bed, lights out in the lounge" →
@@ -496,7 +641,13 @@ pub fn check(
     template_fit: Option<f32>,
 ) -> Verdict {
     let heard = Heard::new(transcript).in_context(template_fit);
-    if let Some(why) = heard.not_a_command(intent) {
+    let heard_at: Vec<(usize, usize)> = match &checked {
+        Ok(slots) => {
+            slots.iter().flat_map(|(name, value)| heard.value_spans(intent, name, value, in_vocabulary)).collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    if let Some(why) = heard.not_a_command(intent, &heard_at) {
         return Verdict::NotACommand(why);
     }
     Verdict::Checked(match checked {

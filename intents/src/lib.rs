@@ -210,6 +210,12 @@ impl Intents {
         r
     }
 
+    /// Whether `word` is a word of the loaded domains (which a heard word then stands for, and
+    /// nothing else).
+    pub fn knows(&self, word: &str) -> bool {
+        self.matcher.knows(word)
+    }
+
     /// Prepares the language-model fallback (prompt prefix in the model's cache, calibration
     /// priors) so the first request that needs it is not the slow one.
     pub fn warm_up_slm(&self, lm: &mut dyn slm::LanguageModel, slm_config: &slm::SlmConfig) -> Result<(), SlmError> {
@@ -238,7 +244,7 @@ impl Intents {
     ) -> Resolution {
         let mut r = Resolution::none(0.0);
         let fit = (resolver == Resolver::Grammar).then_some(confidence);
-        let checked = match grounding::check(intent, text, checked, &|w| self.matcher.knows(w), fit) {
+        let checked = match grounding::check(intent, text, checked, &|w| self.knows(w), fit) {
             grounding::Verdict::Checked(c) => c,
             grounding::Verdict::NotACommand(why) => {
                 r.rejected_reason = Some(why.to_string());

@@ -189,6 +189,79 @@ fn a_request_after_a_preamble_is_understood() {
 }
 
 #[test]
+fn a_particle_is_part_of_the_value() {
+    let all = Intents::shipped();
+    // "window" sounds like the "wind" of "wind up", and "put" is the start of "put up": neither
+    // says "closed" without its "up".
+    let r = model_says(
+        &all,
+        "let some fresh air in through my window",
+        "window.set",
+        r#"", "window": "driver", "position": "closed"}"#,
+    );
+    refused(&r, "position `closed` was not said");
+    let r = model_says(
+        &all,
+        "put the passenger window down",
+        "window.set",
+        r#"", "window": "passenger", "position": "open"}"#,
+    );
+    served(&r, "window.set", &[("window", s("passenger")), ("position", s("open"))]);
+    let r = model_says(
+        &all,
+        "wind the passenger window up",
+        "window.set",
+        r#"", "window": "passenger", "position": "closed"}"#,
+    );
+    served(&r, "window.set", &[("window", s("passenger")), ("position", s("closed"))]);
+}
+
+#[test]
+fn a_number_is_what_its_whole_phrase_says() {
+    let all = Intents::shipped();
+    // "an hour" inside "a quarter of an hour", "twenty" inside "twenty one", "five" inside
+    // "five minutes": none is a value that was said.
+    let r = model_says(&all, "ping me in a quarter of an hour", "timer.start", r#"", "duration_s": 3600}"#);
+    refused(&r, "duration_s `3600` was not said");
+    let r = model_says(&all, "ping me in a quarter of an hour", "timer.start", r#"", "duration_s": 900}"#);
+    served(&r, "timer.start", &[("duration_s", SlotValue::Int(900))]);
+    let r = model_says(&all, "give me a shout in five minutes", "timer.start", r#"", "duration_s": 5}"#);
+    refused(&r, "duration_s `5` was not said");
+    let r =
+        model_says(&all, "the car should be twenty one degrees", "climate.set_temperature", r#"", "temperature": 20}"#);
+    assert!(!r.accepted(), "{r:?}");
+}
+
+#[test]
+fn a_reason_given_after_the_request_does_not_make_it_a_remark() {
+    let all = Intents::shipped();
+    // The clause with the values is the request; a statement or a "we're …" after it is the reason.
+    let r = model_says(
+        &all,
+        "heat the car to sixteen, my feet are cold",
+        "climate.set_temperature",
+        r#"", "temperature": 16}"#,
+    );
+    served(&r, "climate.set_temperature", &[("temperature", SlotValue::Num(16.0)), ("zone", s("all"))]);
+    let r =
+        model_says(&all, "switch conveyor two off, we're on break", "machine.stop", r#"", "machine": "conveyor_2"}"#);
+    served(&r, "machine.stop", &[("machine", s("conveyor_2"))]);
+    // A question stays a question when the words after it are the remark.
+    let r = model_says(
+        &all,
+        "is the front door locked, I can't remember",
+        "lock.set",
+        r#"", "door": "front", "state": "locked"}"#,
+    );
+    assert!(r.intent.is_none() && !r.accepted(), "{r:?}");
+    let r = all.parse("is the garage door locked, I forgot");
+    assert!(!r.accepted(), "{r:?}");
+    // A statement alone is still no command.
+    let r = model_says(&all, "the kitchen lights are on", "light.set", r#"", "room": "kitchen", "state": "on"}"#);
+    assert!(r.intent.is_none() && !r.accepted(), "{r:?}");
+}
+
+#[test]
 fn a_refused_reading_gives_way_to_a_close_one_that_is_served() {
     // Seat heating (0..3) and the house thermostat both have "heating": 22 only fits the thermostat.
     let r = Intents::shipped().parse("turn the heating up to 22");

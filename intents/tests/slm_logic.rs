@@ -196,3 +196,38 @@ fn the_short_prompt_is_the_one_the_adapter_is_trained_on() {
     all.resolve("the blower should go to four", Some(&mut lm), &SlmConfig::distilled());
     assert!(lm.prompts.last().unwrap().starts_with(slm::SHORT_INSTRUCTION), "{:?}", lm.prompts.last());
 }
+
+/// The grammar of one request offers the values grounding would accept: numbers and durations
+/// said, values heard clearly (required when they are not the default), spans of the words.
+#[test]
+fn the_arguments_grammar_of_a_request_offers_what_was_heard() {
+    use sotto_intents::grounding::Heard;
+    use sotto_intents::slm::{arguments_grammar_heard, Notation, Request};
+    let all = Intents::shipped();
+    let intent = |name: &str| all.intents().iter().find(|i| i.name == name).unwrap().clone();
+    let knows = |w: &str| all.knows(w);
+    let grammar = |name: &str, text: &str| {
+        let heard = Heard::new(text);
+        match arguments_grammar_heard(
+            &intent(name),
+            Notation::Lark,
+            Some(&Request { heard: &heard, in_vocabulary: &knows }),
+        ) {
+            Grammar::Lark(g) => g,
+            other => panic!("{other:?}"),
+        }
+    };
+    // The zone said is required (not left to the default `all`); the one temperature said is the only one.
+    let g = grammar("climate.set_temperature", "my side of the car is boiling, bring it down to nineteen");
+    assert!(g.contains("start: \"\\\"\" s0 s1 \"}\""), "{g}");
+    assert!(g.contains("(\"19\")") && g.contains("(\"\\\"driver\\\"\")"), "{g}");
+    // "a quarter of an hour" is 900 s, not the hour inside it.
+    let g = grammar("timer.start", "ping me in a quarter of an hour");
+    assert!(g.contains("(\"900\")"), "{g}");
+    // Free text: spans of the words only.
+    let g = grammar("nav.navigate_to", "take us over to 14 harbour street");
+    assert!(g.contains("\"harbour\" (\" \" s0w6)?") && !g.contains("[^"), "{g}");
+    // A door heard only as a near sound ("bay" for "back") is not offered alone.
+    let g = grammar("lock.set", "open the pod bay doors");
+    assert!(g.contains("\"\\\"front\\\"\"") && g.contains("\"\\\"back\\\"\""), "{g}");
+}
