@@ -239,6 +239,9 @@ pub fn start_slm(config: &Config, model: &PathBuf) -> anyhow::Result<SlmClient> 
     if let Some(adapter) = slm_adapter(config).map_err(|p| anyhow::anyhow!("{p}"))? {
         worker.args.extend(["--lora".into(), adapter.display().to_string()]);
         worker.args.extend(["--lora-scale".into(), config.slm.adapter_scale.to_string()]);
+        // The adapter is asked with the short prompt: a context of that size instead of the
+        // worker's default, whose cache is sized for the few-shot prompt.
+        worker.args.extend(["--ctx".into(), sotto_intents::slm::SHORT_PROMPT_CONTEXT.to_string()]);
     }
     SlmClient::start(worker).with_context(|| format!("starting the language-model worker on {}", model.display()))
 }

@@ -51,6 +51,8 @@ fn main() {
     if let Some(adapter) = &adapter {
         worker.args = vec!["--lora".into(), adapter.display().to_string()];
         worker.args.extend(["--lora-scale".into(), arg("--adapter-scale").unwrap_or_else(|| "1".into())]);
+        // The context the daemon gives the short prompt (daemon/src/engines.rs).
+        worker.args.extend(["--ctx".into(), sotto_intents::slm::SHORT_PROMPT_CONTEXT.to_string()]);
     }
     let mut client = sotto_workers::SlmClient::start(worker).expect("start the SLM worker (set SOTTO_WORKER_DIR)");
     let mut lm = WorkerLanguageModel(&mut client);

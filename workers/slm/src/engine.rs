@@ -27,11 +27,13 @@ use sotto_workers::{Generation, Grammar, Hello, ModelInfo, Scores, SlmTimings, P
 const SCORE_SEQUENCES: usize = 15;
 
 /// Candidate tokens scored in one batch (a longer candidate gets a batch of its own). Each needs a
-/// row of logits over the whole vocabulary (1 MiB with Gemma's 262k tokens), and llama.cpp keeps
-/// its output buffer at the largest batch it has seen: without this bound the worker's peak was
-/// 46 MiB higher for its whole life (benchmark with the adapter, 506 vs 460 MiB). A shortlist of
-/// four plus `none` fits in one batch; warm-up's priors over every intent take more.
-const SCORE_OUTPUTS: usize = 32;
+/// row of logits over the whole vocabulary (1 MiB with Gemma's 262k tokens), once in the compute
+/// buffer and once in the output buffer, which llama.cpp keeps at the largest batch it has seen.
+/// Measured with the adapter on the benchmark's language-model run (bench/run.py's 24
+/// paraphrases): peak 506 MiB unbounded, 460 at 32, and with the short prompt's context 432 at 32
+/// and 394 at 16, with the same intent-stage p50 at 16 and 32 (605 vs 604 ms): the weights are
+/// read once per batch, and the logits cost the same in smaller batches.
+const SCORE_OUTPUTS: usize = 16;
 
 /// A LoRA adapter to apply on the base model.
 pub struct Lora<'a> {
