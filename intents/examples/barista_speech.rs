@@ -2,7 +2,7 @@
 //! worker, then the grammar matcher with the barista domain, scored by intent + every slot.
 //!
 //! ```text
-//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST] [--no-grammar-pass] [--dump FILE] [--negatives LIST] [--max-drop NATS] [--max-improbable SHARE] [--min-word P]
+//! cargo run --release -p sotto-intents --example barista_speech -- [--snr clean,6,9,…] [--stt-model ID] [--cache FILE] [--no-prompt] [--beam N] [--files-from LIST] [--no-grammar-pass] [--dump FILE] [--negatives LIST] [--max-drop NATS] [--max-improbable SHARE] [--min-word P]
 //! ```
 //! `--negatives LIST`: also run out-of-domain speech (a TSV of `WAV<TAB>what is said`, paths
 //! relative to the list) at the same levels through the same rule, and count the intents each pass
@@ -48,6 +48,8 @@ struct Transcriber {
     cache: BTreeMap<String, Cached>,
     cache_out: std::fs::File,
     stt: Option<sotto_workers::SttClient>,
+    /// The speech-to-text model of the store (`--stt-model`, default `whisper-base`).
+    model: String,
     /// Score only what is already transcribed (fast matcher iterations while Whisper runs).
     cached_only: bool,
 }
@@ -69,8 +71,8 @@ impl Transcriber {
         }
         let client = self.stt.get_or_insert_with(|| {
             let store = sotto_models::Store::open().expect("model cache");
-            let model =
-                store.path("whisper-base").unwrap_or_else(|e| panic!("{e} (run `sotto models fetch whisper-base`)"));
+            let id = &self.model;
+            let model = store.path(id).unwrap_or_else(|e| panic!("{e} (run `sotto models fetch {id}`)"));
             let mut config = sotto_workers::WorkerConfig::new(model);
             // The benchmark shares the machine; a slow request is not a hung worker.
             config.request_timeout = std::time::Duration::from_secs(180);
@@ -212,11 +214,16 @@ fn main() {
     let use_prompt = !args.iter().any(|a| a == "--no-prompt");
     let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
     let cached_only = args.iter().any(|a| a == "--cached-only");
+    let model = arg("--stt-model").unwrap_or_else(|| "whisper-base".into());
     let cache_path = arg("--cache").map(PathBuf::from).unwrap_or_else(|| {
         let base = std::env::var_os("SOTTO_CACHE")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/sotto"));
-        base.join("barista-transcripts.jsonl")
+        // The cache keys do not name the model: another model gets a file of its own.
+        match model.as_str() {
+            "whisper-base" => base.join("barista-transcripts.jsonl"),
+            other => base.join(format!("barista-transcripts-{other}.jsonl")),
+        }
     });
     let dir = data_dir();
     let labels = read_labels(&dir).unwrap_or_else(|e| panic!("{e}"));
@@ -272,7 +279,7 @@ fn main() {
         }
     }
     let cache_out = std::fs::OpenOptions::new().create(true).append(true).open(&cache_path).unwrap();
-    let mut transcriber = Transcriber { cache, cache_out, stt: None, cached_only };
+    let mut transcriber = Transcriber { cache, cache_out, stt: None, model, cached_only };
     let noise = read_wav(&dir.join("noise_kitchen.wav"));
 
     println!(
