@@ -222,23 +222,36 @@ impl Heard {
 
     /// Where number `v` of `slot` was said.
     fn number_spans(&self, slot: &Slot, v: f64) -> Vec<(usize, usize)> {
+        self.readings(slot).into_iter().filter(|(_, x)| (x - v).abs() < 1e-6).map(|(at, _)| at).collect()
+    }
+
+    /// What the words said can mean for a number or duration slot, with where each was said: a
+    /// number, a fraction as a percentage for a percent slot ("a quarter" is 25), "max"/"minimum"
+    /// as the slot's bounds, a duration in seconds.
+    fn readings(&self, slot: &Slot) -> Vec<((usize, usize), f64)> {
         let (min, max, percent) = match &slot.kind {
+            SlotKind::Duration { .. } => return self.durations(),
             SlotKind::Integer { min, max, percent, .. } | SlotKind::Number { min, max, percent, .. } => {
                 (*min, *max, *percent)
             }
-            _ => (None, None, false),
+            _ => return Vec::new(),
         };
-        let same = |a: f64| (a - v).abs() < 1e-6;
-        self.numbers()
-            .into_iter()
-            .filter(|(_, n)| {
-                same(n.value)
-                    || (percent && n.fraction_only && same(n.value * 100.0))
-                    || (n.value == f64::INFINITY && max.is_some_and(same))
-                    || (n.value == f64::NEG_INFINITY && min.is_some_and(same))
-            })
-            .map(|(at, _)| at)
-            .collect()
+        let mut out = Vec::new();
+        for (at, n) in self.numbers() {
+            out.push((at, n.value));
+            if percent && n.fraction_only {
+                out.push((at, n.value * 100.0));
+            }
+            let bound = if n.value == f64::INFINITY {
+                max
+            } else if n.value == f64::NEG_INFINITY {
+                min
+            } else {
+                None
+            };
+            out.extend(bound.map(|b| (at, b)));
+        }
+        out
     }
 
     fn duration_said(&self, seconds: f64) -> bool {
@@ -254,28 +267,14 @@ impl Heard {
     /// The values a number or duration slot could take from the words heard, as JSON numbers
     /// (in range, whole for a whole-number slot); None for other kinds of slot.
     pub fn said_values(&self, slot: &Slot) -> Option<Vec<String>> {
-        let (min, max, integer, percent) = match &slot.kind {
-            SlotKind::Integer { min, max, percent, .. } => (*min, *max, true, *percent),
-            SlotKind::Number { min, max, percent, .. } => (*min, *max, false, *percent),
-            SlotKind::Duration { min, max } => (*min, *max, true, false),
+        let (min, max, integer) = match &slot.kind {
+            SlotKind::Integer { min, max, .. } => (*min, *max, true),
+            SlotKind::Number { min, max, .. } => (*min, *max, false),
+            SlotKind::Duration { min, max } => (*min, *max, true),
             _ => return None,
         };
-        let mut values: Vec<f64> = Vec::new();
-        if matches!(slot.kind, SlotKind::Duration { .. }) {
-            values.extend(self.durations().into_iter().map(|(_, d)| d.round()));
-        }
-        for (_, n) in self.numbers().into_iter().filter(|_| !matches!(slot.kind, SlotKind::Duration { .. })) {
-            values.push(n.value);
-            if percent && n.fraction_only {
-                values.push(n.value * 100.0);
-            }
-            if n.value == f64::INFINITY {
-                values.extend(max);
-            }
-            if n.value == f64::NEG_INFINITY {
-                values.extend(min);
-            }
-        }
+        let duration = matches!(slot.kind, SlotKind::Duration { .. });
+        let values = self.readings(slot).into_iter().map(|(_, x)| if duration { x.round() } else { x });
         let fits = |v: &f64| {
             v.is_finite()
                 && min.is_none_or(|m| *v >= m)
@@ -283,7 +282,7 @@ impl Heard {
                 && (!integer || v.fract() == 0.0)
         };
         let mut out: Vec<String> = Vec::new();
-        for v in values.into_iter().filter(fits) {
+        for v in values.filter(fits) {
             let text = if v.fract() == 0.0 { format!("{}", v as i64) } else { format!("{v}") };
             if !out.contains(&text) {
                 out.push(text);
