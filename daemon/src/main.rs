@@ -46,6 +46,7 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    sotto_workers::memory::fix_mmap_threshold();
     let cli = Cli::parse();
     init_logging(cli.log.as_deref());
     let result = match cli.command {

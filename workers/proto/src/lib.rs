@@ -10,6 +10,7 @@
 mod client;
 mod error;
 pub mod frame;
+pub mod memory;
 pub mod messages;
 pub mod server;
 mod supervisor;

@@ -95,6 +95,7 @@ pub fn run_worker<A, E>(
     mut handle: impl FnMut(&mut E, &Request, Vec<u8>) -> Reply,
 ) -> std::process::ExitCode {
     use std::process::ExitCode;
+    crate::memory::fix_mmap_threshold();
     let mut io = match WorkerIo::take() {
         Ok(io) => io,
         Err(e) => {
