@@ -3,8 +3,6 @@
 bench/results/latest.json, bench/REPORT.md and bench/plots/*.png. Started by tools/bench.sh.
 
     python3 bench/run.py [--quick] [--repeat N] [--idle-s S] [--no-peers] [--broker HOST:PORT]
-    python3 bench/run.py --model-path-ab [--repeat N] --out FILE   # the model path only, understanding
-                                                                   # at a pause vs at the endpoint
 
 Sotto is measured as deployed: `sotto run` against a Mosquitto broker, a subscriber timestamping
 each message on arrival. Per utterance: the endpoint decision (from the daemon's `latency` line),
@@ -122,7 +120,7 @@ def hermes_slots(payload):
     return {s.get("slotName"): (s.get("value") or {}).get("value") for s in msg.get("slots", [])}
 
 
-def sotto_commands(args, broker, entries, slm, tmp, tag, understand_ahead=True):
+def sotto_commands(args, broker, entries, slm, tmp, tag):
     """Runs `sotto run --input` on all `entries` in one stream; per-utterance results + process figures."""
     wav = os.path.join(tmp, f"{tag}.wav")
     # With the language model on, the daemon warms it up in the background after start (priors,
@@ -135,8 +133,7 @@ def sotto_commands(args, broker, entries, slm, tmp, tag, understand_ahead=True):
     config = os.path.join(tmp, f"{tag}.toml")
     with open(config, "w") as f:
         adapter = f'adapter = "{args.lm_adapter}"\n' if slm and args.lm_adapter != "none" else ""
-        ahead = "" if understand_ahead else "\n[intents]\nunderstand_ahead = false\n"
-        f.write(sr.config_text(broker, site, slm, adapter + ahead))
+        f.write(sr.config_text(broker, site, slm, adapter))
     # At the recorded speed, as from a microphone: what happens during the trailing silence
     # (speculative speech-to-text) counts as it would live. Each command is still handled before
     # the audio after it.
@@ -369,8 +366,6 @@ def main():
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--lm-adapter", default="gemma3-270m-sotto-lora",
                     help="[slm] adapter of the language-model run: a store id or .gguf file; none = the base model, few-shot")
-    ap.add_argument("--model-path-ab", action="store_true",
-                    help="only the language-model run, with intents.understand_ahead on and off in turn (--repeat times)")
     ap.add_argument("--barista-levels", help="comma-separated SNRs and/or clean (default: all eight; --quick: clean,12)")
     ap.add_argument("--broker", help="HOST:PORT of an existing broker (default: a private mosquitto)")
     ap.add_argument("--sotto", default=os.path.join(RELEASE, "sotto"))
@@ -392,13 +387,6 @@ def main():
               "args": {"quick": args.quick, "repeat": args.repeat, "lm_adapter": args.lm_adapter, "idle_s": args.idle_s, "barista_levels": args.barista_levels,
                        "broker": args.broker or "private mosquitto"},
               "utterance_sets": {"grammar+fixture": len(grammar), "lm": len(lm)}}
-    if args.model_path_ab:
-        try:
-            result["model_path_ab"] = model_path_ab(args, broker, lm, tmp)
-        finally:
-            broker.close()
-        write_result(args, result, started, tmp)
-        return
     try:
         runs = []
         # The set every peer runs on: the same files as Sotto's grammar and LM runs.
@@ -470,39 +458,14 @@ def main():
         "peers_skipped": peers_skipped,
         "peer_summary": peer_summary(peers, grammar, lm),
         "ratios": ratios(per_repeat, peer_runs, idle, wake, runs),
+        "wall_s": round(time.time() - started, 1),
     })
-    write_result(args, result, started, tmp)
-
-
-def write_result(args, result, started, tmp):
-    result["wall_s"] = round(time.time() - started, 1)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1, default=float)
         f.write("\n")
     shutil.rmtree(tmp, ignore_errors=True)
     log(f"wrote {args.out} in {result['wall_s']:.0f} s")
-
-
-def model_path_ab(args, broker, lm, tmp):
-    """The language-model run with the understanding started at a pause (`understand_ahead`, the
-    default) and at the endpoint, alternating so that both see the same machine."""
-    runs = {"ahead": [], "at_endpoint": []}
-    for k in range(args.repeat):
-        for name, ahead in (("ahead", True), ("at_endpoint", False)):
-            log(f"repeat {k + 1}/{args.repeat}: language-model run, understanding {name.replace('_', ' ')}")
-            runs[name].append(sotto_commands(args, broker, lm, True, tmp, f"lm-{name}{k}", understand_ahead=ahead))
-    out = {}
-    for name, rs in runs.items():
-        utts = [u for r in rs for u in r["utterances"]]
-        out[name] = {"lm": latency_summary(utts, "lm"), "any_resolver": latency_summary(utts),
-                     "resolvers": count_by([u.get("resolver") for u in utts]),
-                     "correct": sum(1 for u in utts if u.get("correct")), "utterances": len(utts),
-                     "peak_rss_mib": with_total(rs[-1]["peak_rss_mib"])}
-        s = out[name]["lm"] or {}
-        log(f"{name}: model path n={s.get('n')} p50 {s.get('e2e_p50_ms')} ms from the endpoint, "
-            f"{s.get('from_speech_end_p50_ms')} ms from the end of speech; correct {out[name]['correct']}/{len(utts)}")
-    return out
 
 
 def peer_summary(peers, grammar, lm):

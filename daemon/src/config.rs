@@ -188,10 +188,6 @@ pub struct IntentsConfig {
     /// answers it (`hermes/dialogueManager/endSession` with the answer, or `continueSession`);
     /// 0 = end at once (an answer with a text is still spoken).
     pub reply_timeout_s: f32,
-    /// Start understanding a command (second pass, language model) on the speculative transcript
-    /// of a pause, before the endpoint; off, they start at the endpoint, and a pause inside a
-    /// command never costs a wasted model answer.
-    pub understand_ahead: bool,
 }
 
 pub const SHIPPED_DOMAINS: &[&str] = &["vehicle", "factory", "home", "barista"];
@@ -202,7 +198,6 @@ impl Default for IntentsConfig {
             domains: SHIPPED_DOMAINS.iter().map(|d| d.to_string()).collect(),
             confirm_timeout_s: 10.0,
             reply_timeout_s: 4.0,
-            understand_ahead: true,
         }
     }
 }

@@ -146,6 +146,4 @@ pub struct Settings {
     pub early_decisions: bool,
     /// The pause after which a speculative transcription starts (`endpoint.speculate_after_ms`).
     pub speculate_after: Duration,
-    /// Understand the speculative transcript at once (`intents.understand_ahead`).
-    pub understand_ahead: bool,
 }

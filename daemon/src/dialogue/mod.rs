@@ -444,11 +444,7 @@ impl<C: Clock + Clone> Dialogue<C> {
     /// result is dropped; the work is not cancelled, so a command the grammar misses that pauses
     /// mid-sentence costs the model one wasted answer on that worker.
     fn understand_ahead(&mut self, out: &mut Vec<Effect>) {
-        if !self.settings.understand_ahead
-            || self.session.is_none()
-            || self.gate.pending().is_some()
-            || !matches!(self.phase, Phase::Listening)
-        {
+        if self.session.is_none() || self.gate.pending().is_some() || !matches!(self.phase, Phase::Listening) {
             return;
         }
         let job = self.next_job + 1;

@@ -49,7 +49,6 @@ pub(super) fn silent() -> Settings {
         reply_timeout: Duration::ZERO,
         early_decisions: false,
         speculate_after: Duration::from_millis(200),
-        understand_ahead: true,
     }
 }
 
@@ -351,18 +350,6 @@ fn speech_resumed_drops_the_understanding_started_at_the_pause() {
     let actions: Vec<_> = effects.iter().filter_map(|e| if let Effect::Act(a) = e { Some(a) } else { None }).collect();
     assert_eq!(actions.len(), 1);
     assert_eq!(actions[0].payload["state"], "on", "{:?}", actions[0]);
-    assert_eq!(h.dialogue.counters().understood_ahead, 0);
-}
-
-#[test]
-fn switched_off_the_understanding_starts_at_the_endpoint() {
-    let mut h = Harness::with(Settings { understand_ahead: false, ..silent() });
-    h.wake();
-    let (audio, effects) = pause_heard(&mut h, "turn on the kitchen lights");
-    assert!(effects.is_empty(), "{effects:?}");
-    let effects = h.on(Input::Utterance(audio));
-    assert_eq!(topics(&effects).last().map(String::as_str), Some("understand"), "{:?}", topics(&effects));
-    assert_eq!(acted(&h.understood()), ["light.set"]);
     assert_eq!(h.dialogue.counters().understood_ahead, 0);
 }
 

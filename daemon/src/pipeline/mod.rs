@@ -184,7 +184,6 @@ fn dialogue_settings(config: &Config) -> dialogue::Settings {
         reply_timeout: Duration::from_secs_f32(config.intents.reply_timeout_s),
         early_decisions: config.endpoint.early_after_ms > 0 && config.endpoint.speculate_after_ms > 0,
         speculate_after: Duration::from_millis(config.endpoint.speculate_after_ms as u64),
-        understand_ahead: config.intents.understand_ahead,
     }
 }
 
