@@ -194,26 +194,6 @@ pub fn load_intents(config: &Config) -> Result<Intents, Problems> {
 /// at a time per worker (the mutex), which is also what a worker process can serve.
 pub type Shared<T> = Arc<Mutex<T>>;
 
-/// The cascade's second pass on the shared speech-to-text worker, taken only for that request:
-/// an understanding that waits on the language model (one started at a pause, say) must not hold
-/// up the transcription of the next utterance.
-pub struct SharedTranscriber {
-    pub stt: Shared<SttClient>,
-    pub options: sotto_workers::TranscribeOptions,
-}
-
-impl sotto_intents::understand::Transcriber for SharedTranscriber {
-    fn transcribe_constrained(
-        &mut self,
-        samples: &[f32],
-        word_graph: &str,
-    ) -> Result<sotto_intents::understand::Heard, String> {
-        let mut client = self.stt.lock().unwrap_or_else(|p| p.into_inner());
-        WorkerTranscriber { client: &mut client, options: self.options.clone() }
-            .transcribe_constrained(samples, word_graph)
-    }
-}
-
 /// `--threads N` for a worker: 0 in the config means every core.
 fn thread_args(threads: u32) -> Vec<String> {
     let n = if threads == 0 { std::thread::available_parallelism().map_or(1, |n| n.get() as u32) } else { threads };

@@ -100,16 +100,6 @@ struct Speculation {
     result: Option<(Result<Heard, String>, f64)>,
     /// The front end was told to end the utterance here.
     early: bool,
-    /// The cascade run on that transcript, so that a command the grammar misses has its second
-    /// pass and its model answer by the endpoint instead of starting them there.
-    understanding: Option<Ahead>,
-}
-
-/// An understanding started before the endpoint, on a speculative transcript.
-#[derive(Debug)]
-struct Ahead {
-    job: u64,
-    result: Option<Result<Box<Understanding>, String>>,
 }
 
 pub struct Dialogue<C: Clock + Clone> {
@@ -280,14 +270,8 @@ impl<C: Clock + Clone> Dialogue<C> {
         if self.speculation.take().is_some() {
             self.counters.speculations_discarded += 1;
         }
-        self.speculation = Some(Speculation {
-            job,
-            audio: audio.clone(),
-            started: self.clock.now(),
-            result: None,
-            early: false,
-            understanding: None,
-        });
+        self.speculation =
+            Some(Speculation { job, audio: audio.clone(), started: self.clock.now(), result: None, early: false });
         out.push(Effect::Transcribe { job, audio });
     }
 
@@ -317,7 +301,7 @@ impl<C: Clock + Clone> Dialogue<C> {
                 match s.result {
                     Some((result, compute_ms)) => {
                         let timing = Timing { endpoint_at: now, stt_ms: 0.0, stt_compute_ms: compute_ms, from_pause };
-                        self.on_transcript(audio, result, timing, s.understanding, out);
+                        self.on_transcript(audio, result, timing, out);
                     }
                     None => {
                         self.phase = Phase::Transcribing { job: s.job, audio, started: now, from_pause };
@@ -353,7 +337,6 @@ impl<C: Clock + Clone> Dialogue<C> {
             tracing::debug!(ms = s.started.elapsed().as_millis() as u64, "speculative transcript ready");
             s.result = Some((result, compute_ms));
             self.decide_early(out);
-            self.understand_ahead(out);
             return;
         }
         let Phase::Transcribing { job: want, .. } = &self.phase else { return };
@@ -367,19 +350,11 @@ impl<C: Clock + Clone> Dialogue<C> {
         };
         let stt_ms = self.clock.now().saturating_duration_since(started).as_secs_f64() * 1000.0;
         let timing = Timing { endpoint_at: started, stt_ms, stt_compute_ms: compute_ms, from_pause };
-        self.on_transcript(audio, result, timing, None, out);
+        self.on_transcript(audio, result, timing, out);
     }
 
-    /// The free transcript of the utterance the session waits on, with the understanding of it
-    /// started at a pause, if any.
-    fn on_transcript(
-        &mut self,
-        audio: Audio,
-        result: Result<Heard, String>,
-        timing: Timing,
-        ahead: Option<Ahead>,
-        out: &mut Vec<Effect>,
-    ) {
+    /// The free transcript of the utterance the session waits on.
+    fn on_transcript(&mut self, audio: Audio, result: Result<Heard, String>, timing: Timing, out: &mut Vec<Effect>) {
         self.phase = Phase::Listening;
         let heard = match result {
             Ok(heard) => heard,
@@ -422,37 +397,9 @@ impl<C: Clock + Clone> Dialogue<C> {
             self.settle(listen_again, out);
             return;
         }
-        match ahead {
-            Some(Ahead { job, result }) => {
-                self.counters.understood_ahead += 1;
-                self.phase = Phase::Understanding { job, audio, timing };
-                // Still running: `on_understood` takes it when it comes.
-                if let Some(result) = result {
-                    self.on_understood(job, result, out);
-                }
-            }
-            None => {
-                let job = self.job();
-                self.phase = Phase::Understanding { job, audio: audio.clone(), timing };
-                out.push(Effect::Understand { job, heard, audio });
-            }
-        }
-    }
-
-    /// Starts the cascade on the speculative transcript of a pause, in a session waiting for a
-    /// command (a yes/no answer is read at the endpoint, never ahead). When speech goes on, the
-    /// result is dropped; the work is not cancelled, so a command the grammar misses that pauses
-    /// mid-sentence costs the model one wasted answer on that worker.
-    fn understand_ahead(&mut self, out: &mut Vec<Effect>) {
-        if self.session.is_none() || self.gate.pending().is_some() || !matches!(self.phase, Phase::Listening) {
-            return;
-        }
-        let job = self.next_job + 1;
-        let Some(s) = self.speculation.as_mut().filter(|s| s.understanding.is_none()) else { return };
-        let Some((Ok(heard), _)) = &s.result else { return };
-        out.push(Effect::Understand { job, heard: heard.clone(), audio: s.audio.clone() });
-        s.understanding = Some(Ahead { job, result: None });
-        self.next_job = job;
+        let job = self.job();
+        self.phase = Phase::Understanding { job, audio: audio.clone(), timing };
+        out.push(Effect::Understand { job, heard, audio });
     }
 
     /// The user's answer to a confirmation question. Returns true to listen again.
@@ -500,10 +447,6 @@ impl<C: Clock + Clone> Dialogue<C> {
     }
 
     fn on_understood(&mut self, job: u64, result: Result<Box<Understanding>, String>, out: &mut Vec<Effect>) {
-        if let Some(ahead) = self.speculation.as_mut().and_then(|s| s.understanding.as_mut()).filter(|a| a.job == job) {
-            ahead.result = Some(result);
-            return;
-        }
         let Phase::Understanding { job: want, .. } = &self.phase else { return };
         if *want != job {
             return;
@@ -646,8 +589,8 @@ impl<C: Clock + Clone> Dialogue<C> {
     /// The early decision: the speculative transcript of the speech so far is a command the
     /// grammar says is complete (no continuation the templates allow changes its intent or a slot
     /// value: [`Intents::complete`]), resolved with high confidence, in a session waiting for a
-    /// command (not for a yes/no: that keeps the full trailing silence, as does a command only the
-    /// language model or the second pass resolves). The front end is then told to
+    /// command (not for a yes/no: that keeps the full trailing silence, as do the language model
+    /// and the second pass, which only run on the final utterance). The front end is then told to
     /// end the utterance at that pause once it has lasted `endpoint.early_after_ms`; if speech
     /// resumed meanwhile, it does not, and the full trailing silence decides. Speech after an
     /// early end is not a continuation: the session has moved on.

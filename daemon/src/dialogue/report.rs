@@ -27,8 +27,6 @@ pub struct Counters {
     pub speech_errors: u64,
     /// Utterances ended at a pause because their transcript was a complete command.
     pub early_decisions: u64,
-    /// Commands whose understanding (second pass, language model) had started at a pause.
-    pub understood_ahead: u64,
 }
 
 /// One command, from the endpoint decision to its decision.

@@ -19,8 +19,6 @@
 //! Speculative speech-to-text: at a pause inside speech (`endpoint.speculate_after_ms`) the core
 //! asks for a transcription of the utterance as it stands while the endpointer keeps waiting out
 //! the trailing silence; if the endpoint then cuts exactly that audio, its transcript is used.
-//! The understanding of that transcript (second pass, language model) starts there too, so a
-//! command the grammar misses has its answer by the endpoint or soon after.
 
 mod audio;
 mod speaker;
@@ -42,7 +40,7 @@ use tokio::sync::mpsc;
 use self::audio::{AudioCommand, AudioEvent, AudioStats, AudioThread, EVENT_CHANNEL};
 use self::speaker::{Output, Speaker, Spoken, SPEAK_QUEUE};
 use crate::config::{AudioSource, Config};
-use crate::engines::{self, WorkerLanguageModel};
+use crate::engines::{self, WorkerLanguageModel, WorkerTranscriber};
 use crate::mqtt::{self, ControlMessage, MqttHub, PrintMode};
 
 /// Results of work in flight waiting for the session loop (see the module doc for when full).
@@ -384,7 +382,8 @@ impl Shell {
         tokio::spawn(async move {
             let work = tokio::task::spawn_blocking(move || {
                 let understander = Understander::new(&intents, &config, &site);
-                let mut transcriber = engines::SharedTranscriber { stt, options };
+                let mut stt = stt.lock().unwrap_or_else(|p| p.into_inner());
+                let mut transcriber = WorkerTranscriber { client: &mut stt, options };
                 let mut slm = slm.as_ref().map(|s| s.lock().unwrap_or_else(|p| p.into_inner()));
                 let mut model = slm.as_deref_mut().map(WorkerLanguageModel);
                 let lm = model.as_mut().map(|m| m as &mut dyn sotto_intents::slm::LanguageModel);
