@@ -49,9 +49,7 @@ def main():
     with open(args.utterances) as f:
         lm = [e for e in json.load(f) if e["set"] == "lm"]
     lm = lm[: args.n] if args.n else lm
-    extra = args.extra.replace("\\n", "\n")
-    base_config = sr.config_text
-    sr.config_text = lambda broker, site, slm, more="": base_config(broker, site, slm, more) + "\n" + extra + "\n"
+    extra = "\n" + args.extra.replace("\\n", "\n") + "\n"
 
     highest, stop, pid = {}, threading.Event(), {}
 
@@ -73,7 +71,7 @@ def main():
     threading.Thread(target=sample, daemon=True).start()
     broker = sr.Broker(None)
     try:
-        res = br.sotto_commands(args, broker, lm, True, tempfile.mkdtemp(prefix="sotto-lm-rss-"), "lmrss")
+        res = br.sotto_commands(args, broker, lm, True, tempfile.mkdtemp(prefix="sotto-lm-rss-"), "lmrss", extra)
     finally:
         stop.set()
         broker.close()

@@ -120,8 +120,9 @@ def hermes_slots(payload):
     return {s.get("slotName"): (s.get("value") or {}).get("value") for s in msg.get("slots", [])}
 
 
-def sotto_commands(args, broker, entries, slm, tmp, tag):
-    """Runs `sotto run --input` on all `entries` in one stream; per-utterance results + process figures."""
+def sotto_commands(args, broker, entries, slm, tmp, tag, extra_config=""):
+    """Runs `sotto run --input` on all `entries` in one stream; per-utterance results + process figures.
+    `extra_config`: TOML appended to the benchmark's config (another model set, say)."""
     wav = os.path.join(tmp, f"{tag}.wav")
     # With the language model on, the daemon warms it up in the background after start (priors,
     # grammar engine: seconds); a deployed daemon has long finished that when a command comes, so
@@ -133,7 +134,7 @@ def sotto_commands(args, broker, entries, slm, tmp, tag):
     config = os.path.join(tmp, f"{tag}.toml")
     with open(config, "w") as f:
         adapter = f'adapter = "{args.lm_adapter}"\n' if slm and args.lm_adapter != "none" else ""
-        f.write(sr.config_text(broker, site, slm, adapter))
+        f.write(sr.config_text(broker, site, slm, adapter) + extra_config)
     # At the recorded speed, as from a microphone: what happens during the trailing silence
     # (speculative speech-to-text) counts as it would live. Each command is still handled before
     # the audio after it.
