@@ -79,6 +79,7 @@ def main():
     correct = sum(1 for u in res["utterances"] if u.get("correct"))
     print(f"{len(lm)} utterances, {correct} correct")
     print("peak RSS MiB: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(peak.items())) + f"; total {sum(peak.values()):.1f}")
+    print(f"highest resident at once (sum of VmRSS in one sample): {res['peak_rss_at_once_mib']:.1f} MiB")
     for name, maps in sorted(highest.items()):
         top = sorted(maps.items(), key=lambda kv: -kv[1])[:6]
         print(f"  {name} at its highest: " + ", ".join(f"{k} {v / 1024:.1f}" for k, v in top))

@@ -199,6 +199,7 @@ def sotto_commands(args, broker, entries, slm, tmp, tag, extra_config=""):
         r["correct"] = score(e, r["intent"], r["slots"])
     return {"utterances": results, "audio_s": audio_s, "serving_cpu_s": cpu_serving,
             "serving_cpu_s_per_audio_s": cpu_serving / audio_s, "peak_rss_mib": dict(d.monitor.peak_mib),
+            "peak_rss_at_once_mib": d.monitor.peak_at_once_mib,
             # Ready = engines loaded and listening; `online` is published when MQTT connects, before that.
             "cold_start_s": next((t - d.spawned for t, _ in d.named("sotto ready")), None),
             "online_s": (online - d.spawned) if online else None,

@@ -153,12 +153,15 @@ def proc_sample(pid):
 
 class TreeMonitor:
     """Polls the process tree: last CPU time per pid (a pid's last sample stands for its total) and
-    the highest VmHWM per process name."""
+    the highest VmHWM per process name, and the highest sum of VmRSS over the tree in one sample
+    (what is resident at once: lower than the sum of the processes' peaks when they peak at
+    different times, and a sample every `period` can miss a shorter spike)."""
 
     def __init__(self, pid, period=0.05):
         self.pid, self.period = pid, period
         self.cpu = {}
         self.peak_mib = {}
+        self.peak_at_once_mib = 0.0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -169,12 +172,15 @@ class TreeMonitor:
             self.stop.wait(self.period)
 
     def sample(self):
+        at_once = 0.0
         for p in proc_tree(self.pid):
             s = proc_sample(p)
             if s and s[0] != "?":  # "?": an exited child not yet reaped
                 name, cpu, hwm, rss = s
                 self.cpu[p] = cpu
                 self.peak_mib[name] = max(self.peak_mib.get(name, 0.0), hwm, rss)
+                at_once += rss
+        self.peak_at_once_mib = max(self.peak_at_once_mib, at_once)
 
     def cpu_total(self):
         return sum(self.cpu.values())
