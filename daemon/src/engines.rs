@@ -146,9 +146,8 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
     }
 }
 
-/// The first of `ids` that has `role`.
 fn with_role(store: &Store, ids: &[String], role: Role) -> Option<String> {
-    ids.iter().find(|id| store.entry(id).map(|e| e.role == role).unwrap_or(false)).cloned()
+    store.profile_model(ids, role)
 }
 
 /// The config's profile's model of `role`, present and verified (for the tools that need one

@@ -2,7 +2,7 @@
 //! through the SLM worker: how far the fallback can be trusted, and what it costs.
 //!
 //! ```text
-//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model gemma3-270m-q4_k_m] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--sets vehicle,…,paraphrase] [-v]
+//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model ID (default: the default profile's)] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--sets vehicle,…,paraphrase] [-v]
 //!     [--adapter ID|FILE.gguf [--adapter-scale F]] [--cases FILE.jsonl --domains home,vehicle,…]
 //! ```
 //! With `--adapter` (a distilled LoRA adapter, tools/distil) the model is asked as the daemon asks
@@ -25,10 +25,14 @@ use sotto_intents::Intents;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
-    let model_id = arg("--model").unwrap_or_else(|| "gemma3-270m-q4_k_m".into());
     let limit: usize = arg("--limit").map(|v| v.parse().unwrap()).unwrap_or(usize::MAX);
     let verbose = args.iter().any(|a| a == "-v");
     let store = sotto_models::Store::open().expect("model cache");
+    // By default the daemon's: the default profile's language model.
+    let model_id = arg("--model").unwrap_or_else(|| {
+        let ids = store.profile("default").expect("default profile");
+        store.profile_model(&ids, sotto_models::Role::Slm).expect("a language model in the default profile")
+    });
     let adapter = arg("--adapter").map(|a| match store.path(&a) {
         Ok(path) => path,
         Err(_) if Path::new(&a).is_file() => a.into(),

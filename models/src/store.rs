@@ -117,6 +117,12 @@ impl Store {
         })
     }
 
+    /// The model of `role` a profile uses: its first of that role (a profile may list more, e.g.
+    /// the base a derived language model is made from).
+    pub fn profile_model(&self, ids: &[String], role: Role) -> Option<String> {
+        ids.iter().find(|id| self.entry(id).is_ok_and(|e| e.role == role)).cloned()
+    }
+
     /// Where the file of `id` belongs (whether or not it is there).
     pub fn file_path(&self, id: &str) -> Result<PathBuf, StoreError> {
         Ok(self.dir.join(&self.entry(id)?.file))

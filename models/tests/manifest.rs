@@ -77,7 +77,8 @@ file = "b.bin"
 size = 3
 sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
 license = "MIT"
-sources = [{ kind = "url", url = "ftp://x" }, { kind = "pypi", parts = [{ package = "p", version = "1", path = "x", as = "y" }] }]
+sources = [{ kind = "url", url = "ftp://x" }, { kind = "pypi", parts = [{ package = "p", version = "1", path = "x", as = "y" }] },
+           { kind = "derive", from = "elsewhere", convert = "gguf-token-embd-q5_0" }]
 "#;
     let err = Manifest::parse(text, "bad.toml").unwrap_err().to_string();
     for needle in [
@@ -89,6 +90,7 @@ sources = [{ kind = "url", url = "ftp://x" }, { kind = "pypi", parts = [{ packag
         "model[1].id: model \"a\": duplicate",
         "model[1].sources[0].url: model \"a\"",
         "model[1].sources[1].parts[0].as: model \"a\"",
+        "model[1].sources[2].from: model \"a\": \"elsewhere\" is not another model id",
         "profiles.default: unknown model id \"nope\"",
     ] {
         assert!(err.contains(needle), "error lacks {needle:?}:\n{err}");
