@@ -99,7 +99,8 @@ def model_paths(models_dir, wake, peers):
     if "python-stack" in peers:
         files = {i: os.path.join(models_dir, f"{i}.onnx") for i in WAKE_FILES + [f"wake-{w}" for w in wake]}
     if "pywhispercpp" in peers:
-        files["whisper-base"] = os.path.join(models_dir, "ggml-whisper-base.bin")
+        # The default profile's Whisper (whisper-base-q8_0), so the peer decodes with Sotto's weights.
+        files["whisper-base"] = os.path.join(models_dir, "ggml-whisper-base-q8_0.bin")
     missing = [f for f in files.values() if not os.path.exists(f)]
     if missing:
         sys.exit(f"missing model files {', '.join(missing)}: run `sotto models fetch` (SOTTO_MODELS={models_dir})")
@@ -201,7 +202,7 @@ def main():
                                                    "cpu_threads": args.threads, "model": "whisper base (CTranslate2)"},
                                 "intents": "hassil port of vehicle, home, factory (bench/peers/port_domains.py)",
                                 "mqtt": f"paho-mqtt QoS 1 to {args.mqtt}, timed to arrival at a subscriber"},
-               "pywhispercpp": {"model": "ggml-whisper-base.bin (Sotto's file)", "n_threads": args.threads,
+               "pywhispercpp": {"model": "ggml-whisper-base-q8_0.bin (Sotto's file)", "n_threads": args.threads,
                                 "audio_ctx": "0 (full 30 s window)", "prompt": None, "decoding": "greedy"}}}
     results = []
     for peer in peers:

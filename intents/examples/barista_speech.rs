@@ -214,7 +214,12 @@ fn main() {
     let use_prompt = !args.iter().any(|a| a == "--no-prompt");
     let verbose = args.iter().any(|a| a == "-v" || a == "--verbose");
     let cached_only = args.iter().any(|a| a == "--cached-only");
-    let model = arg("--stt-model").unwrap_or_else(|| "whisper-base".into());
+    // By default the daemon's: the default profile's speech-to-text model.
+    let model = arg("--stt-model").unwrap_or_else(|| {
+        let store = sotto_models::Store::open().expect("model cache");
+        let ids = store.profile("default").expect("default profile");
+        store.profile_model(&ids, sotto_models::Role::Stt).expect("a speech-to-text model in the default profile")
+    });
     let cache_path = arg("--cache").map(PathBuf::from).unwrap_or_else(|| {
         let base = std::env::var_os("SOTTO_CACHE")
             .map(PathBuf::from)

@@ -26,17 +26,17 @@ fn builtin_manifest_is_valid_and_has_the_contract_ids() {
     }
     let default = &m.profiles["default"];
     let tiny = &m.profiles["tiny"];
-    assert!(
-        default.contains(&"gemma3-270m-q4_k_m".to_string())
-            && !default.contains(&"smollm2-135m-instruct-q4_1".to_string())
-    );
-    assert!(
-        tiny.contains(&"smollm2-135m-instruct-q4_1".to_string()) && !tiny.contains(&"gemma3-270m-q4_k_m".to_string())
-    );
+    // A profile's first model of a role is the one used.
+    let used = |p: &[String], role: Role| p.iter().find(|id| m.entry(id).is_some_and(|e| e.role == role)).cloned();
+    assert_eq!(used(default, Role::Slm).as_deref(), Some("gemma3-270m-q4_k_m-emb-q5_0"));
+    assert_eq!(used(tiny, Role::Slm).as_deref(), Some("smollm2-135m-instruct-q4_1"));
+    // The bases the tests and tools/distil work from come with the default profile.
+    assert!(default.contains(&"gemma3-270m-q4_k_m".to_string()) && default.contains(&"whisper-base".to_string()));
+    assert!(!default.contains(&"smollm2-135m-instruct-q4_1".to_string()));
+    assert!(!tiny.contains(&"gemma3-270m-q4_k_m".to_string()));
     for p in [default, tiny] {
-        for id in
-            ["whisper-base", "silero-vad", "onnxruntime", "oww-melspectrogram", "oww-embedding", "wake-hey_jarvis"]
-        {
+        assert_eq!(used(p, Role::Stt).as_deref(), Some("whisper-base-q8_0"));
+        for id in ["silero-vad", "onnxruntime", "oww-melspectrogram", "oww-embedding", "wake-hey_jarvis"] {
             assert!(p.contains(&id.to_string()), "profile lacks {id}");
         }
     }

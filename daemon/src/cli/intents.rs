@@ -48,9 +48,10 @@ pub struct ParseArgs {
 pub struct TranscribeArgs {
     /// WAV file (any rate and channel count; resampled to 16 kHz mono).
     pub wav: std::path::PathBuf,
-    /// Whisper model: an id from the cache or a ggml file path.
-    #[arg(long, default_value = "whisper-base")]
-    pub model: String,
+    /// Whisper model: an id from the cache or a ggml file path [default: the default profile's,
+    /// the daemon's].
+    #[arg(long)]
+    pub model: Option<String>,
     /// Spoken language (ISO 639-1); `auto` lets Whisper detect it.
     #[arg(long, default_value = "en")]
     pub language: String,
@@ -197,10 +198,16 @@ pub fn parse(mut args: ParseArgs) -> anyhow::Result<ExitCode> {
 /// Prints one JSON line: text, per-token probabilities, the guard's flag, timings.
 pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let samples = sotto_audio::read_wav(&args.wav).with_context(|| format!("reading {}", args.wav.display()))?;
-    let model = if std::path::Path::new(&args.model).is_file() {
-        PathBuf::from(&args.model)
-    } else {
-        sotto_models::Store::open()?.path(&args.model)?
+    let model = match args.model {
+        Some(file) if std::path::Path::new(&file).is_file() => PathBuf::from(file),
+        Some(id) => sotto_models::Store::open()?.path(&id)?,
+        None => {
+            let store = sotto_models::Store::open()?;
+            let id = store
+                .profile_model(&store.profile("default")?, sotto_models::Role::Stt)
+                .context("the default model profile has no speech-to-text model")?;
+            store.path(&id)?
+        }
     };
     let mut stt = sotto_workers::SttClient::start(sotto_workers::WorkerConfig::new(&model))?;
     let options = sotto_workers::TranscribeOptions {
