@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Peak RSS of the daemon with the language model on, in ~3 minutes instead of bench/run.py's ~10:
+"""Peak RSS of the daemon with the language model on, in ~3 minutes instead of bench/run.py's ~10
+(and the model path's latency, for A/B runs of model sets one after another):
 bench/run.py's language-model run alone (same config, the `lm` utterances of
 bench/make_benchset.py, the same /proc VmHWM sampling), plus where each process's memory sits
 (/proc/PID/smaps at its highest, by mapping).
@@ -80,6 +81,11 @@ def main():
     print(f"{len(lm)} utterances, {correct} correct")
     print("peak RSS MiB: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(peak.items())) + f"; total {sum(peak.values()):.1f}")
     print(f"highest resident at once (sum of VmRSS in one sample): {res['peak_rss_at_once_mib']:.1f} MiB")
+    s = br.latency_summary(res["utterances"], "lm")
+    if s:
+        print(f"model path: {s['n']} acted on by the model; p50 from the endpoint {s['e2e_p50_ms']:.0f} ms, from the "
+              f"speech's real end {s['from_speech_end_p50_ms']:.0f} ms; speech-to-text compute p50 "
+              f"{s['stage_p50_ms']['stt_compute']:.0f} ms, intents p50 {s['stage_p50_ms']['intent']:.0f} ms")
     for name, maps in sorted(highest.items()):
         top = sorted(maps.items(), key=lambda kv: -kv[1])[:6]
         print(f"  {name} at its highest: " + ", ".join(f"{k} {v / 1024:.1f}" for k, v in top))
