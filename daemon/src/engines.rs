@@ -71,7 +71,7 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
             return Err(issues);
         }
     };
-    let with_role = |role: Role| with_role(&store, &ids, role);
+    let with_role = |role: Role| store.profile_model(&ids, role);
     let get = |key: &str, id: &str| match store.path(id) {
         Ok(path) => path,
         Err(err) => {
@@ -146,17 +146,14 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
     }
 }
 
-fn with_role(store: &Store, ids: &[String], role: Role) -> Option<String> {
-    store.profile_model(ids, role)
-}
-
 /// The config's profile's model of `role`, present and verified (for the tools that need one
 /// engine, not the whole front end).
 pub fn profile_model(config: &Config, role: Role) -> Result<PathBuf, Problem> {
     let store = open_store(config)?;
     let issue = |message: String| Problem::new("models.profile", message);
     let ids = store.profile(&config.models.profile).map_err(|e| issue(e.to_string()))?;
-    let id = with_role(&store, &ids, role)
+    let id = store
+        .profile_model(&ids, role)
         .ok_or_else(|| issue(format!("profile {:?} has no {role:?} model", config.models.profile)))?;
     store.path(&id).map_err(|e| issue(e.to_string()))
 }

@@ -79,7 +79,7 @@ fn ftype_name(ft: u32) -> Option<&'static str> {
 
 /// ggml tensor types: (name, bytes per block, elements per block). Types not listed only give a
 /// lower bound for the truncation check.
-pub(crate) fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
+fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
     Some(match t {
         0 => ("F32", 4, 1),
         1 => ("F16", 2, 1),
@@ -109,14 +109,14 @@ pub(crate) fn ggml_type(t: u32) -> Option<(&'static str, u64, u64)> {
 
 pub(crate) struct Reader<'a> {
     pub(crate) inner: BufReader<File>,
-    pub(crate) path: &'a Path,
+    path: &'a Path,
     pub(crate) pos: u64,
     pub(crate) size: u64,
 }
 
 // Strings or arrays longer than this cannot be real metadata: a corrupt length must give an
 // error, not an allocation of gigabytes.
-pub(crate) const MAX_LEN: u64 = 1 << 28;
+const MAX_LEN: u64 = 1 << 28;
 
 impl Reader<'_> {
     /// A truncated file is an error naming what was being read, before any read or allocation.
@@ -132,7 +132,7 @@ impl Reader<'_> {
         Ok(())
     }
 
-    pub(crate) fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufError> {
+    fn bytes(&mut self, n: u64, what: &str) -> Result<Vec<u8>, GgufError> {
         self.ensure(n, what)?;
         let mut buf = vec![0; n as usize];
         self.inner.read_exact(&mut buf).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
@@ -153,7 +153,7 @@ impl Reader<'_> {
         Ok(u32::from_le_bytes(self.bytes(4, what)?.try_into().expect("4 bytes")))
     }
 
-    pub(crate) fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
+    fn u64(&mut self, what: &str) -> Result<u64, GgufError> {
         Ok(u64::from_le_bytes(self.bytes(8, what)?.try_into().expect("8 bytes")))
     }
 
@@ -226,14 +226,59 @@ impl Reader<'_> {
     }
 }
 
-pub(crate) enum Value {
-    Str(String),
-    Int(u64),
-    Other,
+/// One entry of a GGUF tensor table; `offset` is from the start of the data section.
+pub(crate) struct TensorInfo {
+    pub(crate) name: String,
+    pub(crate) dims: Vec<u64>,
+    pub(crate) ty: u32,
+    pub(crate) offset: u64,
 }
 
-/// Reads a GGUF file's metadata and checks that the file is long enough for its tensor table.
-pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
+impl TensorInfo {
+    pub(crate) fn elements(&self) -> u64 {
+        self.dims.iter().fold(1u64, |n, d| n.saturating_mul(*d))
+    }
+
+    /// Size of its data, when its type is one [`ggml_type`] knows.
+    pub(crate) fn bytes(&self) -> Option<u64> {
+        ggml_type(self.ty).map(|(_, block_bytes, block_elems)| self.elements().div_ceil(block_elems) * block_bytes)
+    }
+}
+
+impl Reader<'_> {
+    /// Reads the tensor table (the reader must be just past the metadata).
+    pub(crate) fn tensor_table(&mut self, count: u64) -> Result<Vec<TensorInfo>, GgufError> {
+        let mut tensors = Vec::new();
+        for i in 0..count {
+            let what = format!("tensor #{i}");
+            let name = self.string(&what)?;
+            let n_dims = self.u32(&what)?;
+            if n_dims > 8 {
+                return Err(GgufError::Malformed {
+                    path: self.path.into(),
+                    message: format!("{what}: {n_dims} dimensions"),
+                });
+            }
+            let dims = (0..n_dims).map(|_| self.u64(&what)).collect::<Result<Vec<_>, _>>()?;
+            let ty = self.u32(&what)?;
+            let offset = self.u64(&what)?;
+            tensors.push(TensorInfo { name, dims, ty, offset });
+        }
+        Ok(tensors)
+    }
+}
+
+/// A GGUF file read past its preamble (magic, version, counts): the reader is at the metadata.
+pub(crate) struct Preamble<'a> {
+    pub(crate) reader: Reader<'a>,
+    pub(crate) version: u32,
+    pub(crate) tensor_count: u64,
+    pub(crate) kv_count: u64,
+}
+
+/// Opens a GGUF file and checks its preamble: the magic, a version this reader knows (2 or 3),
+/// and plausible counts.
+pub(crate) fn open(path: &Path) -> Result<Preamble<'_>, GgufError> {
     let io = |e| GgufError::Io { path: PathBuf::from(path), source: e };
     let file = File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
@@ -251,6 +296,19 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
     if tensor_count > MAX_LEN || kv_count > MAX_LEN {
         return Err(GgufError::Malformed { path: path.into(), message: "implausible tensor or metadata count".into() });
     }
+    Ok(Preamble { reader: r, version, tensor_count, kv_count })
+}
+
+pub(crate) enum Value {
+    Str(String),
+    Int(u64),
+    Other,
+}
+
+/// Reads a GGUF file's metadata and checks that the file is long enough for its tensor table.
+pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
+    let Preamble { reader: mut r, version, tensor_count, kv_count } = open(path)?;
+    let size = r.size;
     let (mut architecture, mut name, mut file_type, mut alignment) = (None, None, None, 32u64);
     let mut has_chat_template = false;
     let mut ints = Vec::new();
@@ -275,24 +333,11 @@ pub fn inspect(path: &Path) -> Result<GgufInfo, GgufError> {
     // Tensor table: the data section must reach the end of the last tensor.
     let mut needed = 0u64;
     let mut type_counts: Vec<(u32, u64)> = Vec::new();
-    for i in 0..tensor_count {
-        let what = format!("tensor #{i}");
-        let _name = r.string(&what)?;
-        let n_dims = r.u32(&what)?;
-        if n_dims > 8 {
-            return Err(GgufError::Malformed { path: path.into(), message: format!("{what}: {n_dims} dimensions") });
-        }
-        let mut elements = 1u64;
-        for _ in 0..n_dims {
-            elements = elements.saturating_mul(r.u64(&what)?);
-        }
-        let ty = r.u32(&what)?;
-        let offset = r.u64(&what)?;
-        let bytes = ggml_type(ty).map(|(_, bs, be)| elements.div_ceil(be) * bs).unwrap_or(0);
-        needed = needed.max(offset.saturating_add(bytes));
-        match type_counts.iter_mut().find(|(t, _)| *t == ty) {
-            Some((_, n)) => *n += elements,
-            None => type_counts.push((ty, elements)),
+    for t in r.tensor_table(tensor_count)? {
+        needed = needed.max(t.offset.saturating_add(t.bytes().unwrap_or(0)));
+        match type_counts.iter_mut().find(|(ty, _)| *ty == t.ty) {
+            Some((_, n)) => *n += t.elements(),
+            None => type_counts.push((t.ty, t.elements())),
         }
     }
     let data_start = r.pos.div_ceil(alignment) * alignment;

@@ -12,13 +12,13 @@
 //! ggml's reference `quantize_row_q5_0` does, from the q8_0 values.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use half::f16;
 
 use crate::error::GgufError;
-use crate::gguf::{ggml_type, Reader, MAX_LEN};
+use crate::gguf::{open, Preamble, Value};
 
 /// The tensor re-quantised.
 pub const TOKEN_EMBD: &str = "token_embd.weight";
@@ -28,63 +28,34 @@ const BLOCK: usize = 32;
 const Q8_0_BYTES: usize = 34;
 const Q5_0_BYTES: usize = 22;
 
-struct TensorInfo {
-    name: String,
-    dims: Vec<u64>,
-    ty: u32,
-    offset: u64,
-    bytes: u64,
-}
-
 /// Writes `src` to `dst` with [`TOKEN_EMBD`] in q5_0. `src`'s embedding must be q8_0.
 pub fn token_embd_q5_0(src: &Path, dst: &Path) -> Result<(), GgufError> {
     let io_src = |e| GgufError::Io { path: PathBuf::from(src), source: e };
     let io_dst = |e| GgufError::Io { path: PathBuf::from(dst), source: e };
     let malformed = |message: String| GgufError::Malformed { path: src.into(), message };
-    let file = File::open(src).map_err(io_src)?;
-    let size = file.metadata().map_err(io_src)?.len();
-    let mut r = Reader { inner: BufReader::with_capacity(1 << 16, file), path: src, pos: 0, size };
-    if r.bytes(4.min(size), "magic")? != b"GGUF" {
-        return Err(malformed("not a GGUF file".into()));
-    }
-    let version = r.u32("version")?;
+    let Preamble { reader: mut r, version, tensor_count, kv_count } = open(src)?;
     if version != 3 {
         return Err(GgufError::UnsupportedVersion { path: src.into(), version });
     }
-    let tensor_count = r.u64("tensor count")?;
-    let kv_count = r.u64("metadata count")?;
-    if tensor_count > MAX_LEN || kv_count > MAX_LEN {
-        return Err(malformed("implausible tensor or metadata count".into()));
-    }
+    let size = r.size;
     // The metadata is copied as raw bytes: only its extent and the alignment are needed.
     let kv_start = r.pos;
     let mut alignment = 32u64;
     for _ in 0..kv_count {
         let key = r.string("metadata key")?;
         let ty = r.u32(&key)?;
-        if let crate::gguf::Value::Int(v) = r.value(ty, &key)? {
+        if let Value::Int(v) = r.value(ty, &key)? {
             if key == "general.alignment" {
                 alignment = v.max(1);
             }
         }
     }
     let kv_end = r.pos;
-    let mut tensors = Vec::new();
-    for i in 0..tensor_count {
-        let what = format!("tensor #{i}");
-        let name = r.string(&what)?;
-        let n_dims = r.u32(&what)?;
-        if n_dims > 8 {
-            return Err(malformed(format!("{what}: {n_dims} dimensions")));
-        }
-        let dims = (0..n_dims).map(|_| r.u64(&what)).collect::<Result<Vec<_>, _>>()?;
-        let ty = r.u32(&what)?;
-        let offset = r.u64(&what)?;
-        let (_, block_bytes, block_elems) =
-            ggml_type(ty).ok_or_else(|| malformed(format!("{name}: ggml type {ty} is not supported here")))?;
-        let elements = dims.iter().product::<u64>();
-        tensors.push(TensorInfo { name, dims, ty, offset, bytes: elements.div_ceil(block_elems) * block_bytes });
-    }
+    let tensors = r.tensor_table(tensor_count)?;
+    let sizes = tensors
+        .iter()
+        .map(|t| t.bytes().ok_or_else(|| malformed(format!("{}: ggml type {} is not supported here", t.name, t.ty))))
+        .collect::<Result<Vec<u64>, _>>()?;
     let data_start = r.pos.div_ceil(alignment) * alignment;
     let embd = tensors
         .iter()
@@ -97,8 +68,8 @@ pub fn token_embd_q5_0(src: &Path, dst: &Path) -> Result<(), GgufError> {
             tensors[embd].dims.first()
         )));
     }
-    for t in &tensors {
-        let end = data_start + t.offset + t.bytes;
+    for (t, bytes) in tensors.iter().zip(&sizes) {
+        let end = data_start + t.offset + bytes;
         if end > size {
             return Err(GgufError::Truncated { path: src.into(), what: t.name.clone(), needed: end, actual: size });
         }
@@ -120,9 +91,8 @@ pub fn token_embd_q5_0(src: &Path, dst: &Path) -> Result<(), GgufError> {
     // New offsets: the same order, each tensor aligned.
     let mut offset = 0u64;
     let mut layout = Vec::with_capacity(tensors.len());
-    for (i, t) in tensors.iter().enumerate() {
-        let (ty, bytes) =
-            if i == embd { (Q5_0, t.bytes / Q8_0_BYTES as u64 * Q5_0_BYTES as u64) } else { (t.ty, t.bytes) };
+    for (i, (t, &bytes)) in tensors.iter().zip(&sizes).enumerate() {
+        let (ty, bytes) = if i == embd { (Q5_0, bytes / Q8_0_BYTES as u64 * Q5_0_BYTES as u64) } else { (t.ty, bytes) };
         header.extend_from_slice(&(t.name.len() as u64).to_le_bytes());
         header.extend_from_slice(t.name.as_bytes());
         header.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
@@ -138,7 +108,7 @@ pub fn token_embd_q5_0(src: &Path, dst: &Path) -> Result<(), GgufError> {
     w.write_all(&header).map_err(io_dst)?;
 
     let mut written = 0u64;
-    for (i, (t, &(at, bytes))) in tensors.iter().zip(&layout).enumerate() {
+    for (i, ((t, &src_bytes), &(at, bytes))) in tensors.iter().zip(&sizes).zip(&layout).enumerate() {
         w.write_all(&vec![0u8; (at - written) as usize]).map_err(io_dst)?;
         raw.seek(SeekFrom::Start(data_start + t.offset)).map_err(io_src)?;
         if i == embd {
@@ -146,7 +116,7 @@ pub fn token_embd_q5_0(src: &Path, dst: &Path) -> Result<(), GgufError> {
             let row_blocks = (t.dims[0] as usize) / BLOCK;
             let mut q8 = vec![0u8; row_blocks * Q8_0_BYTES];
             let mut q5 = vec![0u8; row_blocks * Q5_0_BYTES];
-            for _ in 0..t.bytes / q8.len() as u64 {
+            for _ in 0..src_bytes / q8.len() as u64 {
                 raw.read_exact(&mut q8).map_err(io_src)?;
                 for (a, b) in q8.chunks_exact(Q8_0_BYTES).zip(q5.chunks_exact_mut(Q5_0_BYTES)) {
                     let d = f16::from_le_bytes([a[0], a[1]]).to_f32();
@@ -156,12 +126,12 @@ pub fn token_embd_q5_0(src: &Path, dst: &Path) -> Result<(), GgufError> {
                 w.write_all(&q5).map_err(io_dst)?;
             }
         } else {
-            let copied = std::io::copy(&mut (&mut raw).take(t.bytes), &mut w).map_err(io_dst)?;
-            if copied != t.bytes {
+            let copied = std::io::copy(&mut (&mut raw).take(src_bytes), &mut w).map_err(io_dst)?;
+            if copied != src_bytes {
                 return Err(GgufError::Truncated {
                     path: src.into(),
                     what: t.name.clone(),
-                    needed: t.bytes,
+                    needed: src_bytes,
                     actual: copied,
                 });
             }

@@ -4,13 +4,15 @@ mod common;
 
 use sotto_models::{gguf, GgufError};
 
+/// Appends a GGUF string (u64 length, bytes).
+fn s(out: &mut Vec<u8>, v: &str) {
+    out.extend((v.len() as u64).to_le_bytes());
+    out.extend(v.as_bytes());
+}
+
 /// A minimal GGUF v3 file: metadata (architecture, file type, context length, optional chat
 /// template) and one F16 tensor of 64 elements (128 bytes of data).
 fn tiny_gguf(file_type: u32, chat_template: bool) -> Vec<u8> {
-    fn s(out: &mut Vec<u8>, v: &str) {
-        out.extend((v.len() as u64).to_le_bytes());
-        out.extend(v.as_bytes());
-    }
     let mut b = b"GGUF".to_vec();
     b.extend(3u32.to_le_bytes());
     b.extend(1u64.to_le_bytes()); // tensors
@@ -120,10 +122,6 @@ fn real_smollm2_is_llama_q4_1() {
 /// A GGUF v3 file with an f16 tensor `a` (64 values) and a q8_0 `token_embd.weight` of `rows` rows
 /// of 64 values, with `values(i)` as the embedding's i-th value.
 fn gguf_with_q8_embedding(rows: u64, values: impl Fn(usize) -> f32) -> Vec<u8> {
-    fn s(out: &mut Vec<u8>, v: &str) {
-        out.extend((v.len() as u64).to_le_bytes());
-        out.extend(v.as_bytes());
-    }
     let mut b = b"GGUF".to_vec();
     b.extend(3u32.to_le_bytes());
     b.extend(2u64.to_le_bytes());

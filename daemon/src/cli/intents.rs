@@ -202,11 +202,7 @@ pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         Some(file) if std::path::Path::new(&file).is_file() => PathBuf::from(file),
         Some(id) => sotto_models::Store::open()?.path(&id)?,
         None => {
-            let store = sotto_models::Store::open()?;
-            let id = store
-                .profile_model(&store.profile("default")?, sotto_models::Role::Stt)
-                .context("the default model profile has no speech-to-text model")?;
-            store.path(&id)?
+            engines::profile_model(&Config::builtin(), sotto_models::Role::Stt).map_err(|i| anyhow::anyhow!("{i}"))?
         }
     };
     let mut stt = sotto_workers::SttClient::start(sotto_workers::WorkerConfig::new(&model))?;
