@@ -50,6 +50,7 @@ impl LanguageModel for WorkerLanguageModel<'_> {
             prompt_tokens = g.prompt_tokens,
             cached_tokens = g.cached_tokens,
             generated_tokens = g.generated_tokens,
+            model_steps = g.model_steps,
             prefill_ms = g.timings.prefill_ms,
             generate_ms = g.timings.generate_ms,
             "language-model generation"
@@ -59,14 +60,24 @@ impl LanguageModel for WorkerLanguageModel<'_> {
 
     fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError> {
         let s = self.0.score_detailed(prompt, candidates).map_err(model_error)?;
-        tracing::debug!(
-            candidates = candidates.len(),
-            prompt_tokens = s.prompt_tokens,
-            cached_tokens = s.cached_tokens,
-            prefill_ms = s.timings.prefill_ms,
-            candidates_ms = s.timings.generate_ms,
-            "language-model scoring"
-        );
-        Ok(s.logprobs)
+        Ok(log_scores(s))
     }
+
+    fn score_choice(&mut self, prompt: &str, candidates: &[String], among: &[String]) -> Result<Vec<f32>, SlmError> {
+        let s = self.0.score_choice(prompt, candidates, among).map_err(model_error)?;
+        Ok(log_scores(s))
+    }
+}
+
+/// The scores, after logging what they cost.
+fn log_scores(s: sotto_workers::Scores) -> Vec<f32> {
+    tracing::debug!(
+        candidate_tokens = ?s.tokens,
+        prompt_tokens = s.prompt_tokens,
+        cached_tokens = s.cached_tokens,
+        prefill_ms = s.timings.prefill_ms,
+        candidates_ms = s.timings.generate_ms,
+        "language-model scoring"
+    );
+    s.logprobs
 }

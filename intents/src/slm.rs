@@ -37,6 +37,14 @@ pub trait LanguageModel {
     fn generate(&mut self, prompt: &str, grammar: Option<&Grammar>, max_tokens: u32) -> Result<String, SlmError>;
     /// Log-probability of each candidate as the continuation of `prompt`.
     fn score(&mut self, prompt: &str, candidates: &[String]) -> Result<Vec<f32>, SlmError>;
+    /// Log-probability of each candidate as a choice among `among` (every continuation the model
+    /// could be choosing, the candidates included): a model may stop scoring a candidate at the
+    /// first token no other continuation shares, since the rest only spells out that choice. By
+    /// default the whole candidates, which ranks them the same when those tokens are certain.
+    fn score_choice(&mut self, prompt: &str, candidates: &[String], among: &[String]) -> Result<Vec<f32>, SlmError> {
+        let _ = among;
+        self.score(prompt, candidates)
+    }
 }
 
 /// Which prompt the model is asked with.
@@ -399,11 +407,18 @@ pub struct SlmState {
     prefix: String,
     mode: PromptMode,
     prior: BTreeMap<String, f32>,
+    /// Every choice of the loaded domains: a candidate is scored as one of these.
+    all_choices: Vec<String>,
 }
 
 impl SlmState {
     pub fn new(intents: &Intents, mode: PromptMode) -> Self {
-        SlmState { prefix: prompt_for(intents, mode), mode, prior: BTreeMap::new() }
+        SlmState {
+            prefix: prompt_for(intents, mode),
+            mode,
+            prior: BTreeMap::new(),
+            all_choices: choices(intents.intents().iter()),
+        }
     }
 
     pub fn prefix(&self) -> &str {
@@ -431,7 +446,7 @@ impl SlmState {
     fn prior_of(&mut self, choices: &[String], lm: &mut dyn LanguageModel) -> Result<Vec<f32>, SlmError> {
         let missing: Vec<String> = choices.iter().filter(|c| !self.prior.contains_key(*c)).cloned().collect();
         if !missing.is_empty() {
-            let scores = lm.score(&request_prompt(&self.prefix, ""), &missing)?;
+            let scores = lm.score_choice(&request_prompt(&self.prefix, ""), &missing, &self.all_choices)?;
             self.prior.extend(missing.into_iter().zip(scores));
         }
         Ok(choices.iter().map(|c| self.prior[c]).collect())
@@ -475,11 +490,11 @@ pub fn resolve_with(
         state.warm_up(intents, lm)?;
     }
     let prior = if cfg.calibrate { Some(state.prior_of(&choices, lm)?) } else { None };
-    let scores = lm.score(&request_prompt(&state.prefix, text), &choices)?;
+    let scores = lm.score_choice(&request_prompt(&state.prefix, text), &choices, &state.all_choices)?;
     let probs = calibrated(&scores, prior.as_deref());
     let (best, p) = probs.iter().enumerate().fold((0, f32::MIN), |acc, (i, &p)| if p > acc.1 { (i, p) } else { acc });
     let none_index = choices.len() - 1;
-    tracing::debug!(choice = %choices[best], p, candidates = choices.len() - 1, "language-model function choice");
+    tracing::debug!(choice = %choices[best], p, ?choices, "language-model function choice");
     if best == none_index || (probs[best].ln() - probs[none_index].ln()) < cfg.min_margin {
         return Ok(Resolution::none(0.0));
     }

@@ -83,8 +83,32 @@ impl SlmClient {
 
     /// [`Self::score`] with token counts and timings.
     pub fn score_detailed(&mut self, prompt: &str, candidates: &[String]) -> Result<Scores, WorkerError> {
+        self.score_request(prompt, candidates, None)
+    }
+
+    /// Log-probabilities of `candidates` as a choice among `among`: each scored only as far as
+    /// it takes to tell it from every other continuation of `among` and `candidates`.
+    pub fn score_choice(
+        &mut self,
+        prompt: &str,
+        candidates: &[String],
+        among: &[String],
+    ) -> Result<Scores, WorkerError> {
+        self.score_request(prompt, candidates, Some(among))
+    }
+
+    fn score_request(
+        &mut self,
+        prompt: &str,
+        candidates: &[String],
+        among: Option<&[String]>,
+    ) -> Result<Scores, WorkerError> {
         let timeout = self.sup.request_timeout();
-        let request = Request::Score { prompt: prompt.to_string(), candidates: candidates.to_vec() };
+        let request = Request::Score {
+            prompt: prompt.to_string(),
+            candidates: candidates.to_vec(),
+            choice_among: among.map(<[String]>::to_vec),
+        };
         match self.sup.call(request, &[], timeout)? {
             Reply::Scores(s) => Ok(s),
             other => Err(unexpected("slm", other)),

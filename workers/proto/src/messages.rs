@@ -29,6 +29,12 @@ pub enum Request {
     Score {
         prompt: String,
         candidates: Vec<String>,
+        /// When given, the candidates are a choice among these continuations (the candidates may
+        /// be among them), and each candidate is scored only up to its first token that no other
+        /// continuation shares: what follows only spells out a choice already made, and every
+        /// token scored costs a pass of the output layer. Absent: each whole candidate.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        choice_among: Option<Vec<String>>,
     },
     /// Exit cleanly (also what EOF on stdin means).
     Shutdown,
@@ -168,6 +174,11 @@ pub struct Generation {
     pub generated_tokens: u32,
     /// `eog` (end of generation / grammar complete) or `max_tokens`.
     pub stop: String,
+    /// Model evaluations (decodes) the answer took, the prompt's included: text the grammar
+    /// forces is evaluated together with what precedes it, and an answer the grammar forces
+    /// entirely takes none.
+    #[serde(default)]
+    pub model_steps: u32,
     pub timings: SlmTimings,
 }
 
@@ -186,7 +197,8 @@ pub struct SlmTimings {
 pub struct Scores {
     /// Summed natural-log probability of each candidate's tokens after the prompt.
     pub logprobs: Vec<f32>,
-    /// Token count of each candidate (to normalise if wanted).
+    /// Tokens scored of each candidate (all of them, or with `choice_among` those up to where it
+    /// parts from the others).
     pub tokens: Vec<u32>,
     pub prompt_tokens: u32,
     pub cached_tokens: u32,

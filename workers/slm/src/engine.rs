@@ -1,8 +1,9 @@
 //! The loaded model, its context and the cached token prefix.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context as _};
@@ -17,7 +18,7 @@ use llama_cpp_2::token::data::LlamaTokenData;
 use llama_cpp_2::token::data_array::LlamaTokenDataArray;
 use llama_cpp_2::token::LlamaToken;
 use llguidance::api::TopLevelGrammar;
-use llguidance::toktrie::InferenceCapabilities;
+use llguidance::toktrie::{InferenceCapabilities, TokEnv, TokTrie, TokenId, TokenizerEnv};
 use llguidance::{Matcher, ParserFactory};
 use sotto_workers::messages::{Reply, Request};
 use sotto_workers::server::log;
@@ -180,7 +181,9 @@ impl Engine {
             Request::Generate { prompt, grammar, max_tokens } => {
                 self.generate(prompt, grammar.as_ref(), *max_tokens).map(Reply::Generation)
             }
-            Request::Score { prompt, candidates } => self.score(prompt, candidates).map(Reply::Scores),
+            Request::Score { prompt, candidates, choice_among } => {
+                self.score(prompt, candidates, choice_among.as_deref()).map(Reply::Scores)
+            }
             other => Err(anyhow!("the SLM worker does not handle {other:?}")),
         };
         result.unwrap_or_else(|e| Reply::Error { message: format!("{e:#}") })
@@ -196,10 +199,9 @@ impl Engine {
         Ok(tokens)
     }
 
-    /// Brings the KV cache to exactly `tokens`, evaluating only what is not cached. Always
-    /// evaluates at least the last token, so its logits are at index `returned.1`.
-    /// Returns (tokens reused from the cache, logits index of the last token).
-    fn prefill(&mut self, tokens: &[LlamaToken]) -> anyhow::Result<(usize, i32)> {
+    /// Keeps the cached tokens that begin `tokens` (all but the last, whose logits are wanted)
+    /// and drops the rest from sequence 0; returns how many were kept.
+    fn reuse_cache(&mut self, tokens: &[LlamaToken]) -> anyhow::Result<usize> {
         let extra = 1; // room for at least one generated token
         if tokens.len() + extra > self.n_ctx as usize {
             bail!("prompt of {} tokens does not fit the context of {} tokens", tokens.len(), self.n_ctx);
@@ -215,6 +217,14 @@ impl Engine {
             }
         }
         self.cached.truncate(keep);
+        Ok(keep)
+    }
+
+    /// Brings the KV cache to exactly `tokens`, evaluating only what is not cached. Always
+    /// evaluates at least the last token, so its logits are at index `returned.1`.
+    /// Returns (tokens reused from the cache, logits index of the last token).
+    fn prefill(&mut self, tokens: &[LlamaToken]) -> anyhow::Result<(usize, i32)> {
+        let keep = self.reuse_cache(tokens)?;
         let mut last_index = 0;
         let rest = &tokens[keep..];
         for (chunk_no, chunk) in rest.chunks(self.n_batch).enumerate() {
@@ -266,11 +276,33 @@ impl Engine {
         }
         // Build the constraint before spending time on the prompt: a bad grammar fails fast.
         let mut constraint = self.constraint(grammar)?;
-        let (cached, mut idx) = self.prefill(&tokens)?;
-        let t_prefill = t0.elapsed();
         let vocab = self.model.vocab();
         let mut text = Vec::new();
-        let mut generated = 0u32;
+        // What the grammar forces before the model has any say (the punctuation and first key of
+        // an argument list; all of it when every value was heard only one way) goes into the
+        // prompt's evaluation, and when it is the whole answer the model is not run at all.
+        let head = constraint.forced(max_tokens as usize)?;
+        for &t in &head {
+            text.extend(vocab.token_to_piece(t, false, None));
+        }
+        let mut generated = head.len() as u32;
+        if constraint.finished() || generated >= max_tokens {
+            let stop = if constraint.finished() { "grammar_complete" } else { "max_tokens" };
+            let total = ms(t0.elapsed());
+            return Ok(Generation {
+                text: String::from_utf8_lossy(&text).into_owned(),
+                prompt_tokens: tokens.len() as u32,
+                cached_tokens: 0,
+                generated_tokens: generated,
+                stop: stop.into(),
+                model_steps: 0,
+                timings: SlmTimings { prefill_ms: 0.0, generate_ms: total, total_ms: total },
+            });
+        }
+        let with_head: Vec<LlamaToken> = tokens.iter().chain(&head).copied().collect();
+        let (cached, mut idx) = self.prefill(&with_head)?;
+        let mut model_steps = (with_head.len() - cached).div_ceil(self.n_batch) as u32;
+        let t_prefill = t0.elapsed();
         let mut stop = "max_tokens";
         while generated < max_tokens {
             if constraint.finished() {
@@ -294,6 +326,7 @@ impl Engine {
             generated += step.len() as u32;
             if generated < max_tokens && !constraint.finished() {
                 idx = self.push_tokens(&step)?;
+                model_steps += 1;
             }
         }
         if stop == "max_tokens" && constraint.finished() {
@@ -306,20 +339,23 @@ impl Engine {
             cached_tokens: cached as u32,
             generated_tokens: generated,
             stop: stop.into(),
+            model_steps,
             timings: SlmTimings { prefill_ms: ms(t_prefill), generate_ms: ms(total - t_prefill), total_ms: ms(total) },
         })
     }
 
-    fn score(&mut self, prompt: &str, candidates: &[String]) -> anyhow::Result<Scores> {
+    fn score(&mut self, prompt: &str, candidates: &[String], among: Option<&[String]>) -> anyhow::Result<Scores> {
         let t0 = Instant::now();
         let prompt_tokens = self.tokenize_prompt(prompt)?;
-        let (cached, idx) = self.prefill(&prompt_tokens)?;
-        let first_logits = self.ctx.get_logits_ith(idx).to_vec();
-        let t_prefill = t0.elapsed();
-        let tokenized: Vec<Vec<LlamaToken>> =
-            candidates.iter().map(|c| self.model.vocab().tokenize(c.as_bytes(), false, false)).collect();
-        let mut logprobs: Vec<f64> =
-            tokenized.iter().map(|c| c.first().map_or(0.0, |&t| log_softmax_at(&first_logits, t))).collect();
+        let tokenize = |c: &String| self.model.vocab().tokenize(c.as_bytes(), false, false);
+        let mut tokenized: Vec<Vec<LlamaToken>> = candidates.iter().map(tokenize).collect();
+        if let Some(among) = among {
+            let others: Vec<Vec<LlamaToken>> = among.iter().map(tokenize).chain(tokenized.iter().cloned()).collect();
+            for c in &mut tokenized {
+                let shared = others.iter().filter(|o| *o != c).map(|o| common_prefix(c, o)).max().unwrap_or(0);
+                c.truncate(shared + 1);
+            }
+        }
         for (candidate, tokens) in candidates.iter().zip(&tokenized) {
             if prompt_tokens.len() + tokens.len() > self.n_ctx as usize {
                 bail!("prompt plus candidate {candidate:?} exceeds the context of {} tokens", self.n_ctx);
@@ -345,65 +381,124 @@ impl Engine {
             }
             group_tokens += body;
         }
-        for group in &groups {
-            let sums = self.score_group(prompt_tokens.len(), &tokenized, group)?;
-            for (&k, sum) in group.iter().zip(sums) {
-                logprobs[k] += sum;
-            }
+        let mut groups = groups.into_iter();
+        // The prompt's new tokens go into the first group's decode when they fit one batch beside
+        // it: one decode fewer per request, and each decode reads all the weights.
+        let keep = self.reuse_cache(&prompt_tokens)?;
+        let rest = &prompt_tokens[keep..];
+        let (first_logits, mut sums) = if rest.len() + SCORE_OUTPUTS <= self.n_batch {
+            let first = groups.next().unwrap_or_default();
+            let (first_logits, sums) = self.score_group(prompt_tokens.len(), &tokenized, &first, rest)?;
+            (first_logits, first.into_iter().zip(sums).collect::<Vec<_>>())
+        } else {
+            let (_, idx) = self.prefill(&prompt_tokens)?;
+            (self.ctx.get_logits_ith(idx).to_vec(), Vec::new())
+        };
+        let t_prefill = t0.elapsed();
+        for group in groups {
+            let (_, group_sums) = self.score_group(prompt_tokens.len(), &tokenized, &group, &[])?;
+            sums.extend(group.into_iter().zip(group_sums));
+        }
+        let norm = log_sum_exp(&first_logits);
+        let mut logprobs: Vec<f64> =
+            tokenized.iter().map(|c| c.first().map_or(0.0, |&t| first_logits[t.0 as usize] as f64 - norm)).collect();
+        for (k, sum) in sums {
+            logprobs[k] += sum;
         }
         let total = t0.elapsed();
         Ok(Scores {
             logprobs: logprobs.into_iter().map(|x| x as f32).collect(),
             tokens: tokenized.iter().map(|c| c.len() as u32).collect(),
             prompt_tokens: prompt_tokens.len() as u32,
-            cached_tokens: cached as u32,
+            cached_tokens: keep as u32,
             timings: SlmTimings { prefill_ms: ms(t_prefill), generate_ms: ms(total - t_prefill), total_ms: ms(total) },
         })
     }
 
     /// Log-probability of tokens `1..` of each candidate in `group` after the prompt (token 0 is
     /// scored from the prompt's own logits), in one decode: candidate `j` of the group runs in
-    /// sequence `j + 1`, which shares the prompt's cells of sequence 0.
+    /// sequence `j + 1`, which shares the prompt's cells of sequence 0. Candidates that begin
+    /// alike (`machine.start`, `machine.stop`) share the batch entries of their common tokens, a
+    /// token belonging to each of their sequences: every logits row costs a pass of the
+    /// 262k-token output layer, the largest part of the model.
+    ///
+    /// `rest`, the prompt's tokens not yet in the cache (its last ones), is evaluated in the same
+    /// decode, in every sequence of the group; its last token's logits are returned (empty when
+    /// `rest` is).
     fn score_group(
         &mut self,
         prompt_len: usize,
         tokenized: &[Vec<LlamaToken>],
         group: &[usize],
-    ) -> anyhow::Result<Vec<f64>> {
-        let total: usize = group.iter().map(|&k| tokenized[k].len() - 1).sum();
-        let mut batch = LlamaBatch::new(total, 1);
-        let mut first_index = Vec::with_capacity(group.len());
+        rest: &[LlamaToken],
+    ) -> anyhow::Result<(Vec<f32>, Vec<f64>)> {
+        // One entry per distinct prefix of the candidates' inputs: (its last token, its position
+        // after the prompt, the sequences it belongs to).
+        let mut entries: Vec<(LlamaToken, usize, Vec<i32>)> = Vec::new();
+        let mut entry_of: HashMap<&[LlamaToken], usize> = HashMap::new();
+        // For each candidate, the entry whose logits predict each of its tokens `1..`.
+        let mut rows: Vec<Vec<usize>> = Vec::with_capacity(group.len());
         for (j, &k) in group.iter().enumerate() {
             let seq = j as i32 + 1;
             self.ctx.copy_kv_cache_seq(0, seq, None, Some(prompt_len as u32))?;
-            first_index.push(batch.n_tokens());
-            let body = &tokenized[k][..tokenized[k].len() - 1];
-            for (i, &t) in body.iter().enumerate() {
-                batch.add(t, (prompt_len + i) as i32, &[seq], true)?;
+            let tokens = &tokenized[k];
+            let mut own = Vec::with_capacity(tokens.len() - 1);
+            for i in 0..tokens.len() - 1 {
+                let e = *entry_of.entry(&tokens[..=i]).or_insert_with(|| {
+                    entries.push((tokens[i], i, Vec::new()));
+                    entries.len() - 1
+                });
+                entries[e].2.push(seq);
+                own.push(e);
             }
+            rows.push(own);
+        }
+        let mut batch = LlamaBatch::new(rest.len() + entries.len(), group.len() as i32 + 1);
+        let all_seqs: Vec<i32> = (0..=group.len() as i32).collect();
+        let rest_start = prompt_len - rest.len();
+        for (i, &t) in rest.iter().enumerate() {
+            batch.add(t, (rest_start + i) as i32, &all_seqs, i + 1 == rest.len())?;
+        }
+        for (token, i, seqs) in &entries {
+            batch.add(*token, (prompt_len + i) as i32, seqs, true)?;
         }
         let decoded = self.ctx.decode(&mut batch);
-        let sums = decoded.map(|()| {
-            group
+        let result = decoded.map(|()| {
+            let first_logits =
+                if rest.is_empty() { Vec::new() } else { self.ctx.get_logits_ith(rest.len() as i32 - 1).to_vec() };
+            let row = |e: usize| (rest.len() + e) as i32;
+            let mut lse: Vec<Option<f64>> = vec![None; entries.len()];
+            let sums = group
                 .iter()
-                .zip(&first_index)
-                .map(|(&k, &at)| {
+                .zip(&rows)
+                .map(|(&k, own)| {
                     tokenized[k][1..]
                         .iter()
-                        .enumerate()
-                        .map(|(i, &next)| log_softmax_at(self.ctx.get_logits_ith(at + i as i32), next))
+                        .zip(own)
+                        .map(|(&next, &e)| {
+                            let logits = self.ctx.get_logits_ith(row(e));
+                            let norm = *lse[e].get_or_insert_with(|| log_sum_exp(logits));
+                            logits[next.0 as usize] as f64 - norm
+                        })
                         .sum()
                 })
-                .collect()
+                .collect();
+            (first_logits, sums)
         });
         for j in 0..group.len() {
             // Removing a whole sequence always succeeds; the prompt's cells stay with sequence 0.
             let _ = self.ctx.clear_kv_cache_seq(Some(j as u32 + 1), None, None);
         }
-        sums.map_err(|e| {
-            self.reset_cache();
-            anyhow!("llama.cpp decode failed while scoring {} candidates: {e}", group.len())
-        })
+        match result {
+            Ok(r) => {
+                self.cached.extend_from_slice(rest);
+                Ok(r)
+            }
+            Err(e) => {
+                self.reset_cache();
+                bail!("llama.cpp decode failed while scoring {} candidates: {e}", group.len())
+            }
+        }
     }
 
     fn constraint(&mut self, grammar: Option<&Grammar>) -> anyhow::Result<Constraint> {
@@ -440,7 +535,7 @@ impl Engine {
     fn llg_factory(&mut self) -> anyhow::Result<&ParserFactory> {
         if self.llg.is_none() {
             let t0 = Instant::now();
-            let env = LlamaSampler::llguidance_tok_env(self.model);
+            let env = canonical_tok_env(self.model);
             // No precomputed token slices (`new_simple` builds llguidance's general ones): over
             // Gemma's 262k-token vocabulary they cost 64 MiB of resident memory, and the
             // worker masks the whole vocabulary only when the top token breaks the grammar, where
@@ -452,6 +547,38 @@ impl Engine {
         }
         Ok(self.llg.as_ref().expect("just built"))
     }
+}
+
+/// llguidance's view of the vocabulary, tokenizing with the model's own tokenizer.
+///
+/// llama-cpp-2's environment tokenizes greedily over the token trie and so declares itself
+/// non-canonical, and llguidance then never computes forced tokens: every `", "name": "` of an
+/// argument list cost one model evaluation per token. With the model's own tokenizer the forced
+/// text is tokenized exactly as a prompt would be, which is what llguidance needs to splice it.
+struct CanonicalTokEnv {
+    trie: TokTrie,
+    model: &'static LlamaModel,
+}
+
+impl TokenizerEnv for CanonicalTokEnv {
+    fn tok_trie(&self) -> &TokTrie {
+        &self.trie
+    }
+
+    fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
+        // No BOS and no special-token parsing: this is text inside an answer.
+        self.model.vocab().tokenize(s, false, false).into_iter().map(|t| t.0 as TokenId).collect()
+    }
+
+    fn tokenize_is_canonical(&self) -> bool {
+        true
+    }
+}
+
+fn canonical_tok_env(model: &'static LlamaModel) -> TokEnv {
+    // The trie (token bytes, end-of-generation tokens) is llama-cpp-2's; only tokenizing changes.
+    let trie = LlamaSampler::llguidance_tok_env(model).tok_trie().clone();
+    Arc::new(CanonicalTokEnv { trie, model })
 }
 
 /// A grammar in force during one generation.
@@ -547,10 +674,16 @@ fn argmax(it: impl Iterator<Item = (usize, f32)>) -> Option<LlamaToken> {
     best.map(|(i, _)| LlamaToken(i as i32))
 }
 
-fn log_softmax_at(logits: &[f32], token: LlamaToken) -> f64 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let sum: f64 = logits.iter().map(|&l| ((l as f64) - max).exp()).sum();
-    logits[token.0 as usize] as f64 - max - sum.ln()
+fn common_prefix(a: &[LlamaToken], b: &[LlamaToken]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+/// The softmax's normaliser, `ln Σ exp(l)`.
+fn log_sum_exp(logits: &[f32]) -> f64 {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    // exp in f32 (the terms are at most 1), summed in f64: a 262k-term sum in f32 would drift.
+    let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
+    max as f64 + sum.ln()
 }
 
 fn ms(d: std::time::Duration) -> f64 {

@@ -246,6 +246,53 @@ fn distilled_adapter_changes_the_answers() {
 }
 
 #[test]
+fn text_the_grammar_forces_costs_no_model_evaluation() {
+    let mut slm = with_adapter(&model(GEMMA), &model(GEMMA_ADAPTER), "1");
+    let prompt = format!(
+        "{SHORT_PROMPT}Request: it's pitch black in the kitchen, get the lights on\nCall: {{\"intent\": \"light.set"
+    );
+    // One way to go: the answer is the grammar's, and the model is not run at all.
+    let only = r#"start: "\", \"room\": \"kitchen\", \"state\": \"on\"}""#;
+    let g = slm.generate(&prompt, Some(Grammar::Lark(only.into())), 40).unwrap();
+    assert_eq!(g.text, r#"", "room": "kitchen", "state": "on"}"#);
+    assert_eq!((g.model_steps, g.stop.as_str()), (0, "grammar_complete"), "{g:?}");
+    // One choice: the forced `", "room": "` goes in with the prompt, the model picks the room
+    // from that one evaluation, and the rest is forced again. The same grammar in GBNF, which
+    // the worker cannot splice, takes a step per token and must give the same answer.
+    let choice = r#""\", \"room\": \"" ("kitchen" | "bedroom" | "office") "\", \"state\": \"on\"}""#;
+    let spliced = slm.generate(&prompt, Some(Grammar::Lark(format!("start: {choice}"))), 40).unwrap();
+    let stepwise = slm.generate(&prompt, Some(Grammar::Gbnf(format!("root ::= {choice}"))), 40).unwrap();
+    assert_eq!(spliced.text, stepwise.text);
+    assert!(spliced.text.contains("kitchen"), "{spliced:?}");
+    assert_eq!(spliced.model_steps, 1, "{spliced:?}");
+    assert!(stepwise.model_steps as usize > spliced.generated_tokens as usize / 2, "{stepwise:?}");
+}
+
+#[test]
+fn a_choice_is_scored_up_to_where_the_candidates_part() {
+    let mut slm = with_adapter(&model(GEMMA), &model(GEMMA_ADAPTER), "1");
+    let names = |v: &[&str]| v.iter().map(|c| format!("{c}\"")).collect::<Vec<String>>();
+    let candidates = names(&["light.set", "light.brightness", "media.volume", "none"]);
+    let among = names(&["light.set", "light.brightness", "media.volume", "media.control", "machine.stop", "none"]);
+    let prompt = format!("{SHORT_PROMPT}Request: dim the lights in the bedroom to ten percent\nCall: {{\"intent\": \"");
+    let whole = slm.score_detailed(&prompt, &candidates).unwrap();
+    let choice = slm.score_choice(&prompt, &candidates, &among).unwrap();
+    for k in 0..candidates.len() {
+        assert!(choice.tokens[k] >= 1 && choice.tokens[k] <= whole.tokens[k], "{choice:?} vs {whole:?}");
+        // What is left out is the log-probability of tokens after the choice, at most 0 (give or
+        // take the float noise of evaluating in batches of another shape).
+        assert!(choice.logprobs[k] >= whole.logprobs[k] - 0.1, "{choice:?} vs {whole:?}");
+    }
+    // `light.set` and `light.brightness` share their first token, so each needs more; `none` is
+    // told from all the others by its first.
+    assert!(choice.tokens[0] > 1 && choice.tokens[1] > 1, "{choice:?}");
+    assert_eq!(choice.tokens[3], 1, "{choice:?}");
+    let best = |s: &[f32]| (0..s.len()).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap();
+    assert_eq!(best(&choice.logprobs), 1, "not light.brightness: {choice:?}");
+    assert_eq!(best(&whole.logprobs), 1, "not light.brightness: {whole:?}");
+}
+
+#[test]
 fn adapter_that_is_not_gguf_or_not_for_this_model_is_a_load_error() {
     let dir = tempdir();
     let wrong = dir.join("adapter.gguf");
