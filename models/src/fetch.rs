@@ -128,12 +128,20 @@ impl<'a> Fetcher<'a> {
                 curl(url, out.path())?;
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
             }
-            Source::Derive { from, convert: Derivation::GgufTokenEmbdQ5_0 } => {
+            Source::Derive { from, convert } => {
                 self.fetch(from).map_err(|e| format!("cannot fetch {from}, which it is made from: {e}"))?;
                 let base = self.store.path(from).map_err(|e| e.to_string())?;
-                tracing::info!(id = %entry.id, from = %from, "re-quantising the token embedding to q5_0 (takes a few seconds)");
-                crate::gguf_requant::token_embd_q5_0(&base, out.path())
-                    .map_err(|e| format!("derivation failed: {e}"))?;
+                let derived = match convert {
+                    Derivation::GgufTokenEmbdQ5_0 => {
+                        tracing::info!(id = %entry.id, from = %from, "re-quantising the token embedding to q5_0 (takes a few seconds)");
+                        crate::gguf_requant::token_embd_q5_0(&base, out.path())
+                    }
+                    Derivation::GgufVocabAscii => {
+                        tracing::info!(id = %entry.id, from = %from, "cutting the vocabulary to English tokens (takes a few seconds)");
+                        crate::gguf_vocab::ascii_vocabulary(&base, out.path())
+                    }
+                };
+                derived.map_err(|e| format!("derivation failed: {e}"))?;
                 sha256_file(out.path(), &entry.id).map_err(|e| e.to_string())?
             }
             Source::Bundled { path } => {

@@ -9,7 +9,7 @@
 //! off: what the store and `sotto models verify` report, and neither crate does.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::GgufError;
@@ -380,4 +380,184 @@ pub fn inspect_and_warn(path: &Path) -> Result<GgufInfo, GgufError> {
         );
     }
     Ok(info)
+}
+
+/// A GGUF file opened to be rewritten: every metadata entry as raw bytes, the tensor table, and
+/// the file positioned nowhere in particular (each writer seeks).
+pub(crate) struct Rewrite<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) version: u32,
+    pub(crate) metadata: Vec<Metadata>,
+    pub(crate) tensors: Vec<TensorInfo>,
+    /// Data size of each tensor.
+    pub(crate) sizes: Vec<u64>,
+    pub(crate) data_start: u64,
+    pub(crate) alignment: u64,
+    pub(crate) file: BufReader<File>,
+}
+
+/// One metadata entry: its key, value type and value bytes (as in the file).
+pub(crate) struct Metadata {
+    pub(crate) key: String,
+    pub(crate) ty: u32,
+    pub(crate) value: Vec<u8>,
+}
+
+/// Where one tensor goes in a rewritten file: its name, dims and type, and its data size.
+pub(crate) struct TensorOut {
+    pub(crate) dims: Vec<u64>,
+    pub(crate) ty: u32,
+    pub(crate) bytes: u64,
+}
+
+impl<'a> Rewrite<'a> {
+    /// Reads `path`'s metadata and tensor table, and checks that every tensor's data is in the
+    /// file: a derivation never writes a result from a truncated source. GGUF version 3 only.
+    pub(crate) fn open(path: &'a Path) -> Result<Self, GgufError> {
+        let malformed = |message: String| GgufError::Malformed { path: path.into(), message };
+        let Preamble { reader: mut r, version, tensor_count, kv_count } = open(path)?;
+        if version != 3 {
+            return Err(GgufError::UnsupportedVersion { path: path.into(), version });
+        }
+        let mut spans = Vec::with_capacity(kv_count as usize);
+        let mut alignment = 32u64;
+        for _ in 0..kv_count {
+            let key = r.string("metadata key")?;
+            let ty = r.u32(&key)?;
+            let start = r.pos;
+            if let Value::Int(v) = r.value(ty, &key)? {
+                if key == "general.alignment" {
+                    alignment = v.max(1);
+                }
+            }
+            spans.push((key, ty, start, r.pos));
+        }
+        let tensors = r.tensor_table(tensor_count)?;
+        let sizes = tensors
+            .iter()
+            .map(|t| {
+                t.bytes().ok_or_else(|| malformed(format!("{}: ggml type {} is not supported here", t.name, t.ty)))
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        let data_start = r.pos.div_ceil(alignment) * alignment;
+        for (t, bytes) in tensors.iter().zip(&sizes) {
+            let end = data_start + t.offset + bytes;
+            if end > r.size {
+                return Err(GgufError::Truncated {
+                    path: path.into(),
+                    what: t.name.clone(),
+                    needed: end,
+                    actual: r.size,
+                });
+            }
+        }
+        let mut file = r.inner;
+        let io = |e| GgufError::Io { path: PathBuf::from(path), source: e };
+        let mut metadata = Vec::with_capacity(spans.len());
+        for (key, ty, start, end) in spans {
+            let mut value = vec![0u8; (end - start) as usize];
+            file.seek(SeekFrom::Start(start)).map_err(io)?;
+            file.read_exact(&mut value).map_err(io)?;
+            metadata.push(Metadata { key, ty, value });
+        }
+        Ok(Rewrite { path, version, metadata, tensors, sizes, data_start, alignment, file })
+    }
+
+    /// The index of the tensor called `name`.
+    pub(crate) fn tensor(&self, name: &str) -> Result<usize, GgufError> {
+        self.tensors
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| GgufError::Malformed { path: self.path.into(), message: format!("no tensor {name}") })
+    }
+
+    /// The tensors as they are, but tensor `i` as `changed` (for [`Self::write`]).
+    pub(crate) fn outputs_with(&self, i: usize, changed: TensorOut) -> Vec<TensorOut> {
+        let mut changed = Some(changed);
+        self.tensors
+            .iter()
+            .zip(&self.sizes)
+            .enumerate()
+            .map(|(k, (t, &bytes))| match changed.take_if(|_| k == i) {
+                Some(c) => c,
+                None => TensorOut { dims: t.dims.clone(), ty: t.ty, bytes },
+            })
+            .collect()
+    }
+
+    /// Positions the source at tensor `i`'s data.
+    pub(crate) fn seek_tensor(&mut self, i: usize) -> Result<&mut BufReader<File>, GgufError> {
+        let at = self.data_start + self.tensors[i].offset;
+        self.file.seek(SeekFrom::Start(at)).map_err(|e| GgufError::Io { path: self.path.into(), source: e })?;
+        Ok(&mut self.file)
+    }
+
+    /// Writes `dst`: the header, `metadata`, the tensor table of `out` (the source's tensors in
+    /// their order, each aligned) and each tensor's data, which `data` writes for tensor `i` (see
+    /// [`Self::copy_tensor`] for one kept as it is). The file is synced before returning.
+    pub(crate) fn write(
+        &mut self,
+        dst: &Path,
+        metadata: &[Metadata],
+        out: &[TensorOut],
+        mut data: impl FnMut(&mut Self, usize, &mut dyn Write) -> Result<(), GgufError>,
+    ) -> Result<(), GgufError> {
+        let io_dst = |e| GgufError::Io { path: PathBuf::from(dst), source: e };
+        let file = File::create(dst).map_err(io_dst)?;
+        let mut w = BufWriter::with_capacity(1 << 20, file);
+        let mut header = Vec::new();
+        header.extend_from_slice(b"GGUF");
+        header.extend_from_slice(&self.version.to_le_bytes());
+        header.extend_from_slice(&(out.len() as u64).to_le_bytes());
+        header.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+        for m in metadata {
+            header.extend_from_slice(&(m.key.len() as u64).to_le_bytes());
+            header.extend_from_slice(m.key.as_bytes());
+            header.extend_from_slice(&m.ty.to_le_bytes());
+            header.extend_from_slice(&m.value);
+        }
+        let mut offset = 0u64;
+        let mut layout = Vec::with_capacity(out.len());
+        for (t, o) in self.tensors.iter().zip(out) {
+            header.extend_from_slice(&(t.name.len() as u64).to_le_bytes());
+            header.extend_from_slice(t.name.as_bytes());
+            header.extend_from_slice(&(o.dims.len() as u32).to_le_bytes());
+            for d in &o.dims {
+                header.extend_from_slice(&d.to_le_bytes());
+            }
+            header.extend_from_slice(&o.ty.to_le_bytes());
+            header.extend_from_slice(&offset.to_le_bytes());
+            layout.push((offset, o.bytes));
+            offset = (offset + o.bytes).div_ceil(self.alignment) * self.alignment;
+        }
+        header.resize(header.len().div_ceil(self.alignment as usize) * self.alignment as usize, 0);
+        w.write_all(&header).map_err(io_dst)?;
+        let mut written = 0u64;
+        for (i, &(at, bytes)) in layout.iter().enumerate() {
+            w.write_all(&vec![0u8; (at - written) as usize]).map_err(io_dst)?;
+            data(self, i, &mut w)?;
+            written = at + bytes;
+        }
+        w.flush().map_err(io_dst)?;
+        w.into_inner().map_err(|e| io_dst(e.into_error()))?.sync_all().map_err(io_dst)?;
+        Ok(())
+    }
+
+    /// Copies tensor `i`'s data unchanged to `w` (for [`Self::write`]).
+    pub(crate) fn copy_tensor(&mut self, i: usize, w: &mut dyn Write, dst: &Path) -> Result<(), GgufError> {
+        let bytes = self.sizes[i];
+        let path = self.path;
+        let src = self.seek_tensor(i)?;
+        let copied = std::io::copy(&mut src.take(bytes), w)
+            .map_err(|e| GgufError::Io { path: PathBuf::from(dst), source: e })?;
+        if copied != bytes {
+            return Err(GgufError::Truncated {
+                path: path.into(),
+                what: self.tensors[i].name.clone(),
+                needed: bytes,
+                actual: copied,
+            });
+        }
+        Ok(())
+    }
 }

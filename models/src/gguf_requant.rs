@@ -11,14 +11,13 @@
 //! The result is deterministic (a pinned sha256 in the manifest): q5_0 is computed exactly as
 //! ggml's reference `quantize_row_q5_0` does, from the q8_0 values.
 
-use std::fs::File;
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use half::f16;
 
 use crate::error::GgufError;
-use crate::gguf::{open, Preamble, Value};
+use crate::gguf::{Rewrite, TensorOut};
 
 /// The tensor re-quantised.
 pub const TOKEN_EMBD: &str = "token_embd.weight";
@@ -32,115 +31,45 @@ const Q5_0_BYTES: usize = 22;
 pub fn token_embd_q5_0(src: &Path, dst: &Path) -> Result<(), GgufError> {
     let io_src = |e| GgufError::Io { path: PathBuf::from(src), source: e };
     let io_dst = |e| GgufError::Io { path: PathBuf::from(dst), source: e };
-    let malformed = |message: String| GgufError::Malformed { path: src.into(), message };
-    let Preamble { reader: mut r, version, tensor_count, kv_count } = open(src)?;
-    if version != 3 {
-        return Err(GgufError::UnsupportedVersion { path: src.into(), version });
+    let mut g = Rewrite::open(src)?;
+    let embd = g.tensor(TOKEN_EMBD)?;
+    let t = &g.tensors[embd];
+    if t.ty != Q8_0 || t.dims.first().is_none_or(|&d| d % BLOCK as u64 != 0) {
+        return Err(GgufError::Malformed {
+            path: src.into(),
+            message: format!(
+                "{TOKEN_EMBD} is ggml type {} with rows of {:?}: expected q8_0 rows of a multiple of 32",
+                t.ty,
+                t.dims.first()
+            ),
+        });
     }
-    let size = r.size;
-    // The metadata is copied as raw bytes: only its extent and the alignment are needed.
-    let kv_start = r.pos;
-    let mut alignment = 32u64;
-    for _ in 0..kv_count {
-        let key = r.string("metadata key")?;
-        let ty = r.u32(&key)?;
-        if let Value::Int(v) = r.value(ty, &key)? {
-            if key == "general.alignment" {
-                alignment = v.max(1);
+    let row_blocks = (t.dims[0] as usize) / BLOCK;
+    let changed =
+        TensorOut { dims: t.dims.clone(), ty: Q5_0, bytes: g.sizes[embd] / Q8_0_BYTES as u64 * Q5_0_BYTES as u64 };
+    let out = g.outputs_with(embd, changed);
+    // The metadata is kept as it is.
+    let metadata = std::mem::take(&mut g.metadata);
+    g.write(dst, &metadata, &out, |g, i, w| {
+        if i != embd {
+            return g.copy_tensor(i, w, dst);
+        }
+        let rows = g.sizes[i] / (row_blocks * Q8_0_BYTES) as u64;
+        let raw = g.seek_tensor(i)?;
+        // Row by row: the whole embedding never sits in memory twice.
+        let mut q8 = vec![0u8; row_blocks * Q8_0_BYTES];
+        let mut q5 = vec![0u8; row_blocks * Q5_0_BYTES];
+        for _ in 0..rows {
+            raw.read_exact(&mut q8).map_err(io_src)?;
+            for (a, b) in q8.chunks_exact(Q8_0_BYTES).zip(q5.chunks_exact_mut(Q5_0_BYTES)) {
+                let d = f16::from_le_bytes([a[0], a[1]]).to_f32();
+                let x: [f32; BLOCK] = std::array::from_fn(|j| d * f32::from(a[2 + j] as i8));
+                quantize_q5_0_block(&x, b);
             }
+            w.write_all(&q5).map_err(io_dst)?;
         }
-    }
-    let kv_end = r.pos;
-    let tensors = r.tensor_table(tensor_count)?;
-    let sizes = tensors
-        .iter()
-        .map(|t| t.bytes().ok_or_else(|| malformed(format!("{}: ggml type {} is not supported here", t.name, t.ty))))
-        .collect::<Result<Vec<u64>, _>>()?;
-    let data_start = r.pos.div_ceil(alignment) * alignment;
-    let embd = tensors
-        .iter()
-        .position(|t| t.name == TOKEN_EMBD)
-        .ok_or_else(|| malformed(format!("no tensor {TOKEN_EMBD}")))?;
-    if tensors[embd].ty != Q8_0 || tensors[embd].dims.first().is_none_or(|&d| d % BLOCK as u64 != 0) {
-        return Err(malformed(format!(
-            "{TOKEN_EMBD} is ggml type {} with rows of {:?}: expected q8_0 rows of a multiple of 32",
-            tensors[embd].ty,
-            tensors[embd].dims.first()
-        )));
-    }
-    for (t, bytes) in tensors.iter().zip(&sizes) {
-        let end = data_start + t.offset + bytes;
-        if end > size {
-            return Err(GgufError::Truncated { path: src.into(), what: t.name.clone(), needed: end, actual: size });
-        }
-    }
-
-    let mut raw = r.inner.into_inner();
-    let mut kv = vec![0u8; (kv_end - kv_start) as usize];
-    raw.seek(SeekFrom::Start(kv_start)).map_err(io_src)?;
-    raw.read_exact(&mut kv).map_err(io_src)?;
-
-    let out = File::create(dst).map_err(io_dst)?;
-    let mut w = BufWriter::with_capacity(1 << 20, out);
-    let mut header = Vec::new();
-    header.extend_from_slice(b"GGUF");
-    header.extend_from_slice(&version.to_le_bytes());
-    header.extend_from_slice(&tensor_count.to_le_bytes());
-    header.extend_from_slice(&kv_count.to_le_bytes());
-    header.extend_from_slice(&kv);
-    // New offsets: the same order, each tensor aligned.
-    let mut offset = 0u64;
-    let mut layout = Vec::with_capacity(tensors.len());
-    for (i, (t, &bytes)) in tensors.iter().zip(&sizes).enumerate() {
-        let (ty, bytes) = if i == embd { (Q5_0, bytes / Q8_0_BYTES as u64 * Q5_0_BYTES as u64) } else { (t.ty, bytes) };
-        header.extend_from_slice(&(t.name.len() as u64).to_le_bytes());
-        header.extend_from_slice(t.name.as_bytes());
-        header.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-        for d in &t.dims {
-            header.extend_from_slice(&d.to_le_bytes());
-        }
-        header.extend_from_slice(&ty.to_le_bytes());
-        header.extend_from_slice(&offset.to_le_bytes());
-        layout.push((offset, bytes));
-        offset = (offset + bytes).div_ceil(alignment) * alignment;
-    }
-    header.resize(header.len().div_ceil(alignment as usize) * alignment as usize, 0);
-    w.write_all(&header).map_err(io_dst)?;
-
-    let mut written = 0u64;
-    for (i, ((t, &src_bytes), &(at, bytes))) in tensors.iter().zip(&sizes).zip(&layout).enumerate() {
-        w.write_all(&vec![0u8; (at - written) as usize]).map_err(io_dst)?;
-        raw.seek(SeekFrom::Start(data_start + t.offset)).map_err(io_src)?;
-        if i == embd {
-            // Row by row: the whole embedding never sits in memory twice.
-            let row_blocks = (t.dims[0] as usize) / BLOCK;
-            let mut q8 = vec![0u8; row_blocks * Q8_0_BYTES];
-            let mut q5 = vec![0u8; row_blocks * Q5_0_BYTES];
-            for _ in 0..src_bytes / q8.len() as u64 {
-                raw.read_exact(&mut q8).map_err(io_src)?;
-                for (a, b) in q8.chunks_exact(Q8_0_BYTES).zip(q5.chunks_exact_mut(Q5_0_BYTES)) {
-                    let d = f16::from_le_bytes([a[0], a[1]]).to_f32();
-                    let x: [f32; BLOCK] = std::array::from_fn(|j| d * f32::from(a[2 + j] as i8));
-                    quantize_q5_0_block(&x, b);
-                }
-                w.write_all(&q5).map_err(io_dst)?;
-            }
-        } else {
-            let copied = std::io::copy(&mut (&mut raw).take(src_bytes), &mut w).map_err(io_dst)?;
-            if copied != src_bytes {
-                return Err(GgufError::Truncated {
-                    path: src.into(),
-                    what: t.name.clone(),
-                    needed: src_bytes,
-                    actual: copied,
-                });
-            }
-        }
-        written = at + bytes;
-    }
-    w.flush().map_err(io_dst)?;
-    w.into_inner().map_err(|e| io_dst(e.into_error()))?.sync_all().map_err(io_dst)?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// ggml's `quantize_row_q5_0_ref` for one block: scale by the value of largest magnitude so that

@@ -5,7 +5,8 @@
 //! tarballs, URLs, small files bundled in the binary such as the distilled LoRA adapter, or another
 //! model of the store it is derived from). [`Store`] finds intact files in the cache directory; [`Fetcher`] obtains
 //! missing ones atomically, [`import`] copies them from another machine's model directory; [`whisper_ct2`] converts CTranslate2 Whisper models to ggml;
-//! [`gguf`] inspects language-model files before use; [`gguf_requant`] derives a smaller one from another.
+//! [`gguf`] inspects language-model files before use; [`gguf_requant`] and [`gguf_vocab`] derive smaller ones from
+//! another.
 //!
 //! ```no_run
 //! let store = sotto_models::Store::open()?;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod fetch;
 pub mod gguf;
 pub mod gguf_requant;
+pub mod gguf_vocab;
 pub mod manifest;
 mod progress;
 pub mod store;

@@ -149,6 +149,10 @@ pub enum Derivation {
     /// ([`crate::gguf_requant`]).
     #[serde(rename = "gguf-token-embd-q5_0")]
     GgufTokenEmbdQ5_0,
+    /// The GGUF's vocabulary cut to the tokens of English (ASCII) text, with the embedding's rows
+    /// of the others ([`crate::gguf_vocab`]).
+    #[serde(rename = "gguf-vocab-ascii")]
+    GgufVocabAscii,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

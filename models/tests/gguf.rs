@@ -119,24 +119,30 @@ fn real_smollm2_is_llama_q4_1() {
     assert!(matches!(gguf::inspect(&cut), Err(GgufError::Truncated { .. })));
 }
 
-/// A GGUF v3 file with an f16 tensor `a` (64 values) and a q8_0 `token_embd.weight` of `rows` rows
-/// of 64 values, with `values(i)` as the embedding's i-th value.
-fn gguf_with_q8_embedding(rows: u64, values: impl Fn(usize) -> f32) -> Vec<u8> {
+/// The start of a GGUF v3 file of two tensors and `kv_count` metadata entries, the first of which,
+/// `general.architecture = "gemma3"`, it writes.
+fn gemma3_header(kv_count: u64) -> Vec<u8> {
     let mut b = b"GGUF".to_vec();
     b.extend(3u32.to_le_bytes());
     b.extend(2u64.to_le_bytes());
-    b.extend(1u64.to_le_bytes());
+    b.extend(kv_count.to_le_bytes());
     s(&mut b, "general.architecture");
     b.extend(8u32.to_le_bytes());
     s(&mut b, "gemma3");
-    s(&mut b, "a");
+    b
+}
+
+/// The tensor table (an f16 `a` of 64 values, then a q8_0 `token_embd.weight` of `rows` rows of
+/// `row` values), the padding, and `a`'s data: the embedding's data is the caller's to append.
+fn a_and_q8_embedding(b: &mut Vec<u8>, row: u64, rows: u64) {
+    s(b, "a");
     b.extend(1u32.to_le_bytes());
     b.extend(64u64.to_le_bytes());
     b.extend(1u32.to_le_bytes()); // F16
     b.extend(0u64.to_le_bytes());
-    s(&mut b, "token_embd.weight");
+    s(b, "token_embd.weight");
     b.extend(2u32.to_le_bytes());
-    b.extend(64u64.to_le_bytes());
+    b.extend(row.to_le_bytes());
     b.extend(rows.to_le_bytes());
     b.extend(8u32.to_le_bytes()); // Q8_0
     b.extend(128u64.to_le_bytes());
@@ -144,6 +150,13 @@ fn gguf_with_q8_embedding(rows: u64, values: impl Fn(usize) -> f32) -> Vec<u8> {
         b.push(0);
     }
     b.extend((0..128u32).map(|i| (i * 7 % 251) as u8));
+}
+
+/// A GGUF v3 file with an f16 tensor `a` (64 values) and a q8_0 `token_embd.weight` of `rows` rows
+/// of 64 values, with `values(i)` as the embedding's i-th value.
+fn gguf_with_q8_embedding(rows: u64, values: impl Fn(usize) -> f32) -> Vec<u8> {
+    let mut b = gemma3_header(1);
+    a_and_q8_embedding(&mut b, 64, rows);
     let x: Vec<f32> = (0..rows as usize * 64).map(values).collect();
     for block in x.chunks(32) {
         let d = block.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
@@ -151,6 +164,51 @@ fn gguf_with_q8_embedding(rows: u64, values: impl Fn(usize) -> f32) -> Vec<u8> {
         b.extend(block.iter().map(|v| if d == 0.0 { 0 } else { (v / d).round() as i8 as u8 }));
     }
     b
+}
+
+/// A GGUF file's metadata read by hand: (key, value type, value bytes) of each entry, and where
+/// the tensor table starts.
+fn metadata(bytes: &[u8]) -> (Vec<(String, u32, Vec<u8>)>, usize) {
+    let u32_at = |p: usize| u32::from_le_bytes(bytes[p..p + 4].try_into().unwrap());
+    let u64_at = |p: usize| u64::from_le_bytes(bytes[p..p + 8].try_into().unwrap()) as usize;
+    fn width(ty: u32) -> Option<usize> {
+        match ty {
+            0 | 1 | 7 => Some(1),
+            2 | 3 => Some(2),
+            4..=6 => Some(4),
+            10..=12 => Some(8),
+            _ => None,
+        }
+    }
+    let value_len = |at: usize, ty: u32| -> usize {
+        match (ty, width(ty)) {
+            (_, Some(w)) => w,
+            (8, _) => 8 + u64_at(at),
+            (9, _) => {
+                let (elem, n) = (u32_at(at), u64_at(at + 4));
+                let mut q = at + 12;
+                for _ in 0..n {
+                    q += width(elem).unwrap_or_else(|| 8 + u64_at(q));
+                }
+                q - at
+            }
+            (t, _) => panic!("value type {t}"),
+        }
+    };
+    let n_kv = u64_at(16);
+    let mut p = 24;
+    let mut out = Vec::new();
+    for _ in 0..n_kv {
+        let klen = u64_at(p);
+        let key = String::from_utf8(bytes[p + 8..p + 8 + klen].to_vec()).unwrap();
+        p += 8 + klen;
+        let ty = u32_at(p);
+        p += 4;
+        let n = value_len(p, ty);
+        out.push((key, ty, bytes[p..p + n].to_vec()));
+        p += n;
+    }
+    (out, p)
 }
 
 /// The data of tensor `name` (offset, ggml type) read from a GGUF file by hand, as llama.cpp does.
@@ -161,12 +219,9 @@ fn tensor(bytes: &[u8], name: &str) -> (u32, Vec<u8>) {
         *p += 8;
         v
     };
-    let (n_tensors, n_kv) = (u64_at(&mut p), u64_at(&mut p));
-    assert_eq!(n_kv, 1, "the test files have one metadata entry");
-    let klen = u64_at(&mut p) as usize;
-    p += klen + 4;
-    let vlen = u64_at(&mut p) as usize;
-    p += vlen;
+    let n_tensors = u64_at(&mut p);
+    let (_, end) = metadata(bytes);
+    p = end;
     let mut found = None;
     let mut infos = Vec::new();
     for _ in 0..n_tensors {
@@ -196,6 +251,19 @@ fn tensor(bytes: &[u8], name: &str) -> (u32, Vec<u8>) {
         }
     }
     found.unwrap_or_else(|| panic!("no tensor {name}"))
+}
+
+/// The same input gives the same bytes (`first` is the first result): the store pins a derived
+/// file's sha256.
+fn assert_deterministic(
+    derive: fn(&std::path::Path, &std::path::Path) -> Result<(), GgufError>,
+    src: &std::path::Path,
+    first: &[u8],
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let again = dir.path().join("again.gguf");
+    derive(src, &again).unwrap();
+    assert!(std::fs::read(&again).unwrap() == first, "a second derivation of {} differs", src.display());
 }
 
 fn dequantize_q5_0(data: &[u8]) -> Vec<f32> {
@@ -232,10 +300,7 @@ fn token_embedding_is_requantised_to_q5_0_and_the_rest_copied() {
         // most 0.08, over 16; the far end of the range is clamped to code 31).
         assert!((v - value(i)).abs() <= 0.08 / 16.0 * 1.02, "value {i}: {} became {v}", value(i));
     }
-    // The same input gives the same bytes: the store pins the result's sha256.
-    let again = dir.path().join("again.gguf");
-    token_embd_q5_0(&src, &again).unwrap();
-    assert_eq!(std::fs::read(&again).unwrap(), out);
+    assert_deterministic(token_embd_q5_0, &src, &out);
 }
 
 #[test]
@@ -265,4 +330,120 @@ fn real_derived_gemma_is_the_base_with_a_q5_0_embedding() {
     );
     assert_eq!(derived.context_length, base.context_length);
     assert!(derived.file_size + 60_000_000 < base.file_size, "{} vs {}", derived.file_size, base.file_size);
+}
+
+/// A GGUF v3 file with a SentencePiece vocabulary of `tokens` (text, llama.cpp token type), special
+/// ids bos 2 / eos 1 / eot `eot`, an f16 tensor `a` and a q8_0 `token_embd.weight` whose row `r`
+/// holds the value `r` everywhere.
+fn gguf_with_vocabulary(tokens: &[(&str, i32)], eot: u32) -> Vec<u8> {
+    let mut b = gemma3_header(7);
+    s(&mut b, "tokenizer.ggml.model");
+    b.extend(8u32.to_le_bytes());
+    s(&mut b, "llama");
+    let array = |b: &mut Vec<u8>, key: &str, elem: u32| {
+        s(b, key);
+        b.extend(9u32.to_le_bytes());
+        b.extend(elem.to_le_bytes());
+        b.extend((tokens.len() as u64).to_le_bytes());
+    };
+    array(&mut b, "tokenizer.ggml.tokens", 8);
+    for (t, _) in tokens {
+        s(&mut b, t);
+    }
+    array(&mut b, "tokenizer.ggml.scores", 6);
+    for i in 0..tokens.len() {
+        b.extend((-(i as f32)).to_le_bytes());
+    }
+    array(&mut b, "tokenizer.ggml.token_type", 5);
+    for (_, ty) in tokens {
+        b.extend(ty.to_le_bytes());
+    }
+    for (key, id) in [("tokenizer.ggml.bos_token_id", 2u32), ("tokenizer.ggml.eot_token_id", eot)] {
+        s(&mut b, key);
+        b.extend(4u32.to_le_bytes());
+        b.extend(id.to_le_bytes());
+    }
+    a_and_q8_embedding(&mut b, 32, tokens.len() as u64);
+    for r in 0..tokens.len() {
+        b.extend(half::f16::from_f32(r as f32).to_le_bytes());
+        b.extend([1u8; 32]);
+    }
+    b
+}
+
+const VOCABULARY: &[(&str, i32)] = &[
+    ("<pad>", 3),
+    ("<eos>", 3),
+    ("<bos>", 3),
+    ("<unused0>", 3),
+    ("\u{2581}hello", 1),
+    ("\u{2581}für", 1),
+    ("<end_of_turn>", 3),
+    ("<0xC3>", 6),
+    ("{\"", 1),
+    ("日本", 4),
+];
+
+#[test]
+fn vocabulary_is_cut_to_ascii_with_its_embedding_rows_and_special_ids() {
+    use sotto_models::gguf_vocab::ascii_vocabulary;
+    let dir = tempfile::tempdir().unwrap();
+    let src_bytes = gguf_with_vocabulary(VOCABULARY, 6);
+    let src = write(&dir, "full.gguf", &src_bytes);
+    let dst = dir.path().join("en.gguf");
+    ascii_vocabulary(&src, &dst).unwrap();
+    let out = std::fs::read(&dst).unwrap();
+    let kept = [0usize, 1, 2, 4, 6, 7, 8];
+    let (meta, _) = metadata(&out);
+    let value = |key: &str| meta.iter().find(|m| m.0 == key).unwrap_or_else(|| panic!("no {key}")).2.clone();
+    // Tokens, scores and types: the kept ones, in their order.
+    let tokens = value("tokenizer.ggml.tokens");
+    assert_eq!(u64::from_le_bytes(tokens[4..12].try_into().unwrap()), kept.len() as u64);
+    let mut expected = Vec::new();
+    for &k in &kept {
+        s(&mut expected, VOCABULARY[k].0);
+    }
+    assert_eq!(&tokens[12..], &expected[..]);
+    let scores = value("tokenizer.ggml.scores");
+    let scores: Vec<f32> = scores[12..].chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    assert_eq!(scores, kept.iter().map(|&k| -(k as f32)).collect::<Vec<_>>());
+    // Ids: bos keeps 2, the end-of-turn token moves from 6 to 4; the rest of the metadata is kept.
+    assert_eq!(value("tokenizer.ggml.bos_token_id"), 2u32.to_le_bytes());
+    assert_eq!(value("tokenizer.ggml.eot_token_id"), 4u32.to_le_bytes());
+    assert_eq!(meta.len(), 7);
+    // The embedding keeps the kept tokens' rows, as they were; the other tensor is copied.
+    assert_eq!(tensor(&out, "a"), tensor(&src_bytes, "a"));
+    let (ty, rows) = tensor(&out, "token_embd.weight");
+    assert_eq!(ty, 8);
+    let scales: Vec<f32> = rows.chunks(34).map(|r| half::f16::from_le_bytes([r[0], r[1]]).to_f32()).collect();
+    assert_eq!(scales, kept.iter().map(|&k| k as f32).collect::<Vec<_>>());
+    assert_eq!(gguf::inspect(&dst).unwrap().architecture.as_deref(), Some("gemma3"));
+    assert_deterministic(ascii_vocabulary, &src, &out);
+}
+
+#[test]
+fn cutting_a_vocabulary_refuses_to_drop_a_special_token_or_a_bpe_vocabulary() {
+    use sotto_models::gguf_vocab::ascii_vocabulary;
+    let dir = tempfile::tempdir().unwrap();
+    let dst = dir.path().join("out.gguf");
+    // The end-of-turn id names a token that is not ASCII.
+    let src = write(&dir, "special.gguf", &gguf_with_vocabulary(VOCABULARY, 5));
+    let err = ascii_vocabulary(&src, &dst).unwrap_err().to_string();
+    assert!(err.contains("special.gguf") && err.contains("tokenizer.ggml.eot_token_id"), "{err}");
+    // A file without a SentencePiece vocabulary: the f16 test file of the inspection tests.
+    let none = write(&dir, "plain.gguf", &tiny_gguf(1, false));
+    let err = ascii_vocabulary(&none, &dst).unwrap_err().to_string();
+    assert!(err.contains("plain.gguf") && err.contains("tokenizer.ggml.model"), "{err}");
+}
+
+#[test]
+fn real_english_gemma_keeps_the_ascii_tokens() {
+    let base = gguf::inspect(&common::real_model("gemma3-270m-q4_k_m-emb-q5_0")).unwrap();
+    let en = gguf::inspect(&common::real_model("gemma3-270m-q4_k_m-en")).unwrap();
+    assert_eq!(
+        (en.architecture, en.tensor_count, en.context_length),
+        (base.architecture, base.tensor_count, base.context_length)
+    );
+    // 144k of 262k rows of 440 bytes.
+    assert!(en.file_size + 50_000_000 < base.file_size, "{} vs {}", en.file_size, base.file_size);
 }

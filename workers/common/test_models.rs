@@ -10,6 +10,10 @@ use std::path::PathBuf;
 
 pub const WHISPER_BASE: &str = "whisper-base";
 pub const GEMMA: &str = "gemma3-270m-q4_k_m";
+/// The default profile's language model: the same with a q5_0 embedding and an English vocabulary.
+pub const GEMMA_EN: &str = "gemma3-270m-q4_k_m-en";
+/// The one it is cut from (the q5_0 embedding, the whole vocabulary).
+pub const GEMMA_Q5_0: &str = "gemma3-270m-q4_k_m-emb-q5_0";
 pub const SMOLLM2: &str = "smollm2-135m-instruct-q4_1";
 /// The LoRA adapter distilled for the shipped domains (tools/distil), bundled with Sotto.
 pub const GEMMA_ADAPTER: &str = "gemma3-270m-sotto-lora";

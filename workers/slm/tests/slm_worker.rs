@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use sotto_workers::{Grammar, SlmClient, WorkerConfig, WorkerError};
-use test_models::{model, GEMMA, GEMMA_ADAPTER, SMOLLM2};
+use test_models::{model, GEMMA, GEMMA_ADAPTER, GEMMA_EN, GEMMA_Q5_0, SMOLLM2};
 
 const WORKER: &str = env!("CARGO_BIN_EXE_sotto-slm-worker");
 
@@ -290,6 +290,41 @@ fn a_choice_is_scored_up_to_where_the_candidates_part() {
     let best = |s: &[f32]| (0..s.len()).max_by(|&a, &b| s[a].total_cmp(&s[b])).unwrap();
     assert_eq!(best(&choice.logprobs), 1, "not light.brightness: {choice:?}");
     assert_eq!(best(&whole.logprobs), 1, "not light.brightness: {whole:?}");
+}
+
+#[test]
+fn the_english_vocabulary_answers_as_the_whole_one() {
+    // The same weights but for the embedding rows of non-English tokens: ASCII requests tokenize
+    // the same, and the choice and the arguments come out the same with the adapter.
+    let adapter = model(GEMMA_ADAPTER);
+    let mut whole = with_adapter(&model(GEMMA_Q5_0), &adapter, "1");
+    let mut en = with_adapter(&model(GEMMA_EN), &adapter, "1");
+    assert!(en.hello().unwrap().model.n_vocab < 150_000, "{:?}", en.hello().unwrap().model);
+    let names = |v: &[&str]| v.iter().map(|c| format!("{c}\"")).collect::<Vec<String>>();
+    let candidates = names(&["light.set", "light.brightness", "media.volume", "thermostat.set", "none"]);
+    let grammar =
+        r#"start: "\", \"room\": \"" ("kitchen" | "bedroom" | "living_room") "\", \"state\": \"" ("on" | "off") "\"}""#;
+    for request in [
+        "it's pitch black in the kitchen, get the lights on",
+        "I'm off to bed, lights out in the bedroom please",
+        "what's the capital of France?",
+    ] {
+        let prompt = format!("{SHORT_PROMPT}Request: {request}\nCall: {{\"intent\": \"");
+        let a = whole.score(&prompt, &candidates).unwrap();
+        let b = en.score(&prompt, &candidates).unwrap();
+        let best = |s: &[f32]| (0..s.len()).max_by(|&x, &y| s[x].total_cmp(&s[y])).unwrap();
+        assert_eq!(best(&a), best(&b), "{request}: {a:?} vs {b:?}");
+        // Dropping tokens only ever raises a log-probability (a smaller softmax), and the
+        // dropped ones are unlikely after an English prompt.
+        for (x, y) in a.iter().zip(&b) {
+            assert!(*y >= x - 0.1 && *y - x < 0.5, "{request}: {a:?} vs {b:?}");
+        }
+        let call = format!("{prompt}light.set");
+        let ga = whole.generate(&call, Some(Grammar::Lark(grammar.into())), 24).unwrap();
+        let gb = en.generate(&call, Some(Grammar::Lark(grammar.into())), 24).unwrap();
+        assert_eq!(ga.text, gb.text, "{request}");
+        assert_eq!(ga.prompt_tokens, gb.prompt_tokens, "{request}: the prompt tokenized differently");
+    }
 }
 
 #[test]
