@@ -68,6 +68,9 @@ pub struct SlmConfig {
     /// meets on tuesday") given an intent fell from 6 of 7 to 2, requests served rose
     /// (`slm_eval --min-margin`).
     pub min_margin: f32,
+    /// Minimum log-probability margin of the winner over the best other intent (0 = none): two
+    /// intents the model cannot tell apart are a question, not an action.
+    pub rival_margin: f32,
     pub max_tokens: u32,
     /// Candidates the model chooses among (plus `none`), from [`crate::shortlist`]; `0` scores
     /// every declared intent and also asks the model when no word matches.
@@ -77,7 +80,14 @@ pub struct SlmConfig {
 
 impl Default for SlmConfig {
     fn default() -> Self {
-        SlmConfig { calibrate: true, min_margin: 4.0, max_tokens: 48, shortlist: 4, prompt: PromptMode::FewShot }
+        SlmConfig {
+            calibrate: true,
+            min_margin: 4.0,
+            rival_margin: 0.0,
+            max_tokens: 48,
+            shortlist: 4,
+            prompt: PromptMode::FewShot,
+        }
     }
 }
 
@@ -496,6 +506,11 @@ pub fn resolve_with(
     let none_index = choices.len() - 1;
     tracing::debug!(choice = %choices[best], p, ?choices, "language-model function choice");
     if best == none_index || (probs[best].ln() - probs[none_index].ln()) < cfg.min_margin {
+        return Ok(Resolution::none(0.0));
+    }
+    let rival = (0..none_index).filter(|&i| i != best).map(|i| probs[i]).fold(0f32, f32::max);
+    if cfg.rival_margin > 0.0 && rival > 0.0 && probs[best].ln() - rival.ln() < cfg.rival_margin {
+        tracing::debug!(choice = %choices[best], p, rival, "two intents too close to choose: not acting");
         return Ok(Resolution::none(0.0));
     }
     let intent = candidates[best];

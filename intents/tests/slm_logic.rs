@@ -231,3 +231,23 @@ fn the_arguments_grammar_of_a_request_offers_what_was_heard() {
     let g = grammar("lock.set", "open the pod bay doors");
     assert!(g.contains("\"\\\"front\\\"\"") && g.contains("\"\\\"back\\\"\""), "{g}");
 }
+
+#[test]
+fn a_rival_intent_too_close_to_the_winner_is_no_action_when_asked_for() {
+    let vehicle = Intents::shipped_domains(&["vehicle"]).unwrap();
+    // Uncalibrated scores: the fan -4, the temperature -6 (2 behind), everything else and `none` -10.
+    let lm = || Scripted {
+        favourite: "climate.set_fan",
+        right: "climate.set_temperature",
+        generated: ", \"level\": 4}".into(),
+        prompts: vec![],
+        grammars: vec![],
+    };
+    let text = "the blower should go to four";
+    let cfg = |rival_margin| SlmConfig { calibrate: false, shortlist: 0, rival_margin, ..SlmConfig::default() };
+    for (margin, acts) in [(0.0, true), (1.0, true), (3.0, false)] {
+        let r = slm::resolve(&vehicle, text, &mut lm(), &cfg(margin)).unwrap();
+        let want = acts.then_some("climate.set_fan");
+        assert_eq!(r.intent.as_deref(), want, "rival margin {margin}: {r:?}");
+    }
+}
