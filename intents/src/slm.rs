@@ -508,10 +508,12 @@ pub fn resolve_with(
     if best == none_index || (probs[best].ln() - probs[none_index].ln()) < cfg.min_margin {
         return Ok(Resolution::none(0.0));
     }
-    let rival = (0..none_index).filter(|&i| i != best).map(|i| probs[i]).fold(0f32, f32::max);
-    if cfg.rival_margin > 0.0 && rival > 0.0 && probs[best].ln() - rival.ln() < cfg.rival_margin {
-        tracing::debug!(choice = %choices[best], p, rival, "two intents too close to choose: not acting");
-        return Ok(Resolution::none(0.0));
+    if cfg.rival_margin > 0.0 {
+        let rival = (0..none_index).filter(|&i| i != best).map(|i| probs[i]).fold(0f32, f32::max);
+        if rival > 0.0 && probs[best].ln() - rival.ln() < cfg.rival_margin {
+            tracing::debug!(choice = %choices[best], p, rival, "two intents too close to choose: not acting");
+            return Ok(Resolution::none(0.0));
+        }
     }
     let intent = candidates[best];
     let heard = Heard::new(text);

@@ -96,7 +96,8 @@ pub fn ascii_vocabulary(src: &Path, dst: &Path) -> Result<(), GgufError> {
         return Err(malformed("a separate output.weight is not supported: only a tied embedding".into()));
     }
     let row_bytes = (g.sizes[embd] / tokens.len() as u64) as usize;
-    let (t_dims0, t_ty) = (t.dims[0], t.ty);
+    let changed =
+        TensorOut { dims: vec![t.dims[0], kept.len() as u64], ty: t.ty, bytes: (row_bytes * kept.len()) as u64 };
 
     let mut metadata = Vec::with_capacity(g.metadata.len());
     for (i, m) in g.metadata.iter().enumerate() {
@@ -125,17 +126,14 @@ pub fn ascii_vocabulary(src: &Path, dst: &Path) -> Result<(), GgufError> {
         };
         metadata.push(Metadata { key: m.key.clone(), ty: m.ty, value });
     }
-    let changed =
-        TensorOut { dims: vec![t_dims0, kept.len() as u64], ty: t_ty, bytes: (row_bytes * kept.len()) as u64 };
     let out = g.outputs_with(embd, changed);
-    let vocabulary = tokens.len();
     g.write(dst, &metadata, &out, |g, i, w| {
         if i != embd {
             return g.copy_tensor(i, w, dst);
         }
         let raw = g.seek_tensor(i)?;
         let mut row = vec![0u8; row_bytes];
-        for keep in new_id.iter().take(vocabulary).map(Option::is_some) {
+        for keep in new_id.iter().map(Option::is_some) {
             raw.read_exact(&mut row).map_err(io_src)?;
             if keep {
                 w.write_all(&row).map_err(io_dst)?;

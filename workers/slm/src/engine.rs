@@ -206,8 +206,7 @@ impl Engine {
         if tokens.len() + extra > self.n_ctx as usize {
             bail!("prompt of {} tokens does not fit the context of {} tokens", tokens.len(), self.n_ctx);
         }
-        let common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
-        let mut keep = common.min(tokens.len() - 1);
+        let mut keep = common_prefix(&self.cached, tokens).min(tokens.len() - 1);
         match self.ctx.clear_kv_cache_seq(Some(0), Some(keep as u32), None) {
             Ok(true) => {}
             _ => {
@@ -286,23 +285,13 @@ impl Engine {
             text.extend(vocab.token_to_piece(t, false, None));
         }
         let mut generated = head.len() as u32;
-        if constraint.finished() || generated >= max_tokens {
-            let stop = if constraint.finished() { "grammar_complete" } else { "max_tokens" };
-            let total = ms(t0.elapsed());
-            return Ok(Generation {
-                text: String::from_utf8_lossy(&text).into_owned(),
-                prompt_tokens: tokens.len() as u32,
-                cached_tokens: 0,
-                generated_tokens: generated,
-                stop: stop.into(),
-                model_steps: 0,
-                timings: SlmTimings { prefill_ms: 0.0, generate_ms: total, total_ms: total },
-            });
-        }
-        let with_head: Vec<LlamaToken> = tokens.iter().chain(&head).copied().collect();
-        let (cached, mut idx) = self.prefill(&with_head)?;
-        let mut model_steps = (with_head.len() - cached).div_ceil(self.n_batch) as u32;
-        let t_prefill = t0.elapsed();
+        let (cached, mut idx, mut model_steps, t_prefill) = if constraint.finished() || generated >= max_tokens {
+            (0, 0, 0, std::time::Duration::ZERO)
+        } else {
+            let with_head: Vec<LlamaToken> = tokens.iter().chain(&head).copied().collect();
+            let (cached, idx) = self.prefill(&with_head)?;
+            (cached, idx, (with_head.len() - cached).div_ceil(self.n_batch) as u32, t0.elapsed())
+        };
         let mut stop = "max_tokens";
         while generated < max_tokens {
             if constraint.finished() {
