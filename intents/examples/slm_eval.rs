@@ -2,7 +2,7 @@
 //! through the SLM worker: how far the fallback can be trusted, and what it costs.
 //!
 //! ```text
-//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model ID (default: the default profile's)] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--rival-margin M] [--sets vehicle,…,paraphrase] [-v]
+//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model ID (default: the default profile's)] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--rival-margin M] [--domain-rivals] [--sets vehicle,…,paraphrase] [-v]
 //!     [--adapter ID|FILE.gguf [--adapter-scale F]] [--cases FILE.jsonl --domains home,vehicle,…]
 //! ```
 //! With `--adapter` (a distilled LoRA adapter, tools/distil) the model is asked as the daemon asks
@@ -47,6 +47,9 @@ fn main() {
     }
     if let Some(m) = arg("--rival-margin") {
         config.rival_margin = m.parse().expect("--rival-margin: log-probability margin over the next intent");
+    }
+    if args.iter().any(|a| a == "--domain-rivals") {
+        config.refuse_domain_rivals = true;
     }
     if let Some(k) = arg("--shortlist") {
         config.shortlist = k.parse().expect("--shortlist: a number of candidates (0 = every intent)");

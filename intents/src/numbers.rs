@@ -57,7 +57,8 @@ fn tens_word(w: &str) -> Option<u64> {
     position(&TENS, w).map(|i| i * 10)
 }
 
-fn is_number_word(w: &str) -> bool {
+/// A number said as a word ("five", "twenty", "hundred").
+pub fn is_number_word(w: &str) -> bool {
     unit_word(w).is_some() || teen_word(w).is_some() || tens_word(w).is_some() || w == "hundred" || w == "thousand"
 }
 

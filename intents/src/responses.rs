@@ -222,8 +222,16 @@ pub fn refused(domain: &Domain, intent: &Intent, slot: &str) -> Option<String> {
 }
 
 /// The refusal for a rejected resolution's reason, when a value was out of range (the reason as
-/// [`crate::validate`] words it: "<slot> <value> is out of range …").
+/// [`crate::validate`] words it: "<slot> <value> is out of range …"), or the question back when
+/// two loaded domains fit the words alike ([`crate::slm::rival_domain`]).
 pub fn refused_for_reason(domain: &Domain, intent: &Intent, reason: &str) -> Option<String> {
+    if let Some((rival, chosen)) = crate::slm::rival_domains(reason) {
+        return Some(format!(
+            "For the {} or the {}? Please say it again with one of them.",
+            chosen.replace('_', " "),
+            rival.replace('_', " ")
+        ));
+    }
     reason.split("; ").filter(|r| r.contains(" is out of range ")).find_map(|r| {
         let slot = r.split_whitespace().next()?;
         refused(domain, intent, slot)

@@ -168,6 +168,16 @@ impl Shortlist {
     }
 }
 
+impl Shortlist {
+    /// The content words of `text` (stemmed) in intent `a`'s vocabulary and not in intent `b`'s:
+    /// what in the request points at `a` rather than at `b`. A number word is a value, not
+    /// evidence ("five" is in the fan's examples, and is said to the volume as often).
+    pub fn evidence_over(&self, text: &str, a: usize, b: usize) -> Vec<String> {
+        let words: BTreeSet<String> = content_words(text).filter(|w| !crate::numbers::is_number_word(w)).collect();
+        words.into_iter().filter(|w| self.vocabularies[a].contains(w) && !self.vocabularies[b].contains(w)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::Intents;

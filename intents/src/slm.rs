@@ -71,6 +71,11 @@ pub struct SlmConfig {
     /// Minimum log-probability margin of the winner over the best other intent (0 = none): two
     /// intents the model cannot tell apart are a question, not an action.
     pub rival_margin: f32,
+    /// Refuse the model's choice when nothing in the request points at its domain rather than at
+    /// another loaded domain's intent that could be served by what was heard ([`rival_domain`]):
+    /// "bring the heat up to twenty four" with a house and a car loaded is a question, not an
+    /// action. Off by default: the domains' vocabularies are too thin to tell (docs/grounding.md).
+    pub refuse_domain_rivals: bool,
     pub max_tokens: u32,
     /// Candidates the model chooses among (plus `none`), from [`crate::shortlist`]; `0` scores
     /// every declared intent and also asks the model when no word matches.
@@ -84,6 +89,7 @@ impl Default for SlmConfig {
             calibrate: true,
             min_margin: 4.0,
             rival_margin: 0.0,
+            refuse_domain_rivals: false,
             max_tokens: 48,
             shortlist: 4,
             prompt: PromptMode::FewShot,
@@ -463,6 +469,53 @@ impl SlmState {
     }
 }
 
+/// An intent of another loaded domain than `chosen`'s that shares words with the request, when
+/// nothing in the request points at `chosen` rather than at it ([`Shortlist::evidence_over`])
+/// and its required values were all heard: the model's choice between two domains is then a
+/// guess (a 270M model makes it with p = 0.999 either way), and the words, which ground every
+/// slot value, do not ground the domain. Within one domain the model's choice stands: its intents
+/// share words by design ("lights" for on/off and for brightness).
+///
+/// [`Shortlist::evidence_over`]: crate::shortlist::Shortlist::evidence_over
+pub fn rival_domain<'a>(intents: &'a Intents, text: &str, chosen: &Intent, request: &Request) -> Option<&'a Intent> {
+    let all = intents.intents();
+    let chosen_index = all.iter().position(|i| i.name == chosen.name)?;
+    let shortlist = intents.shortlist();
+    shortlist
+        .candidates(text, 0)
+        .iter()
+        .filter(|c| all[c.intent].domain != chosen.domain)
+        .filter(|c| shortlist.evidence_over(text, chosen_index, c.intent).is_empty())
+        .map(|c| &all[c.intent])
+        .find(|rival| servable(rival, request))
+}
+
+/// The rejected reason of a choice [`rival_domain`] refuses.
+fn rival_reason(chosen: &Intent, rival: &Intent) -> String {
+    format!(
+        "the words fit {} ({}) as well as {} ({}): which one?",
+        rival.name, rival.domain, chosen.name, chosen.domain
+    )
+}
+
+/// The two domains (the rival's, the chosen one's) of a reason made by [`rival_reason`].
+pub fn rival_domains(reason: &str) -> Option<(&str, &str)> {
+    let rest = reason.strip_prefix("the words fit ")?.strip_suffix("): which one?")?;
+    let (rival, chosen) = rest.split_once(") as well as ")?;
+    Some((rival.rsplit_once(" (")?.1, chosen.rsplit_once(" (")?.1))
+}
+
+/// Every value `intent` requires without a default can be taken from the words heard.
+fn servable(intent: &Intent, request: &Request) -> bool {
+    intent.slots.iter().filter(|s| s.required && s.default.is_none()).all(|s| match &s.kind {
+        SlotKind::Enum(values) => {
+            values.iter().any(|v| request.heard.clearly_said(s, &v.canonical, request.in_vocabulary))
+        }
+        SlotKind::Text { .. } => !request.heard.words().is_empty(),
+        _ => request.heard.said_values(s).is_some_and(|v| !v.is_empty()),
+    })
+}
+
 /// The language-model resolver, for one request with a fresh state.
 pub fn resolve(
     intents: &Intents,
@@ -519,6 +572,17 @@ pub fn resolve_with(
     let heard = Heard::new(text);
     let in_vocabulary = |w: &str| intents.knows(w);
     let request = Request { heard: &heard, in_vocabulary: &in_vocabulary };
+    if cfg.refuse_domain_rivals {
+        if let Some(rival) = rival_domain(intents, text, intent, &request) {
+            tracing::debug!(choice = %intent.name, rival = %rival.name, "another domain fits the words as well: not acting");
+            let mut r = Resolution::none(0.0);
+            r.intent = Some(intent.name.clone());
+            r.resolver = Some(Resolver::Slm);
+            r.confidence = p;
+            r.rejected_reason = Some(rival_reason(intent, rival));
+            return Ok(r);
+        }
+    }
     let grammar = arguments_grammar_heard(intent, Notation::Lark, Some(&request));
     let prompt = format!("{}{}", request_prompt(&state.prefix, text), intent.name);
     let generated = lm.generate(&prompt, Some(&grammar), cfg.max_tokens)?;

@@ -251,3 +251,40 @@ fn a_rival_intent_too_close_to_the_winner_is_no_action_when_asked_for() {
         assert_eq!(r.intent.as_deref(), want, "rival margin {margin}: {r:?}");
     }
 }
+
+/// A model that always chooses `intent` and answers `generated`.
+fn sure_of(intent: &'static str, generated: &str) -> Scripted {
+    Scripted { favourite: intent, right: intent, generated: generated.into(), prompts: vec![], grammars: vec![] }
+}
+
+#[test]
+fn a_choice_between_two_domains_the_words_do_not_tell_apart_is_refused() {
+    let house_and_car = Intents::shipped_domains(&["home", "vehicle"]).unwrap();
+    let house = Intents::shipped_domains(&["home"]).unwrap();
+    // A model sure of the house's thermostat, whatever was said.
+    let lm = || sure_of("thermostat.set", ", \"temperature\": 22}");
+    let on = SlmConfig { calibrate: false, shortlist: 0, refuse_domain_rivals: true, ..SlmConfig::default() };
+    let off = SlmConfig { refuse_domain_rivals: false, ..on.clone() };
+    let unsaid = "it's chilly, turn the heat up to twenty two";
+
+    let r = slm::resolve(&house_and_car, unsaid, &mut lm(), &on).unwrap();
+    assert!(!r.accepted(), "{r:?}");
+    assert_eq!(r.intent.as_deref(), Some("thermostat.set"));
+    let why = r.rejected_reason.unwrap();
+    assert!(why.contains("climate.set_temperature") && why.contains("vehicle"), "{why}");
+    // What Sotto says back is the question, not "sorry, I did not understand".
+    let thermostat = house_and_car.intent("thermostat.set").unwrap();
+    let asked = sotto_intents::responses::refused_for_reason(&house_and_car.domains[0], thermostat, &why);
+    assert_eq!(asked.as_deref(), Some("For the home or the vehicle? Please say it again with one of them."));
+    assert!(slm::resolve(&house_and_car, unsaid, &mut lm(), &off).unwrap().accepted());
+
+    // The house named, or no car loaded: nothing to confuse it with.
+    let r = slm::resolve(&house_and_car, "it's chilly in the house, heat up to twenty two", &mut lm(), &on).unwrap();
+    assert!(r.accepted(), "{r:?}");
+    assert!(slm::resolve(&house, unsaid, &mut lm(), &on).unwrap().accepted());
+
+    // The car's intent fits the words but needs a value nobody said: no rival.
+    let lm = || sure_of("light.set", ", \"room\": \"kitchen\", \"state\": \"on\"}");
+    let r = slm::resolve(&house_and_car, "switch on the kitchen lights", &mut lm(), &on).unwrap();
+    assert!(r.accepted(), "{r:?}");
+}
