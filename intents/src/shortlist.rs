@@ -148,7 +148,30 @@ impl Shortlist {
     /// Intents sharing at least one content word with `text`, best first, at most `limit`
     /// (`0` = no limit). Empty when nothing in the text belongs to any intent's vocabulary.
     pub fn candidates(&self, text: &str, limit: usize) -> Vec<Candidate> {
+        let mut out = self.scored(&content_words(text).collect());
+        if limit > 0 {
+            out.truncate(limit);
+        }
+        out
+    }
+
+    /// The intents other than `chosen` that share a content word with `text` and whose
+    /// vocabulary has every word of it that `chosen`'s has, best first: nothing in the request
+    /// points at `chosen` rather than at them. A number word is a value, not evidence ("five" is
+    /// in the fan's examples, and is said to the volume as often).
+    pub fn undistinguished_from(&self, text: &str, chosen: usize) -> Vec<Candidate> {
         let words: BTreeSet<String> = content_words(text).collect();
+        let evidence: Vec<&String> = words
+            .iter()
+            .filter(|w| !crate::numbers::is_number_word(w) && self.vocabularies[chosen].contains(*w))
+            .collect();
+        let mut out = self.scored(&words);
+        out.retain(|c| c.intent != chosen && evidence.iter().all(|w| self.vocabularies[c.intent].contains(*w)));
+        out
+    }
+
+    /// Every intent sharing a word with `words`, scored, best first.
+    fn scored(&self, words: &BTreeSet<String>) -> Vec<Candidate> {
         let mut out: Vec<Candidate> = self
             .vocabularies
             .iter()
@@ -161,20 +184,7 @@ impl Shortlist {
             .filter(|c| c.score > 0.0)
             .collect();
         out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.intent.cmp(&b.intent)));
-        if limit > 0 {
-            out.truncate(limit);
-        }
         out
-    }
-}
-
-impl Shortlist {
-    /// The content words of `text` (stemmed) in intent `a`'s vocabulary and not in intent `b`'s:
-    /// what in the request points at `a` rather than at `b`. A number word is a value, not
-    /// evidence ("five" is in the fan's examples, and is said to the volume as often).
-    pub fn evidence_over(&self, text: &str, a: usize, b: usize) -> Vec<String> {
-        let words: BTreeSet<String> = content_words(text).filter(|w| !crate::numbers::is_number_word(w)).collect();
-        words.into_iter().filter(|w| self.vocabularies[a].contains(w) && !self.vocabularies[b].contains(w)).collect()
     }
 }
 

@@ -20,7 +20,7 @@ use crate::error::SlmError;
 use crate::grounding::Heard;
 use crate::matcher::Extracted;
 use crate::numbers::SpokenNumber;
-use crate::schema::{Intent, SlotKind, SlotValue};
+use crate::schema::{EnumValue, Intent, Slot, SlotKind, SlotValue};
 use crate::{Intents, Resolution, Resolver};
 
 /// Output constraint for generation (mirrors the worker's `Grammar`).
@@ -311,11 +311,7 @@ pub fn arguments_grammar_heard(intent: &Intent, notation: Notation, request: Opt
         let mut required = s.required;
         let heard_value = request.and_then(|r| match &s.kind {
             SlotKind::Enum(values) => {
-                let said: Vec<&str> = values
-                    .iter()
-                    .map(|v| v.canonical.as_str())
-                    .filter(|v| r.heard.clearly_said(s, v, r.in_vocabulary))
-                    .collect();
+                let said = clearly_heard(s, values, r);
                 let default = s.default.as_ref().map(SlotValue::as_text);
                 required |= said.iter().any(|v| Some(v.to_string()) != default);
                 (!said.is_empty()).then(|| alternatives(said.iter().map(|v| json_string_literal(v))))
@@ -362,6 +358,11 @@ pub fn arguments_grammar_heard(intent: &Intent, notation: Notation, request: Opt
         g.push('\n');
     }
     notation.wrap(g)
+}
+
+/// The values of enum slot `s` heard clearly in the request ([`Heard::clearly_said`]).
+fn clearly_heard<'v>(s: &Slot, values: &'v [EnumValue], r: &Request) -> Vec<&'v str> {
+    values.iter().map(|v| v.canonical.as_str()).filter(|v| r.heard.clearly_said(s, v, r.in_vocabulary)).collect()
 }
 
 fn alternatives(items: impl Iterator<Item = String>) -> String {
@@ -470,23 +471,23 @@ impl SlmState {
 }
 
 /// An intent of another loaded domain than `chosen`'s that shares words with the request, when
-/// nothing in the request points at `chosen` rather than at it ([`Shortlist::evidence_over`])
-/// and its required values were all heard: the model's choice between two domains is then a
-/// guess (a 270M model makes it with p = 0.999 either way), and the words, which ground every
-/// slot value, do not ground the domain. Within one domain the model's choice stands: its intents
-/// share words by design ("lights" for on/off and for brightness).
+/// nothing in the request points at `chosen` rather than at it
+/// ([`Shortlist::undistinguished_from`]) and its required values were all heard: the model's
+/// choice between two domains is then a guess (a 270M model makes it with p = 0.999 either way),
+/// and the words, which ground every slot value, do not ground the domain. Within one domain the
+/// model's choice stands: its intents share words by design ("lights" for on/off and for
+/// brightness).
 ///
-/// [`Shortlist::evidence_over`]: crate::shortlist::Shortlist::evidence_over
+/// [`Shortlist::undistinguished_from`]: crate::shortlist::Shortlist::undistinguished_from
 pub fn rival_domain<'a>(intents: &'a Intents, text: &str, chosen: &Intent, request: &Request) -> Option<&'a Intent> {
     let all = intents.intents();
     let chosen_index = all.iter().position(|i| i.name == chosen.name)?;
-    let shortlist = intents.shortlist();
-    shortlist
-        .candidates(text, 0)
+    intents
+        .shortlist()
+        .undistinguished_from(text, chosen_index)
         .iter()
-        .filter(|c| all[c.intent].domain != chosen.domain)
-        .filter(|c| shortlist.evidence_over(text, chosen_index, c.intent).is_empty())
         .map(|c| &all[c.intent])
+        .filter(|rival| rival.domain != chosen.domain)
         .find(|rival| servable(rival, request))
 }
 
@@ -508,9 +509,7 @@ pub fn rival_domains(reason: &str) -> Option<(&str, &str)> {
 /// Every value `intent` requires without a default can be taken from the words heard.
 fn servable(intent: &Intent, request: &Request) -> bool {
     intent.slots.iter().filter(|s| s.required && s.default.is_none()).all(|s| match &s.kind {
-        SlotKind::Enum(values) => {
-            values.iter().any(|v| request.heard.clearly_said(s, &v.canonical, request.in_vocabulary))
-        }
+        SlotKind::Enum(values) => !clearly_heard(s, values, request).is_empty(),
         SlotKind::Text { .. } => !request.heard.words().is_empty(),
         _ => request.heard.said_values(s).is_some_and(|v| !v.is_empty()),
     })
