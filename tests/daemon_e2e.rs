@@ -403,13 +403,13 @@ fn the_language_model_fallback_never_publishes_outside_the_schema() {
 }
 
 /// A request in the user's own words that no template covers ("more air from the vents please,
-/// level four"), spoken: the grammar finds nothing it may act on, the language model with the
-/// distilled adapter resolves it, and the action carries exactly the level that was said.
+/// level four"), spoken, with the default `[slm]` settings: the grammar finds nothing it may act
+/// on, the language model with the distilled adapter (on by default) resolves it, and the action
+/// carries exactly the level that was said.
 #[test]
 fn a_paraphrase_the_grammar_misses_is_served_by_the_distilled_model() {
     let wav = sotto_tests::daemon::repo_root().join("tests/fixtures/model_path/alexa_vehicle_fan_paraphrase.wav");
-    let (site, seen, _) =
-        speak_file(&wav, "alexa", "[slm]\nenabled = true\ntimeout_s = 60\nadapter = \"gemma3-270m-sotto-lora\"\n");
+    let (site, seen, _) = speak_file(&wav, "alexa", "[slm]\ntimeout_s = 60\n");
     let action = format!("sotto/{site}/vehicle/climate/fan");
     assert_command_by(&seen, "slm", "alexa", "climate.set_fan", &action, json!({"level": 4}));
 }

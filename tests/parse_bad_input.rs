@@ -57,13 +57,15 @@ fn hostile_inputs() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Runs `sotto parse --jsonl -` (with `--slm` when given) over every input; one result each.
+/// Runs `sotto parse --jsonl -` over every input, with the language model `slm` or the grammar
+/// alone (`--no-slm`); one result each.
 fn parse_all(slm: Option<&str>, inputs: &[(&str, String)]) -> Vec<serde_json::Value> {
     let mut cmd = sotto();
     cmd.args(["parse", "--jsonl", "-"]);
-    if let Some(model) = slm {
-        cmd.args(["--slm", model]);
-    }
+    match slm {
+        Some(model) => cmd.args(["--slm", model]),
+        None => cmd.arg("--no-slm"),
+    };
     let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut stdin = child.stdin.take().unwrap();
     for (_, text) in inputs {

@@ -190,7 +190,30 @@ pub struct IntentsConfig {
     pub reply_timeout_s: f32,
 }
 
+/// The model store of the config: `models.dir` (with its local manifest), else the default one.
+pub fn open_store(config: &Config) -> Result<sotto_models::Store, Problem> {
+    let issue = |message: String| Problem::new("models.dir", message);
+    match &config.models.dir {
+        Some(dir) => {
+            let local = dir.join(sotto_models::store::LOCAL_MANIFEST);
+            let manifest = sotto_models::Manifest::load_with_local(&local).map_err(|e| issue(e.to_string()))?;
+            Ok(sotto_models::Store::with_manifest(dir, manifest))
+        }
+        None => sotto_models::Store::open().map_err(|e| issue(e.to_string())),
+    }
+}
+
 pub const SHIPPED_DOMAINS: &[&str] = &["vehicle", "factory", "home", "barista"];
+
+/// `[slm] adapter = "none"`: the base model, asked with the few-shot prompt.
+pub const NO_ADAPTER: &str = "none";
+
+impl IntentsConfig {
+    /// Every domain is a shipped one (what the shipped adapter was trained on).
+    pub fn only_shipped(&self) -> bool {
+        self.domains.iter().all(|d| SHIPPED_DOMAINS.contains(&d.as_str()))
+    }
+}
 
 impl Default for IntentsConfig {
     fn default() -> Self {
@@ -205,17 +228,19 @@ impl Default for IntentsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlmConfig {
-    /// Ask the language model when the grammar matcher finds nothing. Off by default: with the
-    /// shipped 270M model the fallback stays inside the schema but too often picks a wrong valid
-    /// intent (see the README's figures); turn it on with a larger model.
-    pub enabled: bool,
+    /// Ask the language model when the grammar matcher finds nothing. Left out, it is on when the
+    /// profile has an adapter and every loaded domain is a shipped one ([`Config::slm_enabled`]):
+    /// the shipped adapter was trained on exactly those, and nothing else earned a default.
+    pub enabled: Option<bool>,
     pub timeout_s: f32,
     pub max_tokens: u32,
     /// Language-model threads; 0 = every core.
     pub threads: u32,
     /// A LoRA adapter specialising the model to the loaded domains (tools/distil): a model id of
-    /// the store (role `adapter`) or a GGUF file. With one, the model is asked with the short
-    /// prompt it was trained on ([`sotto_intents::slm::SlmConfig::distilled`]).
+    /// the store (role `adapter`), a GGUF file, or [`NO_ADAPTER`] for the base model asked with
+    /// examples. Left out: the profile's adapter when every loaded domain is shipped
+    /// ([`Config::slm_adapter`]). With one, the model is asked with the short prompt it was
+    /// trained on ([`sotto_intents::slm::SlmConfig::distilled`]).
     pub adapter: Option<String>,
     /// How strongly the adapter applies; 1 = as trained.
     pub adapter_scale: f32,
@@ -223,7 +248,7 @@ pub struct SlmConfig {
 
 impl Default for SlmConfig {
     fn default() -> Self {
-        SlmConfig { enabled: false, timeout_s: 10.0, max_tokens: 48, threads: 0, adapter: None, adapter_scale: 1.0 }
+        SlmConfig { enabled: None, timeout_s: 10.0, max_tokens: 48, threads: 0, adapter: None, adapter_scale: 1.0 }
     }
 }
 
@@ -434,11 +459,38 @@ impl Config {
     pub fn understanding(&self) -> sotto_intents::understand::UnderstandConfig {
         let mut u =
             sotto_intents::understand::UnderstandConfig { second_pass: self.stt.second_pass, ..Default::default() };
-        if self.slm.adapter.is_some() {
+        if self.slm_adapter().is_some() {
             u.slm = sotto_intents::slm::SlmConfig::distilled();
         }
         u.slm.max_tokens = self.slm.max_tokens;
         u
+    }
+
+    /// Whether the language model runs: as configured, else when it has an adapter
+    /// ([`Config::slm_adapter`]). The base model alone, asked with examples, acts wrongly too
+    /// often to be on unasked (docs/distil.md).
+    pub fn slm_enabled(&self) -> bool {
+        self.slm.enabled.unwrap_or_else(|| self.slm_adapter().is_some())
+    }
+
+    /// The adapter the language model runs with: as configured (`"none"`: without one), else the
+    /// profile's adapter when every loaded domain is a shipped one. A domain file of the user's
+    /// own was not in the shipped adapter's training, so it gets none (docs/distil.md says how to
+    /// make one).
+    pub fn slm_adapter(&self) -> Option<String> {
+        match self.slm.adapter.as_deref() {
+            Some(NO_ADAPTER) => None,
+            Some(adapter) => Some(adapter.to_string()),
+            None => self.default_adapter(),
+        }
+    }
+
+    fn default_adapter(&self) -> Option<String> {
+        if !self.intents.only_shipped() {
+            return None;
+        }
+        let store = open_store(self).ok()?;
+        store.profile_model(&store.profile(&self.models.profile).ok()?, sotto_models::Role::Adapter)
     }
 
     pub fn stt_timeout(&self) -> Duration {
@@ -539,7 +591,7 @@ mod tests {
 
     #[test]
     fn an_adapter_switches_to_the_short_prompt_and_bad_adapter_keys_are_named() {
-        let plain = Config::from_toml("[slm]\nenabled = true\n", "test").unwrap();
+        let plain = Config::from_toml("[slm]\nenabled = true\nadapter = \"none\"\n", "test").unwrap();
         assert_eq!(plain.understanding().slm.prompt, sotto_intents::slm::PromptMode::FewShot);
         let tuned = Config::from_toml("[slm]\nenabled = true\nadapter = \"a.gguf\"\nmax_tokens = 40\n", "t").unwrap();
         let u = tuned.understanding().slm;
@@ -548,6 +600,27 @@ mod tests {
         let errors = Config::from_toml("[slm]\nadapter = \" \"\nadapter_scale = 0.0\n", "bad.toml").unwrap_err();
         let keys: Vec<&str> = errors.issues.iter().map(|i| i.key.as_str()).collect();
         assert_eq!(keys, ["slm.adapter_scale", "slm.adapter"], "{errors}");
+    }
+
+    #[test]
+    fn the_model_is_on_by_default_only_with_an_adapter_trained_on_the_loaded_domains() {
+        let on = |text: &str| {
+            let c = Config::from_toml(text, "t.toml").unwrap();
+            (c.slm_enabled(), c.slm_adapter(), c.understanding().slm.refuse_domain_rivals)
+        };
+        let shipped = Some("gemma3-270m-sotto-lora".to_string());
+        assert_eq!(on(""), (true, shipped.clone(), true), "the built-in config");
+        assert_eq!(on("[intents]\ndomains = [\"home\"]\n"), (true, shipped.clone(), true), "a subset of the shipped");
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("pizza.toml");
+        std::fs::write(&own, "").unwrap();
+        let own = format!("[intents]\ndomains = [\"home\", {:?}]\n", own.display().to_string());
+        assert_eq!(on(&own), (false, None, false), "a domain file of one's own: no shipped adapter, no model");
+        assert_eq!(on(&format!("{own}[slm]\nenabled = true\n")), (true, None, false), "asked for: the base model");
+        assert_eq!(on("[models]\nprofile = \"tiny\"\n"), (false, None, false), "a profile without an adapter");
+        assert_eq!(on("[slm]\nenabled = false\n"), (false, shipped, true), "switched off");
+        assert_eq!(on("[slm]\nadapter = \"none\"\n"), (false, None, false), "no adapter: not on unasked");
+        assert_eq!(on("[slm]\nenabled = true\nadapter = \"my.gguf\"\n").1.as_deref(), Some("my.gguf"));
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use sotto_intents::{Intents, LoadError};
-use sotto_models::{Manifest, Role, Store};
+use sotto_models::Role;
 use sotto_workers::{SlmClient, SttClient, WorkerConfig};
 
 use sotto_problems::{Problem, Problems};
 
-use crate::config::{missing_domain, Config, WakeModelConfig, SHIPPED_DOMAINS};
+use crate::config::{missing_domain, open_store, Config, WakeModelConfig, SHIPPED_DOMAINS};
 
 /// Paths of every model file a config needs, each present and verified.
 #[derive(Debug, Clone)]
@@ -29,18 +29,6 @@ pub struct VoiceFiles {
     pub id: String,
     pub model: PathBuf,
     pub config: PathBuf,
-}
-
-pub fn open_store(config: &Config) -> Result<Store, Problem> {
-    let issue = |message: String| Problem::new("models.dir", message);
-    match &config.models.dir {
-        Some(dir) => {
-            let local = dir.join(sotto_models::store::LOCAL_MANIFEST);
-            let manifest = Manifest::load_with_local(&local).map_err(|e| issue(e.to_string()))?;
-            Ok(Store::with_manifest(dir, manifest))
-        }
-        None => Store::open().map_err(|e| issue(e.to_string())),
-    }
 }
 
 /// Finds every model of the config's profile; all missing or damaged files are reported at once.
@@ -89,7 +77,7 @@ pub fn locate_models(config: &Config) -> Result<ModelFiles, Problems> {
             PathBuf::new()
         }
     };
-    let slm = match (config.slm.enabled, with_role(Role::Slm)) {
+    let slm = match (config.slm_enabled(), with_role(Role::Slm)) {
         (false, _) => None,
         (true, Some(id)) => Some(get(profile_key, &id)),
         (true, None) => {
@@ -206,7 +194,8 @@ pub fn start_stt(config: &Config, model: &PathBuf) -> anyhow::Result<SttClient> 
 /// The file of `[slm] adapter`: a model id of the store (role `adapter`, verified) or a GGUF
 /// file's path. `None` when no adapter is configured.
 pub fn slm_adapter(config: &Config) -> Result<Option<PathBuf>, Problem> {
-    let Some(adapter) = config.slm.adapter.as_deref() else { return Ok(None) };
+    let Some(adapter) = config.slm_adapter() else { return Ok(None) };
+    let adapter = adapter.as_str();
     let key = "slm.adapter";
     let store = open_store(config)?;
     if let Ok(entry) = store.entry(adapter) {

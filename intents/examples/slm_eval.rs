@@ -2,7 +2,7 @@
 //! through the SLM worker: how far the fallback can be trusted, and what it costs.
 //!
 //! ```text
-//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model ID (default: the default profile's)] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--rival-margin M] [--domain-rivals] [--sets vehicle,…,paraphrase] [-v]
+//! SOTTO_WORKER_DIR=… cargo run --release -p sotto-intents --example slm_eval -- [--model ID (default: the default profile's)] [--limit N] [--no-calibration] [--shortlist K] [--min-margin M] [--rival-margin M] [--domain-rivals | --no-domain-rivals] [--no-query-own-word] [--sets vehicle,…,paraphrase] [-v]
 //!     [--adapter ID|FILE.gguf [--adapter-scale F]] [--cases FILE.jsonl --domains home,vehicle,…]
 //! ```
 //! With `--adapter` (a distilled LoRA adapter, tools/distil) the model is asked as the daemon asks
@@ -48,8 +48,16 @@ fn main() {
     if let Some(m) = arg("--rival-margin") {
         config.rival_margin = m.parse().expect("--rival-margin: log-probability margin over the next intent");
     }
+    // The domain and query checks are on with an adapter (as the daemon runs it), off without
+    // one; these say otherwise.
     if args.iter().any(|a| a == "--domain-rivals") {
         config.refuse_domain_rivals = true;
+    }
+    if args.iter().any(|a| a == "--no-domain-rivals") {
+        config.refuse_domain_rivals = false;
+    }
+    if args.iter().any(|a| a == "--no-query-own-word") {
+        config.query_needs_own_word = false;
     }
     if let Some(k) = arg("--shortlist") {
         config.shortlist = k.parse().expect("--shortlist: a number of candidates (0 = every intent)");

@@ -580,6 +580,30 @@ fn unexpressible(intent: &Intent, heard: &Heard, taken: &[(usize, usize)]) -> Op
     None
 }
 
+/// A free-text value made only of the words that name another slot's value ("report a fault on
+/// the first conveyor, the feeder jammed" with the description `the first conveyor`): the same
+/// words cannot say both, and a description that only repeats the machine says nothing.
+fn echoed_text(
+    intent: &Intent,
+    heard: &Heard,
+    slots: &BTreeMap<String, SlotValue>,
+    in_vocabulary: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    slots.iter().find_map(|(name, value)| {
+        let slot = intent.slot(name)?;
+        let (SlotKind::Text { .. }, SlotValue::Str(text)) = (&slot.kind, value) else { return None };
+        let (start, end) = heard.text_at(text)?;
+        let (other, _) = slots.iter().filter(|(other, _)| *other != name).find(|(other, v)| {
+            let Some(other_slot) = intent.slot(other) else { return false };
+            let spans = heard.spans_of(other_slot, v, in_vocabulary);
+            !spans.is_empty()
+                && (start..end)
+                    .all(|i| crate::text::is_filler(&heard.words[i]) || spans.iter().any(|&(a, b)| a <= i && i < b))
+        })?;
+        Some(format!("{} `{text}` only repeats the {}", name.replace('_', " "), other.replace('_', " ")))
+    })
+}
+
 /// Keeps a validated resolution only if every value was heard (or is the declared default, which
 /// needs no words); otherwise names the first slot that was not.
 pub fn ground(
@@ -594,6 +618,9 @@ pub fn ground(
         .flatten()
         .collect();
     if let Some(reason) = unexpressible(intent, heard, &taken) {
+        return Err(reason);
+    }
+    if let Some(reason) = echoed_text(intent, heard, &slots, in_vocabulary) {
         return Err(reason);
     }
     for (name, value) in &slots {

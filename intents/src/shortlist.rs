@@ -110,10 +110,9 @@ fn content_words(text: &str) -> impl Iterator<Item = String> {
         .map(|w| stem(&w))
 }
 
-/// `template_words`: the words of the intent's compiled templates (rules expanded).
-fn vocabulary<'a>(intent: &Intent, template_words: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+/// The words of the intent's enum values (canonical names and synonyms), stemmed.
+fn value_words(intent: &Intent) -> BTreeSet<String> {
     let mut words = BTreeSet::new();
-    template_words.for_each(|w| words.extend(content_words(w)));
     for slot in &intent.slots {
         if let SlotKind::Enum(values) = &slot.kind {
             for v in values {
@@ -121,6 +120,15 @@ fn vocabulary<'a>(intent: &Intent, template_words: impl Iterator<Item = &'a str>
                 v.synonyms.iter().for_each(|s| words.extend(content_words(s)));
             }
         }
+    }
+    words
+}
+
+/// `template_words`: the words of the intent's compiled templates (rules expanded).
+fn vocabulary<'a>(intent: &Intent, template_words: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
+    let mut words = value_words(intent);
+    template_words.for_each(|w| words.extend(content_words(w)));
+    for slot in &intent.slots {
         words.extend(content_words(&slot.name.replace('_', " ")));
     }
     words.extend(content_words(&intent.description));
@@ -168,6 +176,17 @@ impl Shortlist {
         let mut out = self.scored(&words);
         out.retain(|c| c.intent != chosen && evidence.iter().all(|w| self.vocabularies[c.intent].contains(*w)));
         out
+    }
+
+    /// The words of `text` that point at intent `index` itself: in its vocabulary, but neither a
+    /// number nor a word of its slots' values ("press one" names a machine, not what to do).
+    pub fn own_words(&self, text: &str, index: usize, intent: &Intent) -> Vec<String> {
+        let values = value_words(intent);
+        content_words(text)
+            .filter(|w| {
+                !crate::numbers::is_number_word(w) && !values.contains(w) && self.vocabularies[index].contains(w)
+            })
+            .collect()
     }
 
     /// Every intent sharing a word with `words`, scored, best first.

@@ -74,8 +74,14 @@ pub struct SlmConfig {
     /// Refuse the model's choice when nothing in the request points at its domain rather than at
     /// another loaded domain's intent that could be served by what was heard ([`rival_domain`]):
     /// "bring the heat up to twenty four" with a house and a car loaded is a question, not an
-    /// action. Off by default: the domains' vocabularies are too thin to tell (docs/grounding.md).
+    /// action. On with the distilled adapter ([`SlmConfig::distilled`], the default config's);
+    /// off for the base model asked with examples, where it was never measured (docs/grounding.md).
     pub refuse_domain_rivals: bool,
+    /// Refuse a query intent (`query = true`, it reports) that the model chose when no word of
+    /// the request is its own, beyond the values it names: "mark press one as faulty, the
+    /// button is stuck" asks for no status report. On with the distilled adapter, as
+    /// `refuse_domain_rivals` (docs/grounding.md).
+    pub query_needs_own_word: bool,
     pub max_tokens: u32,
     /// Candidates the model chooses among (plus `none`), from [`crate::shortlist`]; `0` scores
     /// every declared intent and also asks the model when no word matches.
@@ -90,6 +96,7 @@ impl Default for SlmConfig {
             min_margin: 4.0,
             rival_margin: 0.0,
             refuse_domain_rivals: false,
+            query_needs_own_word: false,
             max_tokens: 48,
             shortlist: 4,
             prompt: PromptMode::FewShot,
@@ -103,7 +110,14 @@ impl SlmConfig {
     /// 3 over `none`, chosen on the adapter's generated held-out split (docs/distil.md): 1 served
     /// 69.9% exactly with 30 wrong actions, 3 66.1% with 13, 5 55.7% with 5.
     pub fn distilled() -> Self {
-        SlmConfig { calibrate: false, min_margin: 3.0, prompt: PromptMode::Short, ..SlmConfig::default() }
+        SlmConfig {
+            calibrate: false,
+            min_margin: 3.0,
+            prompt: PromptMode::Short,
+            refuse_domain_rivals: true,
+            query_needs_own_word: true,
+            ..SlmConfig::default()
+        }
     }
 }
 
@@ -515,6 +529,16 @@ fn servable(intent: &Intent, request: &Request) -> bool {
     })
 }
 
+/// The model's choice of `intent` (with probability `p`), not acted on for `reason`.
+fn refused_choice(intent: &Intent, p: f32, reason: String) -> Resolution {
+    let mut r = Resolution::none(0.0);
+    r.intent = Some(intent.name.clone());
+    r.resolver = Some(Resolver::Slm);
+    r.confidence = p;
+    r.rejected_reason = Some(reason);
+    r
+}
+
 /// The language-model resolver, for one request with a fresh state.
 pub fn resolve(
     intents: &Intents,
@@ -574,12 +598,14 @@ pub fn resolve_with(
     if cfg.refuse_domain_rivals {
         if let Some(rival) = rival_domain(intents, text, intent, &request) {
             tracing::debug!(choice = %intent.name, rival = %rival.name, "another domain fits the words as well: not acting");
-            let mut r = Resolution::none(0.0);
-            r.intent = Some(intent.name.clone());
-            r.resolver = Some(Resolver::Slm);
-            r.confidence = p;
-            r.rejected_reason = Some(rival_reason(intent, rival));
-            return Ok(r);
+            return Ok(refused_choice(intent, p, rival_reason(intent, rival)));
+        }
+    }
+    if cfg.query_needs_own_word && intent.query {
+        let index = intents.intents().iter().position(|i| i.name == intent.name).unwrap_or_default();
+        if intents.shortlist().own_words(text, index, intent).is_empty() {
+            tracing::debug!(choice = %intent.name, "a query no word of the request asks for: not acting");
+            return Ok(refused_choice(intent, p, format!("nothing said asks for {}", intent.name)));
         }
     }
     let grammar = arguments_grammar_heard(intent, Notation::Lark, Some(&request));

@@ -338,6 +338,18 @@ fn the_language_models_answers_are_grounded_too() {
         r#"", "machine": "press_1", "description": "the hydraulic pressure is low"}"#,
     );
     refused(&r, "description `the hydraulic pressure is low` was not said");
+    // Free text that only repeats another slot's words; the span that says something is served.
+    let text = "log a fault for conveyor number two, the belt slips under load";
+    let r =
+        model_says(&all, text, "fault.report", r#"", "machine": "conveyor_2", "description": "conveyor number two"}"#);
+    refused(&r, "description `conveyor number two` only repeats the machine");
+    let r = model_says(
+        &all,
+        text,
+        "fault.report",
+        r#"", "machine": "conveyor_2", "description": "the belt slips under load"}"#,
+    );
+    served(&r, "fault.report", &[("description", s("the belt slips under load")), ("machine", s("conveyor_2"))]);
     // A statement is no command even when the model hears one, and a position nobody said.
     let r = model_says(
         &all,

@@ -288,3 +288,26 @@ fn a_choice_between_two_domains_the_words_do_not_tell_apart_is_refused() {
     let r = slm::resolve(&house_and_car, "switch on the kitchen lights", &mut lm(), &on).unwrap();
     assert!(r.accepted(), "{r:?}");
 }
+
+#[test]
+fn a_query_nothing_said_asks_for_is_refused() {
+    let factory = Intents::shipped_domains(&["factory"]).unwrap();
+    // A model sure the request asks for a machine's status, whatever was said.
+    let lm = || sure_of("machine.status", ", \"machine\": \"press_1\"}");
+    let on = SlmConfig { calibrate: false, shortlist: 0, query_needs_own_word: true, ..SlmConfig::default() };
+    let off = SlmConfig { query_needs_own_word: false, ..on.clone() };
+    let report = "flag press one as broken, the guard will not close";
+
+    let r = slm::resolve(&factory, report, &mut lm(), &on).unwrap();
+    assert!(!r.accepted(), "{r:?}");
+    assert_eq!(r.rejected_reason.as_deref(), Some("nothing said asks for machine.status"));
+    assert!(slm::resolve(&factory, report, &mut lm(), &off).unwrap().accepted());
+    // A word of the query's own (not the machine's name) is enough.
+    let r = slm::resolve(&factory, "what's the status of press one", &mut lm(), &on).unwrap();
+    assert!(r.accepted(), "{r:?}");
+    // Only queries: the model's choice of a command is not second-guessed this way.
+    let lm = || sure_of("machine.stop", ", \"machine\": \"press_1\"}");
+    let r = slm::resolve(&factory, "press one, the guard will not close, enough of it", &mut lm(), &on).unwrap();
+    assert_eq!(r.intent.as_deref(), Some("machine.stop"), "{r:?}");
+    assert_ne!(r.rejected_reason.as_deref(), Some("nothing said asks for machine.stop"), "{r:?}");
+}

@@ -24,9 +24,13 @@ pub struct IntentSource {
     #[arg(long = "intents", num_args = 1..)]
     pub intents: Vec<PathBuf>,
     /// Language model for what the grammar misses, instead of the config's: a model id from the
-    /// cache (e.g. `gemma3-270m-q4_k_m`) or a GGUF path.
-    #[arg(long)]
+    /// cache (e.g. `gemma3-270m-q4_k_m`) or a GGUF path. It runs with the adapter the config
+    /// names (`[slm] adapter`), else alone, asked with examples.
+    #[arg(long, conflicts_with = "no_slm")]
     pub slm: Option<String>,
+    /// The grammar alone, whatever the config says about the language model.
+    #[arg(long)]
+    pub no_slm: bool,
     /// Site id substituted into action topics when printing the planned action.
     #[arg(long, default_value = "default")]
     pub site_id: String,
@@ -107,16 +111,24 @@ impl Loaded {
         let intents = if source.intents.is_empty() {
             engines::load_intents(&config).map_err(|issue| anyhow::anyhow!("{issue}"))?
         } else {
+            // The files stand for the config's domains, so the model's defaults (no shipped
+            // adapter for files of one's own) follow them.
+            config.intents.domains = source.intents.iter().map(|p| p.display().to_string()).collect();
             Intents::load(&source.intents).context("loading intents")?
         };
+        if source.slm.is_some() && config.slm.adapter.is_none() {
+            // The default adapter belongs to the profile's model, not to one named here.
+            config.slm.adapter = Some(crate::config::NO_ADAPTER.into());
+        }
         let lm_model = match &source.slm {
             Some(id) => Some(model_path(id, "language model")?),
-            None if config.slm.enabled => Some(
+            None if source.no_slm => None,
+            None if config.slm_enabled() => Some(
                 engines::profile_model(&config, sotto_models::Role::Slm).map_err(|issue| anyhow::anyhow!("{issue}"))?,
             ),
             None => None,
         };
-        config.slm.enabled = lm_model.is_some();
+        config.slm.enabled = Some(lm_model.is_some());
         let lm = lm_model.map(|model| engines::start_slm(&config, &model)).transpose()?;
         let understanding = config.understanding();
         Ok(Loaded { config, intents, understanding, lm, site_id: source.site_id.clone() })

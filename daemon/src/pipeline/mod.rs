@@ -509,7 +509,7 @@ impl Shell {
         }
         // The running language-model worker keeps its adapter, and the prompt must stay the one
         // that adapter expects.
-        new.slm.adapter = self.config.slm.adapter.clone();
+        new.slm.adapter = Some(self.config.slm_adapter().unwrap_or_else(|| crate::config::NO_ADAPTER.into()));
         new.slm.adapter_scale = self.config.slm.adapter_scale;
         self.stt_prompt = new.stt_prompt(&intents);
         self.understand = new.understanding();
