@@ -78,7 +78,10 @@ def main():
         broker.close()
     peak = res["peak_rss_mib"]
     correct = sum(1 for u in res["utterances"] if u.get("correct"))
-    print(f"{len(lm)} utterances, {correct} correct")
+    # A wrong action (something published that is not what was asked) is a different failure from
+    # a miss ("sorry, I didn't catch that"): counted apart.
+    wrong = sum(1 for u in res["utterances"] if u.get("responded") == "action" and not u.get("correct"))
+    print(f"{len(lm)} utterances, {correct} correct, {wrong} wrong actions, {len(lm) - correct - wrong} missed")
     print("peak RSS MiB: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(peak.items())) + f"; total {sum(peak.values()):.1f}")
     print(f"highest resident at once (sum of VmRSS in one sample): {res['peak_rss_at_once_mib']:.1f} MiB")
     s = br.latency_summary(res["utterances"], "lm")
