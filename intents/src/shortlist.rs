@@ -18,6 +18,8 @@ use crate::text::{is_filler, tokenize};
 #[derive(Debug, Clone)]
 pub struct Shortlist {
     vocabularies: Vec<BTreeSet<String>>,
+    /// Each intent's words of its enum values ([`value_words`]), a part of its vocabulary.
+    values: Vec<BTreeSet<String>>,
     idf: BTreeMap<String, f32>,
 }
 
@@ -125,8 +127,12 @@ fn value_words(intent: &Intent) -> BTreeSet<String> {
 }
 
 /// `template_words`: the words of the intent's compiled templates (rules expanded).
-fn vocabulary<'a>(intent: &Intent, template_words: impl Iterator<Item = &'a str>) -> BTreeSet<String> {
-    let mut words = value_words(intent);
+fn vocabulary<'a>(
+    intent: &Intent,
+    values: &BTreeSet<String>,
+    template_words: impl Iterator<Item = &'a str>,
+) -> BTreeSet<String> {
+    let mut words = values.clone();
     template_words.for_each(|w| words.extend(content_words(w)));
     for slot in &intent.slots {
         words.extend(content_words(&slot.name.replace('_', " ")));
@@ -140,8 +146,13 @@ fn vocabulary<'a>(intent: &Intent, template_words: impl Iterator<Item = &'a str>
 impl Shortlist {
     /// `grammar` is the intents' compiled templates, in the same order.
     pub fn build(intents: &[Intent], grammar: &Grammar) -> Self {
-        let vocabularies: Vec<BTreeSet<String>> =
-            intents.iter().zip(&grammar.graphs).map(|(i, g)| vocabulary(i, g.words(&grammar.vocab))).collect();
+        let values: Vec<BTreeSet<String>> = intents.iter().map(value_words).collect();
+        let vocabularies: Vec<BTreeSet<String>> = intents
+            .iter()
+            .zip(&values)
+            .zip(&grammar.graphs)
+            .map(|((i, v), g)| vocabulary(i, v, g.words(&grammar.vocab)))
+            .collect();
         let mut document_frequency: BTreeMap<String, usize> = BTreeMap::new();
         for v in &vocabularies {
             for w in v {
@@ -150,7 +161,7 @@ impl Shortlist {
         }
         let n = vocabularies.len().max(1) as f32;
         let idf = document_frequency.into_iter().map(|(w, df)| (w, (n / df as f32).ln() + 0.1)).collect();
-        Shortlist { vocabularies, idf }
+        Shortlist { vocabularies, values, idf }
     }
 
     /// Intents sharing at least one content word with `text`, best first, at most `limit`
@@ -180,11 +191,12 @@ impl Shortlist {
 
     /// The words of `text` that point at intent `index` itself: in its vocabulary, but neither a
     /// number nor a word of its slots' values ("press one" names a machine, not what to do).
-    pub fn own_words(&self, text: &str, index: usize, intent: &Intent) -> Vec<String> {
-        let values = value_words(intent);
+    pub fn own_words(&self, text: &str, index: usize) -> Vec<String> {
         content_words(text)
             .filter(|w| {
-                !crate::numbers::is_number_word(w) && !values.contains(w) && self.vocabularies[index].contains(w)
+                !crate::numbers::is_number_word(w)
+                    && !self.values[index].contains(w)
+                    && self.vocabularies[index].contains(w)
             })
             .collect()
     }

@@ -490,18 +490,17 @@ impl SlmState {
 /// choice between two domains is then a guess (a 270M model makes it with p = 0.999 either way),
 /// and the words, which ground every slot value, do not ground the domain. Within one domain the
 /// model's choice stands: its intents share words by design ("lights" for on/off and for
-/// brightness).
+/// brightness). `chosen` is the chosen intent's index in [`Intents::intents`].
 ///
 /// [`Shortlist::undistinguished_from`]: crate::shortlist::Shortlist::undistinguished_from
-pub fn rival_domain<'a>(intents: &'a Intents, text: &str, chosen: &Intent, request: &Request) -> Option<&'a Intent> {
+pub fn rival_domain<'a>(intents: &'a Intents, text: &str, chosen: usize, request: &Request) -> Option<&'a Intent> {
     let all = intents.intents();
-    let chosen_index = all.iter().position(|i| i.name == chosen.name)?;
     intents
         .shortlist()
-        .undistinguished_from(text, chosen_index)
+        .undistinguished_from(text, chosen)
         .iter()
         .map(|c| &all[c.intent])
-        .filter(|rival| rival.domain != chosen.domain)
+        .filter(|rival| rival.domain != all[chosen].domain)
         .find(|rival| servable(rival, request))
 }
 
@@ -557,11 +556,13 @@ pub fn resolve_with(
     lm: &mut dyn LanguageModel,
     cfg: &SlmConfig,
 ) -> Result<Resolution, SlmError> {
-    let candidates: Vec<&Intent> = if cfg.shortlist == 0 {
-        intents.intents().iter().collect()
+    // Indices in `intents.intents()`: the shortlist and the choice rules below speak of them.
+    let indices: Vec<usize> = if cfg.shortlist == 0 {
+        (0..intents.intents().len()).collect()
     } else {
-        intents.shortlist().candidates(text, cfg.shortlist).iter().map(|c| &intents.intents()[c.intent]).collect()
+        intents.shortlist().candidates(text, cfg.shortlist).iter().map(|c| c.intent).collect()
     };
+    let candidates: Vec<&Intent> = indices.iter().map(|&i| &intents.intents()[i]).collect();
     if candidates.is_empty() {
         tracing::debug!("no intent shares a word with the request: not asking the language model");
         return Ok(Resolution::none(0.0));
@@ -591,22 +592,19 @@ pub fn resolve_with(
             return Ok(Resolution::none(0.0));
         }
     }
-    let intent = candidates[best];
+    let (index, intent) = (indices[best], candidates[best]);
     let heard = Heard::new(text);
     let in_vocabulary = |w: &str| intents.knows(w);
     let request = Request { heard: &heard, in_vocabulary: &in_vocabulary };
     if cfg.refuse_domain_rivals {
-        if let Some(rival) = rival_domain(intents, text, intent, &request) {
+        if let Some(rival) = rival_domain(intents, text, index, &request) {
             tracing::debug!(choice = %intent.name, rival = %rival.name, "another domain fits the words as well: not acting");
             return Ok(refused_choice(intent, p, rival_reason(intent, rival)));
         }
     }
-    if cfg.query_needs_own_word && intent.query {
-        let index = intents.intents().iter().position(|i| i.name == intent.name).unwrap_or_default();
-        if intents.shortlist().own_words(text, index, intent).is_empty() {
-            tracing::debug!(choice = %intent.name, "a query no word of the request asks for: not acting");
-            return Ok(refused_choice(intent, p, format!("nothing said asks for {}", intent.name)));
-        }
+    if cfg.query_needs_own_word && intent.query && intents.shortlist().own_words(text, index).is_empty() {
+        tracing::debug!(choice = %intent.name, "a query no word of the request asks for: not acting");
+        return Ok(refused_choice(intent, p, format!("nothing said asks for {}", intent.name)));
     }
     let grammar = arguments_grammar_heard(intent, Notation::Lark, Some(&request));
     let prompt = format!("{}{}", request_prompt(&state.prefix, text), intent.name);
